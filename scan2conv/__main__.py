@@ -1,0 +1,3 @@
+from scan2conv.cli import main
+
+main()

@@ -1,0 +1,88 @@
+"""npy and npz: plain arrays, and pickled object arrays read through the safe unpickler."""
+import zipfile
+import zlib
+
+import numpy as np
+
+from ..errors import InputError, UnsafeFileError
+from .safe_pickle import loads_arrays
+from .weightfile import WeightFile, check_size
+
+
+def read_header(fp, where):
+    """(shape, fortran_order, dtype) of an npy stream, read before any data."""
+    try:
+        version = np.lib.format.read_magic(fp)
+        reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                  (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if reader is None:
+            raise ValueError(f"npy format version {version} is not supported")
+        return reader(fp, max_header_size=100_000)
+    except (ValueError, EOFError, SyntaxError, OSError) as e:
+        raise InputError(f"{where}: not a valid npy array: {e}") from None
+
+
+def read_stream(fp, where, max_bytes, remaining):
+    """One array from an npy stream; object arrays go through the safe unpickler."""
+    shape, fortran, dtype = read_header(fp, where)
+    if dtype.hasobject:
+        return _unpickle_arrays(fp.read(remaining), where, max_bytes)
+    check_size(shape, dtype, where, max_bytes)
+    count = int(np.prod(shape, dtype=np.int64))
+    data = fp.read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise InputError(f"{where}: truncated: header declares {shape} {dtype}, "
+                         f"data holds {len(data)} of {count * dtype.itemsize} bytes")
+    order = "F" if fortran else "C"
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order)
+
+
+def _unpickle_arrays(data, where, max_bytes):
+    try:
+        obj = loads_arrays(data)
+    except UnsafeFileError as e:
+        raise UnsafeFileError(f"{where}: {e}") from None
+    if not isinstance(obj, np.ndarray):
+        raise InputError(f"{where}: the pickle holds a {type(obj).__name__}, not an array")
+    return obj
+
+
+def arrays_of(obj, where):
+    """An object array of arrays → [(name, array)], named arr_0, arr_1, … in order."""
+    if obj.dtype != object:
+        return [("arr_0", obj)]
+    items = list(obj.ravel())
+    for i, item in enumerate(items):
+        if not isinstance(item, np.ndarray) or item.dtype.hasobject:
+            raise InputError(f"{where}: element {i} of the object array is a "
+                             f"{type(item).__name__}, not a numeric array")
+    return [(f"arr_{i}", item) for i, item in enumerate(items)]
+
+
+def read_npy(path, max_bytes):
+    with open(path, "rb") as fp:
+        size = fp.seek(0, 2)
+        fp.seek(0)
+        obj = read_stream(fp, path, max_bytes, size)
+    layout = "pickled object array (homework .npy)" if obj.dtype == object else "npy"
+    return WeightFile(path, layout, arrays_of(obj, path), ordered=True)
+
+
+def read_npz(path, max_bytes):
+    arrays = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                where = f"{path}: entry {name!r}"
+                with zf.open(info) as fp:
+                    obj = read_stream(fp, where, max_bytes, max_bytes)
+                arrays.extend(arrays_of(obj, where) if obj.dtype == object else [(name, obj)])
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
+            NotImplementedError) as e:
+        raise InputError(f"{path}: corrupt npz archive: {e}") from None
+    except RuntimeError as e:  # zipfile raises it for encrypted members
+        raise InputError(f"{path}: unreadable npz entry: {e}") from None
+    if not arrays:
+        raise InputError(f"{path}: the npz archive holds no arrays")
+    return WeightFile(path, "npz", arrays, ordered=False)

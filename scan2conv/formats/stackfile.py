@@ -1,0 +1,94 @@
+"""Conv stacks as files: arrays conv{i}.weight (c_out, c_in, k), conv{i}.bias, and metadata.
+
+The metadata (JSON, stored as a 0-d string array so no pickle is needed) is what `verify`
+reads back: per-layer kernel, stride and activation, input channels, flatten order, source.
+"""
+import hashlib
+import json
+
+import numpy as np
+
+from ..errors import InputError
+from ..stack import Conv1d, Stack
+
+FORMAT = "scan2conv-stack"
+VERSION = 1
+META_KEY = "__meta__"
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fp:
+        for chunk in iter(lambda: fp.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def stack_meta(stack, form, kernel, stride, source=None):
+    """The metadata dict written beside a stack's arrays."""
+    return {
+        "format": FORMAT, "version": VERSION, "form": form,
+        "channels": stack.channels, "flatten": "channel-major",
+        "scan": {"kernel": kernel, "stride": stride},
+        "layers": [{"c_in": l.c_in, "c_out": l.c_out, "kernel": l.kernel, "stride": l.stride,
+                    "activation": l.activation} for l in stack.layers],
+        "source": source,
+    }
+
+
+def stack_arrays(stack):
+    """[(name, array)] in layer order."""
+    out = []
+    for i, layer in enumerate(stack.layers, start=1):
+        out += [(f"conv{i}.weight", layer.w), (f"conv{i}.bias", layer.b)]
+    return out
+
+
+def write_npz(fp, stack, meta):
+    np.savez(fp, **dict(stack_arrays(stack)), **{META_KEY: np.array(json.dumps(meta))})
+
+
+def parse_meta(text, where):
+    try:
+        meta = json.loads(text)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{where}: stack metadata is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(f"{where}: not a scan2conv stack (metadata format is not {FORMAT!r})")
+    if meta.get("version") != VERSION:
+        raise InputError(f"{where}: stack format version {meta.get('version')} is not supported "
+                         f"(this scan2conv reads version {VERSION})")
+    return meta
+
+
+def stack_from_arrays(arrays, meta, where):
+    """Rebuild a Stack from conv{i}.weight / conv{i}.bias arrays and the metadata's layer list."""
+    layers = []
+    try:
+        for i, spec in enumerate(meta["layers"], start=1):
+            w = np.asarray(arrays[f"conv{i}.weight"])
+            b = np.asarray(arrays.get(f"conv{i}.bias", np.zeros(w.shape[0], w.dtype)))
+            if w.ndim != 3 or (w.shape[0], w.shape[1], w.shape[2]) != (spec["c_out"], spec["c_in"], spec["kernel"]):
+                raise InputError(f"{where}: conv{i}.weight has shape {w.shape}, metadata says "
+                                 f"({spec['c_out']}, {spec['c_in']}, {spec['kernel']})")
+            if b.shape != (w.shape[0],):
+                raise InputError(f"{where}: conv{i}.bias has shape {b.shape}, expected ({w.shape[0]},)")
+            layers.append(Conv1d(w, b, int(spec["stride"]), activation=spec["activation"]))
+    except KeyError as e:
+        raise InputError(f"{where}: stack is missing {e.args[0]!r}") from None
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{where}: malformed stack metadata: {e}") from None
+    if not layers:
+        raise InputError(f"{where}: the stack has no layers")
+    return Stack(layers)
+
+
+def read_stack(path, max_bytes):
+    """A stack written by `convert` → (Stack, metadata dict)."""
+    from . import read_weights
+    wf = read_weights(path, max_bytes)
+    arrays = dict(wf.arrays)
+    if META_KEY not in arrays:
+        raise InputError(f"{path}: no scan2conv metadata ({META_KEY}); write stacks with `scan2conv convert`")
+    meta = parse_meta(str(arrays[META_KEY]), path)
+    return stack_from_arrays(arrays, meta, path), meta

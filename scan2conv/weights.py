@@ -1,0 +1,123 @@
+"""Plain arrays from a weight file → an MLP in (in, out) orientation (DESIGN §1, §3)."""
+import re
+
+import numpy as np
+
+from . import activations
+from .errors import InputError
+from .formats.weightfile import natural_key
+from .mlp import MLP, Dense
+
+ORIENTATIONS = ("in_out", "out_in")
+_ROLE_WORDS = re.compile(r"(weight|kernel|bias|w|b)(?=[^a-z]|$)")
+
+
+def _stem(name):
+    """The layer a name belongs to: 'fc1.weight' and 'fc1.bias' share 'fc1.', 'W1' and 'b1' share '1'."""
+    return _ROLE_WORDS.sub("", name.lower())
+
+
+def _check_array(name, a, where):
+    if a.dtype.kind not in "iuf" or a.dtype.itemsize > 8:
+        raise InputError(f"{where}: array {name!r} has dtype {a.dtype}; weights must be integer or float")
+    if a.ndim not in (1, 2) or a.size == 0:
+        raise InputError(f"{where}: array {name!r} has shape {a.shape}; expected a 2-D weight "
+                         "matrix or a 1-D bias")
+
+
+def group_layers(wf):
+    """[(name, w, b or None)]: 2-D arrays start layers; a 1-D array is the bias of the weight
+    with the same stem, else of the weight before it."""
+    items = wf.arrays if wf.ordered else sorted(wf.arrays, key=lambda kv: natural_key(kv[0]))
+    layers = []
+    for name, a in items:
+        _check_array(name, a, wf.path)
+        if a.ndim == 2:
+            layers.append([name, a, None])
+            continue
+        owner = next((l for l in layers if _stem(l[0]) == _stem(name)), layers[-1] if layers else None)
+        if owner is None or owner[2] is not None:
+            raise InputError(f"{wf.path}: bias {name!r} has no weight matrix to belong to")
+        owner[2] = a
+    if not layers:
+        raise InputError(f"{wf.path}: no 2-D weight matrix found")
+    return layers
+
+
+def _fits(mats, biases, channels):
+    """None if (in, out) matrices chain with their biases and the input channels, else why not."""
+    if channels and mats[0].shape[0] % channels:
+        return f"layer 1 has {mats[0].shape[0]} inputs, not a multiple of {channels} channels"
+    for i, (w, b) in enumerate(zip(mats, biases), start=1):
+        if i < len(mats) and w.shape[1] != mats[i].shape[0]:
+            return f"layer {i} has {w.shape[1]} outputs but layer {i + 1} takes {mats[i].shape[0]}"
+        if b is not None and b.shape[0] != w.shape[1]:
+            return f"layer {i} has {w.shape[1]} outputs but its bias has {b.shape[0]}"
+    return None
+
+
+def choose_orientation(wf, layers, channels, orientation=None):
+    """'in_out' or 'out_in': the one the shapes allow; the flag or the format decides ties."""
+    biases = [b for _, _, b in layers]
+    why = {o: _fits([w if o == "in_out" else w.T for _, w, _ in layers], biases, channels)
+           for o in ORIENTATIONS}
+    shapes = ", ".join(str(w.shape) for _, w, _ in layers)
+    wanted = orientation or wf.orientation
+    if wanted:
+        if why[wanted]:
+            raise InputError(f"{wf.path}: shapes {shapes} read as {wanted.replace('_', ', ')}: "
+                             f"{why[wanted]}")
+        return wanted
+    ok = [o for o in ORIENTATIONS if why[o] is None]
+    if len(ok) == 1:
+        return ok[0]
+    if not ok:
+        raise InputError(f"{wf.path}: the weight shapes {shapes} do not chain: {why['in_out']}")
+    raise InputError(f"{wf.path}: orientation is undecidable: shapes {shapes} chain both as "
+                     "(in, out) and as (out, in); pass --orientation in-out or out-in")
+
+
+def _clean(w, where, notes):
+    """NaN means 'no connection': 0 in the dense MLP. inf is refused. Integers become float64."""
+    w = np.asarray(w)
+    if w.dtype.kind in "iu":
+        return w.astype(np.float64)
+    if np.isinf(w).any():
+        raise InputError(f"{where} holds {int(np.isinf(w).sum())} infinite values")
+    nan = np.isnan(w)
+    if nan.any():
+        notes.append(f"{where}: {int(nan.sum())} NaN entries read as 0 (no connection)")
+        w = np.where(nan, 0, w).astype(w.dtype)
+    return w
+
+
+def _activations(wf, count, override):
+    names = override or wf.activations or ["relu"] * (count - 1) + ["identity"]
+    if len(names) != count:
+        raise InputError(f"{wf.path}: {len(names)} activations given for {count} layers")
+    try:
+        return [activations.canonical(a) for a in names]
+    except ValueError as e:
+        raise InputError(f"{wf.path}: {e}") from None
+
+
+def build_mlp(wf, channels=None, orientation=None, activation_names=None):
+    """WeightFile → MLP with (in, out) weights, zero biases where the file has none."""
+    layers = group_layers(wf)
+    orient = choose_orientation(wf, layers, channels, orientation)
+    acts = _activations(wf, len(layers), activation_names)
+    notes = []
+    if orient == "out_in" and wf.orientation != "out_in":
+        notes.append("weights stored (out, in); transposed to (in, out)")
+    dense = []
+    for i, ((name, w, b), act) in enumerate(zip(layers, acts), start=1):
+        w = _clean(w if orient == "in_out" else w.T, f"{wf.path}: layer {i} ({name})", notes)
+        if b is None:
+            b = np.zeros(w.shape[1], dtype=w.dtype)
+        else:
+            if b.dtype.kind == "f" and np.isnan(b).any():
+                raise InputError(f"{wf.path}: layer {i} ({name}) bias holds NaN; only weights "
+                                 "may use NaN for 'no connection'")
+            b = _clean(b, f"{wf.path}: layer {i} bias", [])
+        dense.append(Dense(w, b.astype(w.dtype), act))
+    return MLP(dense, notes)

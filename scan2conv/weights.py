@@ -29,13 +29,14 @@ def group_layers(wf):
     """[(name, w, b or None)]: 2-D arrays start layers; a 1-D array is the bias of the weight
     with the same stem, else of the weight before it."""
     items = wf.arrays if wf.ordered else sorted(wf.arrays, key=lambda kv: natural_key(kv[0]))
-    layers = []
     for name, a in items:
         _check_array(name, a, wf.path)
+    layers = [[name, a, None] for name, a in items if a.ndim == 2]
+    for i, (name, a) in enumerate(items):
         if a.ndim == 2:
-            layers.append([name, a, None])
             continue
-        owner = next((l for l in layers if _stem(l[0]) == _stem(name)), layers[-1] if layers else None)
+        before = [l for l in layers if any(l[0] == n for n, _ in items[:i])]
+        owner = next((l for l in layers if _stem(l[0]) == _stem(name)), before[-1] if before else None)
         if owner is None or owner[2] is not None:
             raise InputError(f"{wf.path}: bias {name!r} has no weight matrix to belong to")
         owner[2] = a

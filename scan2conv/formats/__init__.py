@@ -13,21 +13,63 @@ from .weightfile import DEFAULT_MAX_BYTES, WeightFile, natural_key  # noqa: F401
 READERS = {
     "npy": "npy:read_npy",
     "npz": "npy:read_npz",
+    "hdf5": "hdf5:read_h5",
+    "keras": "keras:read_keras_archive",
+    "safetensors": "safetensors_io:read_safetensors",
+    "torch": "torch_io:read_torch",
+    "onnx": "onnx_io:read_onnx",
 }
 
-EXTENSIONS = {".npy": "npy", ".npz": "npz"}
+EXTENSIONS = {".npy": "npy", ".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
+              ".keras": "keras", ".safetensors": "safetensors", ".pt": "torch", ".pth": "torch",
+              ".onnx": "onnx"}
 
-FAMILY_NAMES = {"npy": "npy", "npz": "npz (zip)"}
+FAMILY_NAMES = {"npy": "npy", "npz": "npz (zip)", "hdf5": "HDF5", "keras": "Keras archive (zip)",
+                "safetensors": "safetensors", "torch": "PyTorch (torch.save)", "onnx": "ONNX"}
+
+# families without magic bytes: known by their extension alone
+EXTENSION_ONLY = {"onnx"}
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
+def _zip_family(path):
+    """npz, a Keras archive or a torch.save zip, told apart by the member names."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return "npz"    # the npz reader reports what is wrong with it
+    if "model.weights.h5" in names or ("config.json" in names and "metadata.json" in names):
+        return "keras"
+    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        return "torch"
+    return "npz"
+
+
+def _is_safetensors(head, size):
+    """An 8-byte little-endian header length that fits the file, then a JSON object."""
+    n = int.from_bytes(head[:8], "little")
+    return len(head) >= 9 and head[8:9] == b"{" and 0 < n <= size - 8
 
 
 def sniff(path):
     """The family a file's first bytes announce, or None."""
     with open(path, "rb") as fp:
         head = fp.read(16)
+        size = fp.seek(0, 2)
     if head.startswith(b"\x93NUMPY"):
         return "npy"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return "npz"
+        return _zip_family(path)
+    if head.startswith(_HDF5_MAGIC):
+        return "hdf5"
+    if head.startswith(_TORCH_LEGACY_MAGIC):
+        return "torch"
+    if _is_safetensors(head, size):
+        return "safetensors"
     return None
 
 
@@ -52,6 +94,8 @@ def family_of(path):
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
     ext = os.path.splitext(path)[1].lower()
     claimed = EXTENSIONS.get(ext)
+    if found is None and claimed in EXTENSION_ONLY:
+        found = claimed
     if found is None:
         raise InputError(f"{path}: not a weight file scan2conv reads "
                          f"(known: {', '.join(sorted(set(EXTENSIONS)))})")

@@ -86,9 +86,12 @@ def stack_from_arrays(arrays, meta, where):
 def read_stack(path, max_bytes):
     """A stack written by `convert` → (Stack, metadata dict)."""
     from . import read_weights
+    from .mytorch import standard_names
     wf = read_weights(path, max_bytes)
     arrays = dict(wf.arrays)
-    if META_KEY not in arrays:
+    # npz keeps the metadata as an array; HDF5, safetensors and ONNX readers put it in wf.meta
+    text = arrays.pop(META_KEY, None) if META_KEY in arrays else wf.meta.get("scan2conv")
+    if text is None:
         raise InputError(f"{path}: no scan2conv metadata ({META_KEY}); write stacks with `scan2conv convert`")
-    meta = parse_meta(str(arrays[META_KEY]), path)
-    return stack_from_arrays(arrays, meta, path), meta
+    meta = parse_meta(str(text), path)
+    return stack_from_arrays(standard_names(arrays), meta, path), meta

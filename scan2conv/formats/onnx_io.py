@@ -1,0 +1,96 @@
+"""ONNX: a stack as a Conv / activation / Flatten graph, and its initializers read back.
+
+Graphs are built with onnx.helper and checked with onnx.checker. Weights are written as
+float32: ONNX Runtime's CPU Conv has no float64 kernel. Reading never loads external data:
+an initializer stored outside the file is refused.
+"""
+import json
+import os
+
+import numpy as np
+
+from ..errors import InputError, OutputError, UnsafeFileError
+from .weightfile import WeightFile, check_size
+
+OPSET = 17
+IR_VERSION = 8
+STACK_KEY = "scan2conv"
+NODES = {"relu": ("Relu", {}), "tanh": ("Tanh", {}), "sigmoid": ("Sigmoid", {}),
+         "leaky_relu": ("LeakyRelu", {"alpha": 0.01})}
+
+
+def import_onnx(path, reading=True):
+    try:
+        import onnx
+    except ImportError:
+        what, err = ("reading", InputError) if reading else ("writing", OutputError)
+        raise err(f"{path}: {what} ONNX needs the onnx package (pip install onnx)") from None
+    return onnx
+
+
+def build_model(stack, meta):
+    """The stack as an onnx.ModelProto: x (n, c, l) float32 → y (n, c_out·l_out), channel-major."""
+    onnx = import_onnx("ONNX output", reading=False)
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, inits, x = [], [], "x"
+    for i, layer in enumerate(stack.layers, start=1):
+        w, b = f"conv{i}.weight", f"conv{i}.bias"
+        inits += [numpy_helper.from_array(layer.w.astype(np.float32), w),
+                  numpy_helper.from_array(layer.b.astype(np.float32), b)]
+        nodes.append(helper.make_node("Conv", [x, w, b], [f"conv{i}"], name=f"conv{i}",
+                                      kernel_shape=[layer.kernel], strides=[layer.stride]))
+        x = f"conv{i}"
+        if layer.activation != "identity":
+            op, attrs = NODES[layer.activation]
+            nodes.append(helper.make_node(op, [x], [f"act{i}"], name=f"act{i}", **attrs))
+            x = f"act{i}"
+    nodes.append(helper.make_node("Flatten", [x], ["y"], name="flatten", axis=1))
+    graph = helper.make_graph(
+        nodes, "scan2conv_stack",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", stack.channels, "l"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "features"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="scan2conv")
+    model.ir_version = IR_VERSION
+    helper.set_model_props(model, {STACK_KEY: json.dumps(meta)})
+    onnx.checker.check_model(model)
+    return model
+
+
+def write_stack(fp, stack, meta):
+    fp.write(build_model(stack, meta).SerializeToString())
+
+
+def _initializer(onnx, t, where, max_bytes):
+    from onnx import helper, numpy_helper
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        raise UnsafeFileError(f"{where}: initializer {t.name!r} keeps its data in another file; "
+                              "refused")
+    try:
+        dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
+    except (KeyError, ValueError, TypeError):
+        raise InputError(f"{where}: initializer {t.name!r} has an unsupported data type") from None
+    check_size(tuple(t.dims), dtype, f"{where}: initializer {t.name!r}", max_bytes)
+    try:
+        return numpy_helper.to_array(t)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{where}: initializer {t.name!r} is malformed: {e}") from None
+
+
+def read_onnx(path, max_bytes):
+    """An ONNX file's initializers in graph order, and its metadata_props."""
+    onnx = import_onnx(path)
+    if os.path.getsize(path) > max_bytes:
+        raise InputError(f"{path}: {os.path.getsize(path):,} bytes, over the limit of "
+                         f"{max_bytes:,} (raise it with --max-size)")
+    from google.protobuf.message import DecodeError
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except (DecodeError, OSError, ValueError, RuntimeError, TypeError) as e:
+        raise InputError(f"{path}: not a readable ONNX model: {' '.join(str(e).split())[:200]}") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    arrays = [(t.name, _initializer(onnx, t, path, max_bytes)) for t in model.graph.initializer]
+    if not arrays:
+        raise InputError(f"{path}: the ONNX graph has no initializers (no weights)")
+    layout = "scan2conv stack (ONNX)" if STACK_KEY in meta else "ONNX initializers"
+    return WeightFile(path, layout, arrays, True, meta=meta)

@@ -1,0 +1,135 @@
+"""safetensors, read and written here without the safetensors package (the format is small).
+
+A file is: an 8-byte little-endian header length N, N bytes of JSON
+{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the data.
+Every entry's declared size is checked against its offsets, the file and the limit before any
+data is read. Tensor order in a file is not layer order, so layers are ordered by name
+(order.py); 2-D `*.weight` tensors are PyTorch's (out, in).
+"""
+import json
+import math
+
+import numpy as np
+
+from ..errors import InputError
+from .order import layer_order
+from .weightfile import WeightFile, check_size
+
+MAX_HEADER = 100 * 2**20
+STACK_KEY = "scan2conv"
+
+DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
+          "I16": "<i2", "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1",
+          "BOOL": "?"}
+CODES = {np.dtype(v).str: k for k, v in DTYPES.items() if k not in ("BF16",)}
+
+
+def read_header(fp, size, where):
+    """(entries {name: (dtype code, shape, begin, end)}, metadata dict, data start offset)."""
+    n = int.from_bytes(fp.read(8), "little")
+    if n > min(size - 8, MAX_HEADER):
+        raise InputError(f"{where}: safetensors header length {n:,} does not fit the file "
+                         f"({size:,} bytes)")
+    try:
+        header = json.loads(fp.read(n))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{where}: safetensors header is not valid JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise InputError(f"{where}: safetensors header is not a JSON object")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict):
+        raise InputError(f"{where}: safetensors __metadata__ is not an object")
+    return {name: _entry(name, info, size - 8 - n, where) for name, info in header.items()}, meta, 8 + n
+
+
+def _entry(name, info, data_size, where):
+    """Check one header entry: known dtype, integer shape, offsets inside the data, sizes agree."""
+    at = f"{where}: tensor {name!r}"
+    try:
+        code, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+        if not all(isinstance(d, int) and d >= 0 for d in [*shape, begin, end]):
+            raise ValueError("negative or non-integer sizes")
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{at}: malformed header entry ({e})") from None
+    if code not in DTYPES:
+        raise InputError(f"{at}: dtype {code!r} is not supported (known: {', '.join(DTYPES)})")
+    nbytes = math.prod(shape) * np.dtype(DTYPES[code]).itemsize
+    if not begin <= end <= data_size or end - begin != nbytes:
+        raise InputError(f"{at}: shape {tuple(shape)} {code} needs {nbytes:,} bytes, the header "
+                         f"gives offsets [{begin}, {end}] in {data_size:,} bytes of data")
+    return code, tuple(shape), begin, end
+
+
+def _array(fp, start, entry):
+    code, shape, begin, end = entry
+    fp.seek(start + begin)
+    a = np.frombuffer(fp.read(end - begin), dtype=DTYPES[code]).reshape(shape)
+    if code == "BF16":   # bfloat16 is the top half of a float32
+        a = (a.astype(np.uint32) << 16).view(np.float32)
+    return a
+
+
+def read_safetensors(path, max_bytes):
+    with open(path, "rb") as fp:
+        size = fp.seek(0, 2)
+        fp.seek(0)
+        entries, meta, start = read_header(fp, size, path)
+        total = sum(e[3] - e[2] for e in entries.values())
+        for name, (code, shape, _, _) in entries.items():
+            check_size(shape, DTYPES[code], f"{path}: tensor {name!r}", max_bytes)
+        if total > max_bytes:
+            raise InputError(f"{path}: the tensors together need {total:,} bytes, over the limit "
+                             f"of {max_bytes:,} (raise it with --max-size)")
+        arrays = [(name, _array(fp, start, e)) for name, e in entries.items()]
+    if not arrays:
+        raise InputError(f"{path}: the safetensors file holds no tensors")
+    if STACK_KEY in meta:
+        return WeightFile(path, "scan2conv stack (safetensors, nn.Sequential)",
+                          sequential_to_stack(arrays), True, meta=dict(meta))
+    torch_like = all(n.endswith("weight") for n, a in arrays if a.ndim == 2)
+    return WeightFile(path, "safetensors", layer_order(arrays), True,
+                      "out_in" if torch_like else None, meta=dict(meta))
+
+
+def sequential_to_stack(arrays):
+    """nn.Sequential keys (0.weight, 0.bias, 2.weight, …) → conv1.weight, conv1.bias, …"""
+    by_index = sorted(arrays, key=lambda kv: (int(kv[0].split(".")[0]) if kv[0].split(".")[0].isdigit()
+                                              else -1, kv[1].ndim < 3))
+    out, i = [], 0
+    for name, a in by_index:
+        i += a.ndim == 3
+        out.append((f"conv{i}.{'weight' if a.ndim == 3 else 'bias'}", a))
+    return out
+
+
+def sequential_keys(stack):
+    """[(key, array)] of the stack as nn.Sequential(Conv1d, act, …, Flatten) names it."""
+    from .torch_io import sequential_modules
+    out = []
+    for index, kind, layer in sequential_modules(stack):
+        if kind == "conv":
+            out += [(f"{index}.weight", layer.w), (f"{index}.bias", layer.b)]
+    return out
+
+
+def write_safetensors(fp, tensors, metadata):
+    """tensors: [(name, array)]; metadata: {str: str}. Header padded to a multiple of 8."""
+    header, offset, blobs = {}, 0, []
+    for name, a in tensors:
+        a = np.ascontiguousarray(a, dtype=np.asarray(a).dtype.newbyteorder("<"))
+        header[name] = {"dtype": CODES[a.dtype.str], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
+        blobs.append(a.tobytes())
+    header["__metadata__"] = metadata
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    fp.write(len(text).to_bytes(8, "little"))
+    fp.write(text)
+    for blob in blobs:
+        fp.write(blob)
+
+
+def write_stack(fp, stack, meta):
+    """The stack as an nn.Sequential state dict, with the stack's metadata in the header."""
+    write_safetensors(fp, sequential_keys(stack), {STACK_KEY: json.dumps(meta)})

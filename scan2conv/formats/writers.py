@@ -1,0 +1,95 @@
+"""Write a conv stack in the format its user's framework loads; every write is atomic.
+
+  npz              conv{i}.weight (c_out, c_in, k), conv{i}.bias, metadata in __meta__
+  h5               the same names as HDF5 datasets, metadata in the root attribute `scan2conv`
+  safetensors      nn.Sequential(Conv1d, act, …, Flatten) keys 0.weight, 0.bias, 2.weight, …
+  keras            Keras 3 .weights.h5 for Sequential([Conv1D, …]): kernels (k, c_in, c_out)
+  onnx             Conv / activation / Flatten graph, float32
+  mytorch-*        the homework's MyTorch attribute names (mytorch.py)
+
+The format comes from --format, else from the output's extension (.weights.h5 is Keras).
+"""
+import json
+import os
+
+from ..atomic import check_target, write_atomic
+from ..errors import OptionNeeded
+from . import mytorch
+from .hdf5 import STACK_ATTR
+from .stackfile import stack_arrays, write_npz
+
+FORMATS = ("npz", "h5", "safetensors", "keras", "onnx", *mytorch.YEARS)
+EXTENSIONS = {".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".safetensors": "safetensors",
+              ".onnx": "onnx"}
+
+
+def format_for(path, fmt=None):
+    """The output format: fmt if given, else the one path's extension names."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise OptionNeeded(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+        return fmt
+    name = os.path.basename(path).lower()
+    if name.endswith(".weights.h5"):
+        return "keras"
+    ext = os.path.splitext(name)[1]
+    if ext not in EXTENSIONS:
+        raise OptionNeeded(f"{path}: cannot tell the output format from the extension "
+                           f"{ext or '(none)'!r}; use .npz, .h5, .weights.h5, .safetensors or "
+                           f".onnx, or pass --format")
+    return EXTENSIONS[ext]
+
+
+def write_h5(fp, stack, meta):
+    import h5py
+    with h5py.File(fp, "w") as f:
+        f.attrs[STACK_ATTR] = json.dumps(meta)
+        for (name, a), layer in zip(stack_arrays(stack), [l for l in stack.layers for _ in (0, 1)]):
+            ds = f.create_dataset(name, data=a)
+            ds.attrs["stride"], ds.attrs["activation"] = layer.stride, layer.activation
+
+
+def keras_layer_names(count):
+    """Keras 3 names same-class layers in model order: conv1d, conv1d_1, conv1d_2, …"""
+    return ["conv1d" if i == 0 else f"conv1d_{i}" for i in range(count)]
+
+
+def write_keras(fp, stack, meta):
+    """Keras 3 .weights.h5 as Sequential([Conv1D, …]).save_weights writes it."""
+    import h5py
+    with h5py.File(fp, "w") as f:
+        f.attrs[STACK_ATTR] = json.dumps(meta)
+        layers = f.create_group("layers")
+        for name, layer in zip(keras_layer_names(len(stack.layers)), stack.layers):
+            vars_ = layers.create_group(name).create_group("vars")
+            vars_.attrs["name"] = name
+            vars_["0"] = layer.w.transpose(2, 1, 0)     # (c_out, c_in, k) → Keras (k, c_in, c_out)
+            vars_["1"] = layer.b
+        f.create_group("vars").attrs["name"] = "sequential"
+
+
+def _writer(fmt):
+    from . import onnx_io, safetensors_io
+    if fmt in mytorch.YEARS:
+        return lambda fp, stack, meta: mytorch.write_stack(fp, stack, meta, fmt)
+    return {"npz": write_npz, "h5": write_h5, "keras": write_keras,
+            "safetensors": safetensors_io.write_stack, "onnx": onnx_io.write_stack}[fmt]
+
+
+NOTES = {
+    "onnx": "ONNX weights are float32 (ONNX Runtime's CPU Conv has no float64 kernel)",
+    "keras": "Keras Conv1D is channels-last: feed x as (n, l, c); Flatten after "
+             "Permute((2, 1)) gives scan2conv's channel-major order",
+}
+
+
+def write_stack(path, stack, meta, fmt=None, force=False):
+    """Write stack to path atomically → {"format": name, "notes": [...]}."""
+    fmt = format_for(path, fmt)
+    check_target(path, force)
+    if fmt == "onnx":
+        from .onnx_io import import_onnx
+        import_onnx(path, reading=False)
+    meta = dict(meta, layout=fmt)
+    write_atomic(path, lambda fp: _writer(fmt)(fp, stack, meta), force)
+    return {"format": fmt, "notes": [NOTES[fmt]] if fmt in NOTES else []}

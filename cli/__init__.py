@@ -32,9 +32,10 @@ def main():
     """Turn a scanning MLP into the equivalent Conv1d stacks, and prove they agree."""
 
 
-from . import convert as _convert, verify as _verify  # noqa: E402
+from . import convert as _convert, explain as _explain, verify as _verify  # noqa: E402
 
 main.add_command(_convert.convert)
 main.add_command(_verify.verify)
+main.add_command(_explain.explain)
 
 __all__ = ["main", "INTERNAL_ERROR"]

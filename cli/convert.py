@@ -6,37 +6,54 @@ import click
 from scan2conv.atomic import write_atomic
 from scan2conv.convert import to_stack
 from scan2conv.formats.stackfile import sha256_of, stack_meta, write_npz
-from scan2conv.pipeline import load_job, simple_plan
+from scan2conv.errors import OptionNeeded
+from scan2conv.pipeline import load_job, plan
 
 from .common import EXIT_CODES, debug_option, emit, json_option, mlp_options, reports_errors
+from .explain import expect_option, layers_option
+
+FORMS = {True: "distributed", False: "simple", None: None}
 
 
 @click.command(epilog=EXIT_CODES)
 @click.argument("mlp", type=click.Path(dir_okay=True))
 @click.option("-o", "--output", required=True, type=click.Path(), help="Stack file to write (.npz).")
 @click.option("--force", is_flag=True, help="Replace the output if it exists.")
+@click.option("--distributed/--simple", "distributed", default=None,
+              help="The stack to write: shared blocks (refused, naming the layer and block, when "
+                   "the weights do not share them) or one wide first layer (default: the most "
+                   "shared form the weights support).")
+@layers_option
+@expect_option
 @mlp_options
 @json_option
 @debug_option
 @reports_errors
-def convert(mlp, output, force, channels, kernel, stride, orientation, activations, max_bytes,
-            as_json, debug):
+def convert(mlp, output, force, distributed, layers, expect, channels, kernel, stride, orientation,
+            activations, max_bytes, as_json, debug):
     """Convert the scanning MLP in MLP into a Conv1d stack and write it to OUTPUT.
 
     \b
     Example:
       scan2conv convert mlp.npz --kernel 8 --stride 4 -o stack.npz
+      scan2conv convert mlp_weights_part_c.npy --distributed -o stack.npz
     """
+    if layers is not None and distributed is False:
+        raise OptionNeeded("--layers describes a distributed stack; it cannot go with --simple")
     job = load_job(mlp, None, channels, kernel, orientation, activations, max_bytes)
-    s, spec = simple_plan(job, stride)
+    p = plan(job, stride, layers, expect, max_bytes=max_bytes, form=FORMS[distributed])
+    form, spec = p.spec(FORMS[distributed])
+    s, notes = p.stride, job.mlp.notes + p.notes
     stack = to_stack(job.mlp, spec)
     source = {"file": os.path.basename(mlp), "sha256": sha256_of(mlp)}
-    meta = stack_meta(stack, "simple", job.kernel, s, source)
+    meta = stack_meta(stack, form, job.kernel, s, source)
     write_atomic(output, lambda fp: write_npz(fp, stack, meta), force)
-    report = {"ok": True, "exit_code": 0, "output": output, "form": "simple",
+    report = {"ok": True, "exit_code": 0, "output": output, "form": form,
               "layers": meta["layers"], "channels": job.channels,
-              "scan": meta["scan"], "notes": job.mlp.notes}
-    text = "\n".join([f"wrote {output}: simple stack {spec.describe()}",
-                      f"scan K={job.kernel}, stride {s}; input channels {job.channels}"]
-                     + [f"note: {n}" for n in job.mlp.notes])
+              "scan": meta["scan"], "notes": notes, "structure": p.as_dict()}
+    text = "\n".join([f"wrote {output}: {form} stack {spec.describe()}",
+                      f"scan K={job.kernel}, stride {s}"
+                      + (f" ({p.stride_source})" if p.stride_source != "--stride" else "")
+                      + f"; input channels {job.channels}"]
+                     + [f"note: {n}" for n in notes])
     emit(as_json, report, text)

@@ -1,7 +1,9 @@
 """The embedded default, built deterministically in code so it works from any directory.
 
 A homework-shaped scanning MLP (192 → 8 → 16 → 4, ±1 weights, no biases) with K=8, S=4, and a
-128-frame × 24-feature integer sample: 31 positions, output 4 × 31.
+128-frame × 24-feature integer sample: 31 positions, output 4 × 31. The default MLP has the
+homework part c's shared blocks (W_1 four 48×2 copies, W_2 two 4×8, W_3 one 16×4, 0 elsewhere),
+so both the simple and the distributed stack are built from it; default_dense_mlp is part b's.
 """
 import numpy as np
 
@@ -12,8 +14,27 @@ CHANNELS, KERNEL, STRIDE, FRAMES = 24, 8, 4, 128
 WIDTHS = (KERNEL * CHANNELS, 8, 16, 4)
 
 
+# (c_in, c_out, kernel, stride) of the distributed default: (24→2, k2, s2), (2→8, k2, s2), (8→4, k2, s1)
+DISTRIBUTED = ((CHANNELS, 2, 2, 2), (2, 8, 2, 2), (8, 4, 2, 1))
+
+
 def default_mlp():
-    """The dense default MLP; weights (in, out), ±1 as float64."""
+    """The distributed default MLP: ±1 shared blocks scattered into (in, out) float64 matrices."""
+    rng = np.random.default_rng(SEED)
+    layers, g_in = [], KERNEL
+    for i, (c_in, c_out, k, s) in enumerate(DISTRIBUTED):
+        g = (g_in - k) // s + 1
+        block = rng.choice([-1.0, 1.0], size=(k * c_in, c_out))
+        w = np.zeros((g_in * c_in, g * c_out))
+        for j in range(g):   # copy j reads positions j·s … j·s + k − 1
+            w[j * s * c_in:(j * s + k) * c_in, j * c_out:(j + 1) * c_out] = block
+        layers.append(Dense(w, np.zeros(g * c_out), "identity" if i == len(DISTRIBUTED) - 1 else "relu"))
+        g_in = g
+    return MLP(layers)
+
+
+def default_dense_mlp():
+    """The dense MLP of the same shape; weights (in, out), ±1 as float64."""
     rng = np.random.default_rng(SEED)
     layers = []
     for i, (n_in, n_out) in enumerate(zip(WIDTHS, WIDTHS[1:])):

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import defaults
-from .errors import InputError
+from .errors import InputError, StructureError
 from .formats import DEFAULT_MAX_BYTES, read_weights
 from .infer import DEFAULT_CHANNELS, infer_kernel
 from .inputs import as_network_input, read_input
@@ -51,3 +51,138 @@ def simple_plan(job, stride):
     from .spec import simple_spec
     s = require_stride(stride, job.x.shape[2], job.kernel)
     return s, simple_spec(job.mlp, job.channels, job.kernel, s)
+
+
+@dataclass
+class Plan:
+    """The scan stride, where it came from, and the structures of the stacks to build.
+
+    distributed is None when the weights share no blocks or the stride does not suit them.
+    """
+
+    stride: int
+    stride_source: str
+    sharing: object
+    simple: object
+    distributed: object
+    notes: list
+
+    def spec(self, form=None):
+        """(form name, ScanSpec): form "simple", "distributed", or None for the most shared."""
+        if form == "simple":
+            return "simple", self.simple
+        if self.distributed is not None:
+            return "distributed", self.distributed
+        if form == "distributed":
+            require_distributed(self.sharing)
+            raise StructureError(f"--distributed: scan stride {self.stride} is not a multiple of "
+                                 f"{self.sharing.fixed_stride}, the stride the shared blocks fix; "
+                                 "use --simple or another --stride")
+        return "simple", self.simple
+
+    def as_dict(self):
+        return {"stride_source": self.stride_source, **self.sharing.as_dict(), "notes": self.notes}
+
+
+def require_distributed(sharing):
+    """StructureError unless every layer shares blocks as far as the weights suggest."""
+    if sharing.near_misses:
+        raise StructureError(f"--distributed: {sharing.near_misses[0].message()}; use --simple")
+    if not sharing.distributed:
+        raise StructureError("--distributed: the weights share no blocks (layer 1 connects every "
+                             "frame of the patch to every unit); use --simple")
+
+
+def _file_stride(job):
+    """A scan stride recorded in the weight file's metadata, or None."""
+    meta = job.weight_file.meta if job.weight_file is not None else {}
+    scan = meta.get("scan")
+    value = meta.get("stride", scan.get("stride") if isinstance(scan, dict) else None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{job.sources['mlp']}: the stride stored in the file is {value!r}, "
+                         "not a positive whole number (override it with --stride)")
+    return value
+
+
+def _read_expected(path, max_bytes):
+    from .formats import open_checked
+    from .inputs import _read_array
+    open_checked(path)
+    try:
+        a = _read_array(path, max_bytes)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    if a.dtype.kind not in "iuf":
+        raise InputError(f"{path}: the expected output has dtype {a.dtype}; expected numbers")
+    return a.astype(np.float64)
+
+
+def stride_from_expected(job, path, max_bytes=DEFAULT_MAX_BYTES):
+    """The scan stride whose output has as many values as the reference output in path.
+
+    Several strides can give the same length; the reference's values then decide.
+    """
+    from .mlp import positions, scan
+    expected = _read_expected(path, max_bytes)
+    n, l_in, k = job.x.shape[0], job.x.shape[2], job.kernel
+    per = n * job.mlp.out_features
+    p = expected.size // per if expected.size % per == 0 else -1
+    found = [s for s in range(1, l_in - k + 2) if positions(l_in, k, s) == p]
+    if len(found) > 1:
+        ref = expected.reshape(n, job.mlp.out_features, p)
+        found = [s for s in found if np.allclose(scan(job.mlp, job.x, k, s), ref)] or found
+    if not found:
+        raise InputError(f"{path}: {expected.size} values are not {n} × {job.mlp.out_features} "
+                         f"outputs × the positions of any stride over {l_in} frames with K={k} "
+                         "(pass --stride)")
+    if len(found) > 1:
+        raise InputError(f"{path}: {expected.size} values = {n} × {job.mlp.out_features} outputs × "
+                         f"{p} positions, which strides {', '.join(map(str, found))} all give "
+                         "(pass --stride)")
+    return found[0]
+
+
+def resolve_stride(job, sharing, stride=None, expect=None, source="--stride",
+                   max_bytes=DEFAULT_MAX_BYTES):
+    """(S, where it came from): the flag; the file's metadata; the natural stride of a
+    distributed MLP; the length of a reference output; else an error listing valid strides."""
+    from .infer import require_stride
+    if stride is not None:
+        return stride, source
+    stored = _file_stride(job)
+    if stored is not None:
+        return stored, "the weight file's metadata"
+    if sharing.natural_stride is not None:
+        label = "--layers" if sharing.source == "--layers" else "natural stride of the shared blocks"
+        return sharing.natural_stride, label
+    if expect is not None:
+        return stride_from_expected(job, expect, max_bytes), f"length of --expect {expect}"
+    require_stride(None, job.x.shape[2], job.kernel)   # raises, listing the strides that tile the sample
+
+
+def plan(job, stride=None, layers=None, expect=None, source="--stride", max_bytes=DEFAULT_MAX_BYTES,
+         form=None):
+    """Infer (or check the given --layers) structure, settle the stride, build both ScanSpecs.
+
+    form "distributed" refuses weights that do not share blocks before asking for a stride."""
+    from .distributed import check_layers, infer_sharing
+    from .spec import simple_spec
+    if layers is not None:
+        sharing = check_layers(job.mlp, job.channels, layers)
+    else:
+        sharing = infer_sharing(job.mlp, job.channels)
+    if form == "distributed":
+        require_distributed(sharing)
+    s, s_source = resolve_stride(job, sharing, stride, expect, source, max_bytes)
+    notes = [f"not used as shared: {m.message()}" for m in sharing.near_misses]
+    distributed = None
+    if sharing.distributed:
+        if layers is not None or s % sharing.fixed_stride == 0:
+            distributed = sharing.spec(s)
+        else:
+            notes.append(f"no distributed stack: scan stride {s} is not a multiple of "
+                         f"{sharing.fixed_stride}, the stride the shared blocks fix")
+    return Plan(s, s_source, sharing, simple_spec(job.mlp, job.channels, job.kernel, s),
+                distributed, notes)

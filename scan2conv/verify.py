@@ -53,10 +53,15 @@ def verify(mlp, x, kernel, stride, stacks, rtol=1e-5, atol=1e-8):
     return reference, [compare(name, s, x, reference, rtol, atol) for name, s in stacks.items()]
 
 
-def build_report(mlp, x, kernel, stride, comparisons, reference, sources, rtol, atol):
-    """The JSON-ready report that `verify` prints (README: JSON schema)."""
-    ok = all(c.agree for c in comparisons)
-    return {
+def build_report(mlp, x, kernel, stride, comparisons, reference, sources, rtol, atol,
+                 structure=None, gradients=None):
+    """The JSON-ready report that `verify` prints (README: JSON schema).
+
+    structure: Plan.as_dict() (the shared blocks found, where the stride came from);
+    gradients: [GradientCheck] when gradients were compared too.
+    """
+    ok = all(c.agree for c in comparisons) and all(g.agree for g in gradients or [])
+    report = {
         "ok": ok,
         "exit_code": 0 if ok else 1,
         "mlp": {"source": sources.get("mlp"), "widths": mlp.widths,
@@ -67,6 +72,21 @@ def build_report(mlp, x, kernel, stride, comparisons, reference, sources, rtol, 
         "tolerance": {"rtol": rtol, "atol": atol},
         "stacks": [c.as_dict() for c in comparisons],
     }
+    if structure is not None:
+        report["structure"] = structure
+    if gradients is not None:
+        report["gradients"] = [g.as_dict() for g in gradients]
+    return report
+
+
+def _structure_lines(st):
+    if st["distributed"]:
+        copies = ", ".join(str(l["copies"]) for l in st["layers"])
+        head = (f"distributed: layers share {copies} copies of their blocks; largest copy "
+                f"deviation {st['max_deviation']:.3g}")
+    else:
+        head = "not distributed: no layer shares blocks, so only the simple stack applies"
+    return [f"structure     {head}"] + [f"note          {n}" for n in st["notes"]]
 
 
 def _arrow(values):
@@ -75,25 +95,36 @@ def _arrow(values):
 
 def format_report(report):
     """The human-readable form of a verify report."""
-    m, inp, sc = report["mlp"], report["input"], report["scan"]
+    m, inp, sc, st = report["mlp"], report["input"], report["scan"], report.get("structure")
+    source = f" ({st['stride_source']})" if st and st["stride_source"] else ""
     n, c, l = inp["shape"]
     out = "×".join(map(str, report["output_shape"]))
     lines = [
         f"scanning MLP  {m['source']}: {_arrow(m['widths'])} ({', '.join(m['activations'])})",
         f"input         {inp['source']}: {l} frames × {c} features" + (f", batch {n}" if n > 1 else ""),
-        f"scan          K={sc['kernel']} frames, stride {sc['stride']} → {sc['positions']} positions; "
-        f"output {out}",
+        f"scan          K={sc['kernel']} frames, stride {sc['stride']}{source} → {sc['positions']} "
+        f"positions; output {out}",
     ]
     lines += [f"note          {note}" for note in m["notes"]]
+    lines += _structure_lines(st) if st else []
+    grads = {g["name"]: g for g in report.get("gradients", [])}
     for s in report["stacks"]:
         layers = ", ".join(f"({l['c_in']}→{l['c_out']}, k{l['kernel']}, s{l['stride']})" for l in s["layers"])
         verdict = "agrees" if s["agree"] else "DISAGREES"
         lines += [f"{s['name']:<13} {layers}",
                   f"{'':<13} widths {_arrow(s['widths'])}; max |error| {s['max_abs_error']:.3g}; {verdict}"]
+        if s["name"] in grads:
+            g = grads[s["name"]]
+            lines.append(f"{'':<13} gradients: max |error| {g['max_abs_error']:.3g}; "
+                         + ("agree" if g["agree"] else "DISAGREE"))
     tol = report["tolerance"]
     if report["ok"]:
-        lines.append(f"OK: every stack agrees with the scanning MLP on all {out} outputs "
+        also = " and on every weight gradient" if grads else ""
+        lines.append(f"OK: every stack agrees with the scanning MLP on all {out} outputs{also} "
                      f"(rtol {tol['rtol']:g}, atol {tol['atol']:g})")
+    elif all(s["agree"] for s in report["stacks"]):
+        lines.append(f"FAILED: a stack's gradients disagree with the scanning MLP's (rtol {tol['rtol']:g}, "
+                     f"atol {tol['atol']:g})")
     else:
         lines.append(f"FAILED: a stack disagrees with the scanning MLP (rtol {tol['rtol']:g}, atol {tol['atol']:g})")
     return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""scan2conv explain: the structure of a scanning MLP, the frames each unit sees, what it costs.
+
+Also holds the structure options that convert and verify share with explain.
+"""
+import click
+import numpy as np
+
+from .common import EXIT_CODES, debug_option, emit, json_option, mlp_options, reports_errors
+
+
+def _parse_layers(ctx, param, value):
+    if value is None:
+        return None
+    from scan2conv.distributed import parse_layers
+    from scan2conv.errors import OptionNeeded
+    try:
+        return parse_layers(value)
+    except OptionNeeded as e:
+        raise click.BadParameter(str(e).split(": ", 1)[1]) from None
+
+
+layers_option = click.option(
+    "--layers", callback=_parse_layers, metavar="K:S,…",
+    help="The distributed structure, kernel:stride per layer (e.g. 2:2,2:2,2:1), checked against "
+         "the weights (default: inferred from the shared blocks).")
+expect_option = click.option(
+    "--expect", type=click.Path(dir_okay=True),
+    help="A reference output (e.g. the autograder's (1, 124) array); when neither --stride, the "
+         "file nor shared blocks fix the scan stride, its length does.")
+input_option = click.option("--input", "input_path", type=click.Path(dir_okay=True),
+                            help="Sample input: .npy, .npz or text (.asc/.txt), frames × features.")
+
+
+@click.command(epilog=EXIT_CODES)
+@click.argument("mlp", required=False, type=click.Path(dir_okay=True))
+@input_option
+@click.option("--frames", type=click.IntRange(min=1),
+              help="Input length for the cost table (default: the input's, else 128).")
+@layers_option
+@expect_option
+@mlp_options
+@json_option
+@debug_option
+@reports_errors
+def explain(mlp, input_path, frames, layers, expect, channels, kernel, stride, orientation,
+            activations, max_bytes, as_json, debug):
+    """Show how the scanning MLP in MLP reads as a conv stack.
+
+    Per layer: channels, kernel and stride, the positions of a patch it reads and the copies of
+    its shared block; a drawing of the frames each unit sees; parameters and multiply-adds of the
+    scanning MLP, the simple stack and the distributed stack for the input length. With no MLP,
+    explains the embedded default.
+
+    \b
+    Examples:
+      scan2conv explain
+      scan2conv explain mlp_weights_part_c.npy --frames 128 --json
+    """
+    from scan2conv.errors import OptionNeeded
+    from scan2conv.explain import explain as run_explain, format_explain
+    from scan2conv.pipeline import load_job, plan
+    job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes)
+    if frames is not None:
+        if frames < job.kernel:
+            raise OptionNeeded(f"--frames {frames} is shorter than the patch width K={job.kernel}")
+        job.x = np.zeros((1, job.channels, frames))
+    p = plan(job, stride, layers, expect, max_bytes=max_bytes)
+    report = run_explain(job.mlp, p, job.kernel, job.x.shape[2], job.sources)
+    emit(as_json, report, format_explain(report))

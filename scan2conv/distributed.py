@@ -1,0 +1,289 @@
+"""The distributed structure of a scanning MLP, read from the weight sharing of its matrices (DESIGN §2).
+
+Layer l of a distributed MLP sees g_{l−1} positions × c_{l−1} channels and feeds g_l × c_l units;
+W_l (g_{l−1}·c_{l−1}, g_l·c_l) holds g_l copies of one block B_l (k_l·c_{l−1}, c_l), copy j on the
+rows of positions j·s_l … j·s_l + k_l − 1, and 0 (a NaN in the file, read as 0) everywhere else.
+"""
+from dataclasses import dataclass, field
+from math import prod
+
+import numpy as np
+
+from .errors import OptionNeeded, StructureError
+from .spec import LayerSpec, ScanSpec
+
+# copies of a block may differ by this fraction of the layer's largest weight
+DEFAULT_RTOL = 1e-6
+
+
+def block_copies(w, g_in, c_in, c_out, kernel, stride):
+    """W (g_in·c_in, g·c_out) → the g copies of the block, (g, kernel·c_in, c_out), rows time-major."""
+    g = w.shape[1] // c_out
+    w4 = w.reshape(g_in, c_in, g, c_out)
+    pos = np.arange(g)[:, None] * stride + np.arange(kernel)          # (g, k): positions copy j reads
+    # advanced indices on axes 0 and 2 → (g, k, c_in, c_out)
+    return w4[pos, :, np.arange(g)[:, None], :].reshape(g, kernel * c_in, c_out)
+
+
+def block_mask(g_in, g, kernel, stride):
+    """(g_in, g) booleans: position p feeds unit group j."""
+    mask = np.zeros((g_in, g), dtype=bool)
+    mask[np.arange(g)[:, None] * stride + np.arange(kernel), np.arange(g)[:, None]] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class LayerFit:
+    """One dense layer read as a conv layer; stride None: not fixed by the weights (a later
+    layer has a single position), the scan stride decides it."""
+
+    index: int
+    c_in: int
+    c_out: int
+    kernel: int
+    stride: object
+    g_in: int
+    g_out: int
+    deviation: float = 0.0
+
+    @property
+    def block_shape(self):
+        return (self.kernel * self.c_in, self.c_out)
+
+    @property
+    def params(self):
+        return self.kernel * self.c_in * self.c_out + self.c_out
+
+    def describe(self):
+        s = "s?" if self.stride is None else f"s{self.stride}"
+        return f"({self.c_in}→{self.c_out}, k{self.kernel}, {s})"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why a block structure fails on a layer: which block, how far off, where."""
+
+    layer: int
+    kernel: int
+    stride: int
+    copies: int
+    block_shape: tuple
+    kind: str            # "copy": one copy differs; "outside": a few stray entries off the
+    #                      blocks; "layout": the weights are laid out some other way
+    block: int = 0       # 1-based, for "copy"
+    against: str = ""
+    amount: float = 0.0
+    row: int = 0
+    col: int = 0
+    tolerance: float = 0.0
+
+    def message(self):
+        where = (f"layer {self.layer} (k{self.kernel} s{self.stride}, {self.copies} blocks of "
+                 f"{self.block_shape[0]}×{self.block_shape[1]})")
+        if self.block:
+            at = "bias" if self.row == "bias" else f"block row {self.row}"
+            return (f"{where}: block {self.block} differs from {self.against} by up to "
+                    f"{self.amount:.3g} ({at}, column {self.col}; tolerance {self.tolerance:.3g})")
+        return (f"{where}: the weight matrix holds {self.amount:.3g} outside the blocks "
+                f"(row {self.row}, column {self.col}), not 0 or NaN")
+
+
+def _tolerance(w, b, rtol):
+    return rtol * float(max(np.abs(w).max(initial=0), np.abs(b).max(initial=0)))
+
+
+def _worst_copy(copies, bias):
+    """(block, against, amount, row, col) of the copy farthest from the others; row -1: the bias."""
+    full = np.concatenate([copies, bias[:, None, :]], axis=1)          # (g, rows + 1, c)
+    ref = full[0] if len(full) == 2 else np.median(full, axis=0)
+    dev = np.abs(full - ref)
+    j = int(np.argmax(dev.reshape(len(full), -1).max(axis=1)))
+    r, c = np.unravel_index(int(np.argmax(dev[j])), dev[j].shape)
+    against = "block 1" if len(full) == 2 else "the other copies"
+    row = "bias" if r == copies.shape[1] else int(r) + 1
+    return j + 1, against, float(dev[j, r, c]), row, int(c) + 1
+
+
+def _same_support(copies, bias, tol):
+    nonzero = np.abs(np.concatenate([copies, bias[:, None, :]], axis=1)) > tol
+    return bool((nonzero == nonzero[0]).all())
+
+
+def _outside(w, g_in, c_in, c_out, kernel, stride, tol):
+    """(count above tol, room, largest, row, col): the entries off the blocks; row, col 1-based."""
+    g = w.shape[1] // c_out
+    outside = ~block_mask(g_in, g, kernel, stride)
+    # (g_in, c_in, g, c_out) → (g_in, g, c_in, c_out), matching the mask's (position, group)
+    off = np.abs(w.reshape(g_in, c_in, g, c_out)).transpose(0, 2, 1, 3) * outside[:, :, None, None]
+    p, j, i, o = np.unravel_index(int(np.argmax(off)), off.shape)
+    return (int((off > tol).sum()), int(outside.sum()) * c_in * c_out, float(off[p, j, i, o]),
+            int(p * c_in + i) + 1, int(j * c_out + o) + 1)
+
+
+def fit_layer(index, w, b, g_in, c_in, c_out, kernel, stride, rtol=DEFAULT_RTOL):
+    """(LayerFit, None) when W, b hold shared blocks of this shape, else (None, Mismatch)."""
+    g, tol, s = w.shape[1] // c_out, _tolerance(w, b, rtol), stride or 1
+    shape = (kernel * c_in, c_out)
+    copies, bias = block_copies(w, g_in, c_in, c_out, kernel, s), b.reshape(g, c_out)
+    dev = float(max(np.abs(copies - copies[0]).max(initial=0), np.abs(bias - bias[0]).max(initial=0)))
+    stray, room, amount, row, col = _outside(w, g_in, c_in, c_out, kernel, s, tol)
+    if stray:
+        # a few stray entries beside equal copies: a damaged layer; many: another layout
+        kind = "outside" if dev <= tol and stray * 20 <= room else "layout"
+        return None, Mismatch(index, kernel, s, g, shape, kind, amount=amount, row=row, col=col)
+    if dev > tol:
+        # copies nonzero in different places: another layout, not a damaged copy
+        kind = "copy" if _same_support(copies, bias, tol) else "layout"
+        block, against, amount, row, col = _worst_copy(copies, bias)
+        return None, Mismatch(index, kernel, s, g, shape, kind, block, against, amount, row, col, tol)
+    return LayerFit(index, c_in, c_out, kernel, stride, g_in, g, dev), None
+
+
+def _candidates(g_in, n_out, last):
+    """(c_out, kernel, stride) that tile g_in positions exactly, most groups first."""
+    for c in (d for d in range(1, n_out + 1) if n_out % d == 0):
+        g = n_out // c
+        if g == 1:
+            yield c, g_in, None
+        elif not last:
+            # k + (g − 1)·s = g_in: the copies cover every position, the last ends on the last
+            for s in range(1, (g_in - 1) // (g - 1) + 1):
+                yield c, g_in - (g - 1) * s, s
+
+
+@dataclass
+class Sharing:
+    """The structure the weights support: one LayerFit per layer, and the near misses found."""
+
+    channels: int
+    layers: tuple
+    near_misses: list = field(default_factory=list)
+    source: str = "inferred"
+
+    @property
+    def distributed(self):
+        """True when the first layer already shares blocks (or the structure was given)."""
+        return self.source != "inferred" or self.layers[0].g_out > 1
+
+    @property
+    def fixed_stride(self):
+        """Π of the strides the weights fix."""
+        return prod(l.stride for l in self.layers if l.stride is not None)
+
+    @property
+    def natural_stride(self):
+        """The finest scan stride that reuses every lower-layer result; None for a dense MLP."""
+        return self.fixed_stride if self.distributed else None
+
+    @property
+    def max_deviation(self):
+        return max(l.deviation for l in self.layers)
+
+    @property
+    def params(self):
+        return sum(l.params for l in self.layers)
+
+    def spec(self, stride):
+        """The ScanSpec for scan stride S; StructureError when S does not suit the structure."""
+        fixed, strides = self.fixed_stride, [l.stride for l in self.layers]
+        if None not in strides:
+            if stride != fixed:
+                raise OptionNeeded(f"--stride {stride} does not fit the structure {self.describe()}: "
+                                   f"its strides multiply to {fixed} (change --stride or --layers)")
+        elif stride % fixed:
+            raise StructureError(f"scan stride {stride} is not a multiple of {fixed}, the stride "
+                                 f"the shared blocks fix ({self.describe()})")
+        else:
+            free = strides.index(None)
+            strides = [1 if s is None else s for s in strides]
+            strides[free] = stride // fixed
+        return ScanSpec(tuple(LayerSpec(l.c_in, l.c_out, l.kernel, s)
+                              for l, s in zip(self.layers, strides)))
+
+    def describe(self):
+        return ", ".join(l.describe() for l in self.layers)
+
+    def as_dict(self):
+        return {
+            "distributed": self.distributed, "source": self.source,
+            "natural_stride": self.natural_stride, "max_deviation": self.max_deviation,
+            "layers": [{"c_in": l.c_in, "c_out": l.c_out, "kernel": l.kernel, "stride": l.stride,
+                        "positions_in": l.g_in, "positions_out": l.g_out, "copies": l.g_out,
+                        "block": list(l.block_shape), "deviation": l.deviation}
+                       for l in self.layers],
+            "near_misses": [m.message() for m in self.near_misses],
+        }
+
+
+def _search(mlp, channels, rtol):
+    """Every layer's fits per (layer, g_in, c_in) state, then the chain with the fewest parameters."""
+    memo = {}
+    count = len(mlp.layers)
+
+    def best(i, g_in, c_in):
+        """(key, [LayerFit], [Mismatch]) for layers i… reading g_in positions × c_in channels."""
+        if i == count:
+            return (0, ()), [], []
+        if (i, g_in, c_in) in memo:
+            return memo[i, g_in, c_in]
+        d = mlp.layers[i]
+        found, misses = None, []
+        for c, k, s in _candidates(g_in, d.w.shape[1], i == count - 1):
+            fit, miss = fit_layer(i + 1, d.w, d.b, g_in, c_in, c, k, s, rtol)
+            if miss is not None:
+                misses += [miss] if miss.kind != "layout" else []
+                continue
+            (params, groups), rest, later = best(i + 1, fit.g_out, c)
+            key = (params + fit.params, (-fit.g_out,) + groups)
+            if found is None or key < found[0]:
+                found = (key, [fit] + rest, later)
+        # a near miss matters only when it would have shared more than the fit chosen
+        misses = [m for m in misses if m.copies > found[1][0].g_out][:1]
+        memo[i, g_in, c_in] = (found[0], found[1], misses + found[2])
+        return memo[i, g_in, c_in]
+
+    return best(0, mlp.in_features // channels, channels)
+
+
+def infer_sharing(mlp, channels, rtol=DEFAULT_RTOL):
+    """The most shared structure the weights support (fewest distinct parameters).
+
+    A dense layer always fits as one block, so a dense MLP gives the simple structure. Near
+    misses (blocks placed right but a copy differs) are kept to explain a refusal.
+    """
+    _, fits, misses = _search(mlp, channels, rtol)
+    return Sharing(channels, tuple(fits), misses)
+
+
+def parse_layers(text):
+    """'2:2,2:2,2:1' → [(2, 2), (2, 2), (2, 1)] (kernel:stride per layer)."""
+    out = []
+    for part in text.split(","):
+        k, sep, s = part.strip().partition(":")
+        if not (sep and k.isdigit() and s.isdigit() and int(k) > 0 and int(s) > 0):
+            raise OptionNeeded(f"--layers {text}: {part.strip()!r} is not kernel:stride "
+                               "(positive whole numbers, e.g. --layers 2:2,2:2,2:1)")
+        out.append((int(k), int(s)))
+    return out
+
+
+def check_layers(mlp, channels, layers, rtol=DEFAULT_RTOL):
+    """A structure given as [(kernel, stride)] per layer, checked against the weights → Sharing."""
+    flag = "--layers " + ",".join(f"{k}:{s}" for k, s in layers)
+    if len(layers) != len(mlp.layers):
+        raise StructureError(f"{flag} names {len(layers)} layers, the MLP has {len(mlp.layers)}")
+    g_in, c_in, fits = mlp.in_features // channels, channels, []
+    for i, (d, (k, s)) in enumerate(zip(mlp.layers, layers), start=1):
+        n_out = d.w.shape[1]
+        g = (g_in - k) // s + 1 if k <= g_in else 0
+        if g < 1 or k + (g - 1) * s != g_in or n_out % g:
+            raise StructureError(f"{flag}: layer {i} (k{k} s{s}) does not tile the {g_in} positions "
+                                 f"it reads into whole copies of a block over {n_out} outputs")
+        fit, miss = fit_layer(i, d.w, d.b, g_in, c_in, n_out // g, k, s, rtol)
+        if miss is not None:
+            raise StructureError(f"{flag}: {miss.message()}")
+        fits.append(fit)
+        g_in, c_in = g, n_out // g
+    if g_in != 1:
+        raise StructureError(f"{flag}: the last layer leaves {g_in} positions per patch, not 1")
+    return Sharing(channels, tuple(fits), source="--layers")

@@ -1,0 +1,133 @@
+"""What a scan structure means: the frames each unit sees, and what each form costs.
+
+Costs are for one sample of l_in frames: parameters = weights + biases; multiply-adds (MACs)
+are the products the matrix multiplies do, zeros included (the scanning MLP multiplies its
+full matrices at every position).
+"""
+import numpy as np
+
+from .mlp import positions
+
+MAX_ROWS = 12   # units drawn per layer; the middle of a longer list is elided
+
+
+def frames_seen(spec):
+    """Per layer a (g_l, K) boolean array: unit group j of layer l reads frame f of a patch."""
+    seen = np.eye(spec.receptive_field, dtype=bool)                  # layer 0: position p is frame p
+    out = []
+    for layer, g in zip(spec.layers, spec.groups()[1:]):
+        pos = np.arange(g)[:, None] * layer.stride + np.arange(layer.kernel)   # (g, k)
+        seen = seen[pos].any(axis=1)
+        out.append(seen)
+    return out
+
+
+def mlp_cost(mlp, l_in, kernel, stride):
+    """{'params', 'macs'} of the scanning MLP: its full matrices at every position."""
+    weights = sum(d.w.size for d in mlp.layers)
+    return {"params": weights + sum(d.b.size for d in mlp.layers),
+            "macs": positions(l_in, kernel, stride) * weights}
+
+
+def stack_cost(spec, l_in):
+    """{'params', 'macs'} of the conv stack for spec: l_out · c_out · c_in · k per layer."""
+    widths = spec.widths(l_in)
+    return {"params": sum(l.c_out * l.c_in * l.kernel + l.c_out for l in spec.layers),
+            "macs": sum(w * l.c_out * l.c_in * l.kernel for w, l in zip(widths[1:], spec.layers))}
+
+
+def _layer_rows(mlp, spec):
+    g = spec.groups()
+    return [{"weight": list(d.w.shape), "c_in": l.c_in, "c_out": l.c_out, "kernel": l.kernel,
+             "stride": l.stride, "positions_in": g[i], "positions_out": g[i + 1],
+             "copies": g[i + 1], "block": [l.kernel * l.c_in, l.c_out]}
+            for i, (d, l) in enumerate(zip(mlp.layers, spec.layers))]
+
+
+def explain(mlp, plan, kernel, l_in, sources):
+    """The JSON-ready report `explain` prints (README: JSON schema)."""
+    form, spec = plan.spec()
+    costs = {"scanning_mlp": mlp_cost(mlp, l_in, kernel, plan.stride),
+             "simple": stack_cost(plan.simple, l_in),
+             "distributed": stack_cost(plan.distributed, l_in) if plan.distributed else None}
+    return {
+        "ok": True, "exit_code": 0,
+        "mlp": {"source": sources.get("mlp"), "widths": mlp.widths,
+                "activations": [d.activation for d in mlp.layers], "notes": list(mlp.notes)},
+        "scan": {"kernel": kernel, "stride": plan.stride, "stride_source": plan.stride_source,
+                 "frames": l_in, "positions": positions(l_in, kernel, plan.stride)},
+        "structure": plan.as_dict(),
+        "form": form,
+        "layers": _layer_rows(mlp, spec),
+        "frames_seen": [[np.flatnonzero(row).tolist() for row in seen] for seen in frames_seen(spec)],
+        "costs": costs,
+    }
+
+
+def _ruler(k):
+    """Frame numbers above the drawing: a tens line when K > 10, then the units."""
+    units = "".join(str(f % 10) for f in range(k))
+    tens = "".join(str(f // 10 % 10) if f % 10 == 0 else " " for f in range(k))
+    return ([tens] if k > 10 else []) + [units]
+
+
+def draw(report):
+    """Text picture: a row per unit (position) of each layer, ■ where it sees a frame of the patch."""
+    k = report["scan"]["kernel"]
+    lines = [f"{'':<14}{r}" for r in _ruler(k)]
+    for i, (units, layer) in enumerate(zip(report["frames_seen"], report["layers"]), start=1):
+        shown = list(enumerate(units, start=1))
+        if len(shown) > MAX_ROWS:
+            shown = shown[:MAX_ROWS - 3] + [None] + shown[-2:]
+        for n, item in enumerate(shown):
+            head = f"layer {i}" if n == 0 else ""
+            if item is None:
+                lines.append(f"{head:<8}{'⋮':>4}  ({len(units) - MAX_ROWS + 1} more)")
+                continue
+            j, frames = item
+            row = "".join("■" if f in frames else "·" for f in range(k))
+            tail = f"   each of {layer['c_out']} channels" if n == 0 else ""
+            lines.append(f"{head:<8}{j:>4}  {row}{tail}")
+    return lines
+
+
+def _cost_lines(report):
+    costs, l_in = report["costs"], report["scan"]["frames"]
+    why = ("the weights share no blocks" if not report["structure"]["distributed"]
+           else f"stride {report['scan']['stride']} does not suit the shared blocks")
+    base = costs["scanning_mlp"]["macs"]
+    lines = [f"{f'cost for {l_in} frames':<20}{'params':>10}{'MACs':>12}"]
+    for key, label in (("scanning_mlp", "scanning MLP"), ("simple", "simple stack"),
+                       ("distributed", "distributed stack")):
+        c = costs[key]
+        if c is None:
+            lines.append(f"{label:<20}{'—':>10}{'—':>12}   ({why})")
+            continue
+        ratio = f"   {base / c['macs']:.1f}× fewer MACs" if key != "scanning_mlp" and c["macs"] < base else ""
+        lines.append(f"{label:<20}{c['params']:>10,}{c['macs']:>12,}{ratio}")
+    return lines
+
+
+def format_explain(report):
+    """The human-readable form of an explain report."""
+    m, sc, st = report["mlp"], report["scan"], report["structure"]
+    arrow = " → ".join(map(str, m["widths"]))
+    if report["form"] == "distributed":
+        shared = f"distributed: shared blocks, largest copy deviation {st['max_deviation']:.3g}"
+    elif st["distributed"]:
+        shared = f"shared blocks, but stride {sc['stride']} does not suit them: the simple stack"
+    else:
+        shared = "not distributed: no layer shares blocks; the simple stack"
+    lines = [f"scanning MLP  {m['source']}: {arrow} ({', '.join(m['activations'])})",
+             f"structure     {shared}",
+             f"scan          K={sc['kernel']} frames, stride {sc['stride']} ({sc['stride_source']}); "
+             f"{sc['frames']} frames → {sc['positions']} positions"]
+    lines += [f"note          {n}" for n in m["notes"] + st["notes"]]
+    lines += ["", f"{'layer':<7}{'MLP weight':<12}{'conv layer':<22}{'positions':<11}copies × block"]
+    for i, l in enumerate(report["layers"], start=1):
+        conv = f"({l['c_in']}→{l['c_out']}, k{l['kernel']}, s{l['stride']})"
+        where = f"{l['positions_in']} → {l['positions_out']}"
+        lines.append(f"{i:<7}{'×'.join(map(str, l['weight'])):<12}{conv:<22}{where:<11}"
+                     f"{l['copies']} × {l['block'][0]}×{l['block'][1]}")
+    lines += ["", f"frames of one patch each unit sees (■), K={sc['kernel']}"] + draw(report)
+    return "\n".join(lines + [""] + _cost_lines(report))

@@ -33,9 +33,11 @@ def main():
 
 
 from . import convert as _convert, explain as _explain, verify as _verify  # noqa: E402
+from . import inspect as _inspect  # noqa: E402
 
 main.add_command(_convert.convert)
 main.add_command(_verify.verify)
 main.add_command(_explain.explain)
+main.add_command(_inspect.inspect)
 
 __all__ = ["main", "INTERNAL_ERROR"]

@@ -3,9 +3,10 @@ import os
 
 import click
 
-from scan2conv.atomic import write_atomic
 from scan2conv.convert import to_stack
-from scan2conv.formats.stackfile import sha256_of, stack_meta, write_npz
+from scan2conv.formats.stackfile import sha256_of, stack_meta
+from scan2conv.formats.torch_io import module_source
+from scan2conv.formats.writers import FORMATS, format_for, write_stack
 from scan2conv.errors import OptionNeeded
 from scan2conv.pipeline import load_job, plan
 
@@ -17,7 +18,14 @@ FORMS = {True: "distributed", False: "simple", None: None}
 
 @click.command(epilog=EXIT_CODES)
 @click.argument("mlp", type=click.Path(dir_okay=True))
-@click.option("-o", "--output", required=True, type=click.Path(), help="Stack file to write (.npz).")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Stack file to write: .npz, .h5, .weights.h5 (Keras), .safetensors, .onnx.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="Output format, when the extension does not say it; mytorch-w, mytorch-weight "
+                   "and mytorch-stride1 write the homework's MyTorch keys (convN.W, convN.weight, "
+                   "convN.conv1d_stride1.W).")
+@click.option("--print", "print_code", type=click.Choice(["torch"]),
+              help="Also print a ready-to-paste PyTorch nn.Module for the stack.")
 @click.option("--force", is_flag=True, help="Replace the output if it exists.")
 @click.option("--distributed/--simple", "distributed", default=None,
               help="The stack to write: shared blocks (refused, naming the layer and block, when "
@@ -29,17 +37,21 @@ FORMS = {True: "distributed", False: "simple", None: None}
 @json_option
 @debug_option
 @reports_errors
-def convert(mlp, output, force, distributed, layers, expect, channels, kernel, stride, orientation,
-            activations, max_bytes, as_json, debug):
+def convert(mlp, output, fmt, print_code, force, distributed, layers, expect, channels, kernel,
+            stride, orientation, activations, max_bytes, as_json, debug):
     """Convert the scanning MLP in MLP into a Conv1d stack and write it to OUTPUT.
 
     \b
     Example:
       scan2conv convert mlp.npz --kernel 8 --stride 4 -o stack.npz
       scan2conv convert mlp_weights_part_c.npy --distributed -o stack.npz
+      scan2conv convert mlp.npz --stride 4 -o stack.safetensors --print torch > model.py
+
+    With --print torch the module goes to stdout and the summary to stderr.
     """
     if layers is not None and distributed is False:
         raise OptionNeeded("--layers describes a distributed stack; it cannot go with --simple")
+    fmt = format_for(output, fmt)
     job = load_job(mlp, None, channels, kernel, orientation, activations, max_bytes)
     p = plan(job, stride, layers, expect, max_bytes=max_bytes, form=FORMS[distributed])
     form, spec = p.spec(FORMS[distributed])
@@ -47,13 +59,19 @@ def convert(mlp, output, force, distributed, layers, expect, channels, kernel, s
     stack = to_stack(job.mlp, spec)
     source = {"file": os.path.basename(mlp), "sha256": sha256_of(mlp)}
     meta = stack_meta(stack, form, job.kernel, s, source)
-    write_atomic(output, lambda fp: write_npz(fp, stack, meta), force)
-    report = {"ok": True, "exit_code": 0, "output": output, "form": form,
+    written = write_stack(output, stack, meta, fmt, force)
+    notes = notes + written["notes"]
+    report = {"ok": True, "exit_code": 0, "output": output, "format": fmt, "form": form,
               "layers": meta["layers"], "channels": job.channels,
               "scan": meta["scan"], "notes": notes, "structure": p.as_dict()}
-    text = "\n".join([f"wrote {output}: {form} stack {spec.describe()}",
+    text = "\n".join([f"wrote {output} ({fmt}): {form} stack {spec.describe()}",
                       f"scan K={job.kernel}, stride {s}"
                       + (f" ({p.stride_source})" if p.stride_source != "--stride" else "")
                       + f"; input channels {job.channels}"]
                      + [f"note: {n}" for n in notes])
+    if print_code:
+        report["torch_module"] = module_source(stack, output, fmt)
+        if not as_json:
+            click.echo(text, err=True)
+            text = report["torch_module"]
     emit(as_json, report, text)

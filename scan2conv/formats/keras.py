@@ -250,7 +250,7 @@ def _stack_from_keras(arrays, text, where):
     for i, (w, b) in enumerate(zip(kernels, biases), start=1):
         out += [(f"conv{i}.weight", w.transpose(2, 1, 0)), (f"conv{i}.bias", b)]
     return WeightFile(where, "scan2conv stack (Keras 3 Conv1D)", out, True,
-                      meta={STACK_ATTR: text})
+                      meta={STACK_ATTR: text, "stored_as": ", ".join(n for n, _ in arrays)})
 
 
 def _member(zf, name, limit, where):

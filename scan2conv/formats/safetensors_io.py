@@ -84,8 +84,9 @@ def read_safetensors(path, max_bytes):
     if not arrays:
         raise InputError(f"{path}: the safetensors file holds no tensors")
     if STACK_KEY in meta:
+        meta = dict(meta, stored_as=", ".join(n for n, _ in arrays))
         return WeightFile(path, "scan2conv stack (safetensors, nn.Sequential)",
-                          sequential_to_stack(arrays), True, meta=dict(meta))
+                          sequential_to_stack(arrays), True, meta=meta)
     torch_like = all(n.endswith("weight") for n, a in arrays if a.ndim == 2)
     return WeightFile(path, "safetensors", layer_order(arrays), True,
                       "out_in" if torch_like else None, meta=dict(meta))

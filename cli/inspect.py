@@ -1,0 +1,27 @@
+"""scan2conv inspect: show what is inside a weight or stack file."""
+import click
+
+from scan2conv.inspect import format_report, inspect_file
+
+from .common import (EXIT_CODES, channels_option, debug_option, emit, json_option, max_size_option,
+                     reports_errors)
+
+
+@click.command(epilog=EXIT_CODES)
+@click.argument("file", type=click.Path(dir_okay=True))
+@channels_option
+@max_size_option
+@json_option
+@debug_option
+@reports_errors
+def inspect(file, channels, max_bytes, as_json, debug):
+    """Show what FILE holds: arrays, shapes, dtypes, NaN counts, the layout and orientation
+    detected, how it reads as an MLP (or the stack it is), and its metadata.
+
+    \b
+    Examples:
+      scan2conv inspect mlp_weights_part_c.npy
+      scan2conv inspect model.keras --json
+    """
+    report = inspect_file(file, max_bytes, channels)
+    emit(as_json, report, format_report(report))

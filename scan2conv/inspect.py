@@ -1,0 +1,101 @@
+"""What is inside a weight or stack file: arrays, layout, orientation, NaN counts, metadata."""
+import json
+
+import numpy as np
+
+from .errors import InputError
+from .formats import DEFAULT_MAX_BYTES, FAMILY_NAMES, family_of, read_weights
+from .formats.stackfile import META_KEY, parse_meta
+
+ORIENTATION_TEXT = {"in_out": "(in, out)", "out_in": "(out, in)"}
+
+
+def array_info(name, a):
+    """{name, shape, dtype, nan, inf, min, max} of one array (counts only for numbers)."""
+    info = {"name": name, "shape": list(a.shape), "dtype": str(a.dtype)}
+    if a.dtype.kind in "biuf" and a.size:
+        finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
+        info["nan"] = int(np.isnan(a).sum()) if a.dtype.kind == "f" else 0
+        info["inf"] = int(np.isinf(a).sum()) if a.dtype.kind == "f" else 0
+        info["min"] = float(finite.min()) if finite.size else None
+        info["max"] = float(finite.max()) if finite.size else None
+    return info
+
+
+def mlp_summary(wf, channels=None):
+    """How the arrays read as a scanning MLP, or why they do not."""
+    from .weights import build_mlp
+    try:
+        mlp = build_mlp(wf, channels)
+    except InputError as e:
+        return {"error": str(e)}
+    transposed = any("transposed" in n for n in mlp.notes) or wf.orientation == "out_in"
+    return {"widths": mlp.widths, "activations": [d.activation for d in mlp.layers],
+            "activations_from": "file" if wf.activations else "default",
+            "orientation": "out_in" if transposed else "in_out",
+            "orientation_from": "format" if wf.orientation else "shapes",
+            "notes": mlp.notes}
+
+
+def _stack_text(wf, arrays):
+    if META_KEY in arrays:
+        return str(arrays[META_KEY])
+    return wf.meta.get("scan2conv")
+
+
+def inspect_file(path, max_bytes=DEFAULT_MAX_BYTES, channels=None):
+    """The JSON-ready report `scan2conv inspect` prints (README: JSON schema)."""
+    family = family_of(path)
+    wf = read_weights(path, max_bytes)
+    arrays = dict(wf.arrays)
+    meta = {k: v for k, v in wf.meta.items() if k != "scan2conv"}
+    report = {"ok": True, "exit_code": 0, "file": path, "format": FAMILY_NAMES[family],
+              "layout": wf.layout, "arrays": [array_info(n, a) for n, a in wf.arrays],
+              "activations": wf.activations,
+              "metadata": json.loads(json.dumps(meta, default=str))}
+    text = _stack_text(wf, arrays)
+    if text is not None:
+        report["stack"] = parse_meta(text, path)
+    else:
+        report["mlp"] = mlp_summary(wf, channels)
+    return report
+
+
+def _range(a):
+    if a.get("min") is None:
+        return ""
+    return f"  range [{a['min']:.4g}, {a['max']:.4g}]" + (f"  NaN {a['nan']}" if a["nan"] else "") \
+        + (f"  inf {a['inf']}" if a["inf"] else "")
+
+
+def _mlp_lines(m):
+    if "error" in m:
+        return [f"{'as an MLP':<12} no: {m['error']}"]
+    return [f"{'orientation':<12} {ORIENTATION_TEXT[m['orientation']]}, from the {m['orientation_from']}",
+            f"{'as an MLP':<12} {' → '.join(map(str, m['widths']))} "
+            f"({', '.join(m['activations'])}; activations from the {m['activations_from']})"] + \
+        [f"{'note':<12} {n}" for n in m["notes"]]
+
+
+def _stack_lines(s):
+    layers = ", ".join(f"({l['c_in']}→{l['c_out']}, k{l['kernel']}, s{l['stride']}, {l['activation']})"
+                       for l in s["layers"])
+    scan = s.get("scan", {})
+    return [f"{'stack':<12} {s.get('form')} stack {layers}",
+            f"{'scan':<12} K={scan.get('kernel')}, stride {scan.get('stride')}; "
+            f"written as {s.get('layout', 'npz')}"]
+
+
+def format_report(r):
+    """The readable form of an inspect report."""
+    lines = [f"{'file':<12} {r['file']}", f"{'format':<12} {r['format']}: {r['layout']}",
+             f"{'arrays':<12} {len(r['arrays'])}"]
+    width = max(len(a["name"]) for a in r["arrays"])
+    for a in r["arrays"]:
+        shape = "(" + ", ".join(map(str, a["shape"])) + ("," if len(a["shape"]) == 1 else "") + ")"
+        lines.append(f"  {a['name']:<{width}}  {shape:<14} {a['dtype']:<8}{_range(a)}")
+    lines += _stack_lines(r["stack"]) if "stack" in r else _mlp_lines(r["mlp"])
+    for key, value in r["metadata"].items():
+        for item in (value if isinstance(value, list) else [value]):
+            lines.append(f"{key.rstrip('s') if isinstance(value, list) else key:<12} {item}")
+    return "\n".join(lines)

@@ -5,6 +5,7 @@ imports h5py, torch, onnx or keras.
 """
 import importlib
 import os
+import stat
 
 from ..errors import InputError
 from .weightfile import DEFAULT_MAX_BYTES, WeightFile, natural_key  # noqa: F401
@@ -74,14 +75,22 @@ def sniff(path):
 
 
 def open_checked(path):
-    """Raise InputError unless path is a readable regular file."""
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file")
-    if os.path.isdir(path):
+    """Raise InputError unless path is a readable, non-empty regular file (a pipe or a device
+    could block a read forever or never end)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot open: {getattr(e, 'strerror', None) or e}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{path}: is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path}: not a regular file (a pipe, socket or device); save the data "
+                         "to a file first")
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: permission denied")
-    if os.path.getsize(path) == 0:
+    if st.st_size == 0:
         raise InputError(f"{path}: the file is empty")
 
 

@@ -56,10 +56,24 @@ def child(group, name, where):
         raise UnsafeFileError(f"{where}: {_join(group.name, name)} is an external link to "
                               f"{link.filename}:{link.path}; scan2conv reads only data inside the file")
     if isinstance(link, h5py.SoftLink):
+        _check_soft_target(group, name, link.path, where)
         return None
     if not isinstance(link, h5py.HardLink):
         raise UnsafeFileError(f"{where}: {_join(group.name, name)} is a link of unknown type; refused")
     return group[name]
+
+
+def _check_soft_target(group, name, target, where):
+    """A soft link is skipped (its target is reached by its own name), unless it leads nowhere:
+    then the file has lost what the link named, and skipping it would silently drop a layer."""
+    base = group.file if target.startswith("/") else group
+    try:
+        resolve(base, target, where)
+    except KeyError:
+        raise InputError(f"{where}: {_join(group.name, name)} is a soft link to {target}, which "
+                         "does not exist in the file") from None
+    except UnsafeFileError:
+        pass   # the target is a link itself: the walk judges it under its own name
 
 
 def _join(parent, name):
@@ -138,8 +152,7 @@ def attr(obj, name, where, default=None):
     if name not in obj.attrs:
         return default
     try:
-        aid = h5py.h5a.open(obj.id, name.encode())
-        if aid.get_storage_size() > MAX_ATTR_BYTES:
+        if _storage_size(h5py.h5a.open(obj.id, name.encode())) > MAX_ATTR_BYTES:
             raise InputError(f"{where}: attribute {name!r} of {obj.name} is over "
                              f"{MAX_ATTR_BYTES:,} bytes; refused")
         value = obj.attrs[name]
@@ -147,6 +160,13 @@ def attr(obj, name, where, default=None):
         raise InputError(f"{where}: cannot read attribute {name!r} of {obj.name}: "
                          f"{_one_line(e)}") from None
     return _text(value)
+
+
+def _storage_size(aid):
+    try:
+        return aid.get_storage_size()
+    except (OSError, RuntimeError):   # HDF5 reports an empty attribute's size 0 as an error
+        return 0
 
 
 def _text(value):

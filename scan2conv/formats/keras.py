@@ -157,8 +157,12 @@ def read_legacy(f, where, max_bytes):
         except KeyError:
             raise InputError(f"{where}: layer {name!r} is listed in layer_names but has no "
                              "group in the file") from None
+        weight_names = attr_list(group, "weight_names", where)
+        if weight_names is None and len(group):
+            raise InputError(f"{where}: layer {name!r} holds data but has no weight_names "
+                             "attribute to say which arrays are its weights, in what order")
         layer = []
-        for wname in attr_list(group, "weight_names", where) or []:
+        for wname in weight_names or []:
             try:
                 layer.append((wname, budget.read(resolve(group, wname, where))))
             except KeyError:

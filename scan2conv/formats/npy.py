@@ -8,6 +8,8 @@ from ..errors import InputError, UnsafeFileError
 from .safe_pickle import loads_arrays
 from .weightfile import WeightFile, check_size
 
+_HEADER_ROOM = 2**16   # an npy header's largest size beside the data it describes
+
 
 def read_header(fp, where):
     """(shape, fortran_order, dtype) of an npy stream, read before any data."""
@@ -17,9 +19,12 @@ def read_header(fp, where):
                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
         if reader is None:
             raise ValueError(f"npy format version {version} is not supported")
-        return reader(fp, max_header_size=100_000)
+        shape, fortran, dtype = reader(fp, max_header_size=100_000)
     except (ValueError, EOFError, SyntaxError, OSError) as e:
         raise InputError(f"{where}: not a valid npy array: {e}") from None
+    if any(d < 0 for d in shape):
+        raise InputError(f"{where}: not a valid npy array: negative dimension in shape {shape}")
+    return shape, fortran, dtype
 
 
 def read_stream(fp, where, max_bytes, remaining):
@@ -39,9 +44,9 @@ def read_stream(fp, where, max_bytes, remaining):
 
 def _unpickle_arrays(data, where, max_bytes):
     try:
-        obj = loads_arrays(data)
-    except UnsafeFileError as e:
-        raise UnsafeFileError(f"{where}: {e}") from None
+        obj = loads_arrays(data, max_bytes)
+    except InputError as e:
+        raise type(e)(f"{where}: {e}") from None
     if not isinstance(obj, np.ndarray):
         raise InputError(f"{where}: the pickle holds a {type(obj).__name__}, not an array")
     return obj
@@ -68,13 +73,25 @@ def read_npy(path, max_bytes):
     return WeightFile(path, layout, arrays_of(obj, path), ordered=True)
 
 
+def _check_entry(info, duplicate, where, max_bytes):
+    """Refuse a repeated name, and an entry inflating past the limit (a zip bomb) before reading."""
+    if duplicate:
+        raise InputError(f"{where} appears twice in the archive; which one is meant is unclear")
+    if info.file_size > max_bytes + _HEADER_ROOM:
+        raise InputError(f"{where} inflates to {info.file_size:,} bytes, over the limit of "
+                         f"{max_bytes:,} (raise it with --max-size)")
+
+
 def read_npz(path, max_bytes):
     arrays = []
     try:
         with zipfile.ZipFile(path) as zf:
+            seen = set()
             for info in zf.infolist():
                 name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
                 where = f"{path}: entry {name!r}"
+                _check_entry(info, name in seen, where, max_bytes)
+                seen.add(name)
                 with zf.open(info) as fp:
                     obj = read_stream(fp, where, max_bytes, max_bytes)
                 arrays.extend(arrays_of(obj, where) if obj.dtype == object else [(name, obj)])

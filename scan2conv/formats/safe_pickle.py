@@ -10,22 +10,61 @@ import pickle
 import numpy as np
 from numpy._core import multiarray
 
-from ..errors import UnsafeFileError
+from ..errors import InputError, UnsafeFileError
+from .weightfile import DEFAULT_MAX_BYTES, check_size
 
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
     ("numpy.core.multiarray", "scalar"): multiarray.scalar,
     ("numpy._core.multiarray", "scalar"): multiarray.scalar,
-    ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     # protocol-2 pickles (Python 2 writers) encode bytes through _codecs.encode
     ("_codecs", "encode"): __import__("codecs").encode,
 }
+_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+
+
+def _sized_ndarray(max_bytes):
+    """An ndarray class whose every allocation from a pickle is size-checked first: a pickle of
+    a few bytes can otherwise declare an array of terabytes."""
+    def check(shape, dtype):
+        check_size(shape, dtype, "a pickled array", max_bytes)
+
+    class Sized(np.ndarray):
+        def __new__(cls, shape, dtype=float, *args, **kwargs):
+            check(shape if np.iterable(shape) else (shape,), dtype)
+            return np.ndarray.__new__(cls, shape, dtype, *args, **kwargs)
+
+        def __setstate__(self, state):
+            # (version, shape, dtype, is_fortran, data), or without the version
+            check(state[-4], state[-3])
+            np.ndarray.__setstate__(self, state)
+
+    def reconstruct(subtype, shape, dtype):
+        check(shape, dtype)
+        return multiarray._reconstruct(Sized, shape, dtype)
+    return Sized, reconstruct
+
+
+def _plain(obj):
+    """Sized arrays (and those inside object arrays) as plain ndarrays."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            for i, item in enumerate(obj.flat):
+                obj.flat[i] = _plain(item)
+        return obj.view(np.ndarray)
+    return obj
 
 
 class _ArrayUnpickler(pickle.Unpickler):
+    def __init__(self, fp, max_bytes, **kwargs):
+        super().__init__(fp, **kwargs)
+        self.sized, self.reconstruct = _sized_ndarray(max_bytes)
+
     def find_class(self, module, name):
+        if (module, name) in _RECONSTRUCT:
+            return self.reconstruct
+        if (module, name) == ("numpy", "ndarray"):
+            return self.sized
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
@@ -37,11 +76,12 @@ class _ArrayUnpickler(pickle.Unpickler):
         raise UnsafeFileError("the pickle uses persistent ids; refused")
 
 
-def loads_arrays(data):
-    """Unpickle bytes that may only contain numpy arrays (an object array of arrays)."""
+def loads_arrays(data, max_bytes=DEFAULT_MAX_BYTES):
+    """Unpickle bytes that may only contain numpy arrays (an object array of arrays), none
+    larger than max_bytes."""
     try:
-        return _ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except UnsafeFileError:
+        return _plain(_ArrayUnpickler(io.BytesIO(data), max_bytes, encoding="latin1").load())
+    except InputError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError, UnicodeDecodeError, MemoryError, OverflowError) as e:

@@ -104,8 +104,8 @@ def _worst_copy(copies, bias):
     return j + 1, against, float(dev[j, r, c]), row, int(c) + 1
 
 
-def _same_support(copies, bias, tol):
-    nonzero = np.abs(np.concatenate([copies, bias[:, None, :]], axis=1)) > tol
+def _same_support(copies, tol):
+    nonzero = np.abs(copies) > tol
     return bool((nonzero == nonzero[0]).all())
 
 
@@ -133,7 +133,7 @@ def fit_layer(index, w, b, g_in, c_in, c_out, kernel, stride, rtol=DEFAULT_RTOL)
         return None, Mismatch(index, kernel, s, g, shape, kind, amount=amount, row=row, col=col)
     if dev > tol:
         # copies nonzero in different places: another layout, not a damaged copy
-        kind = "copy" if _same_support(copies, bias, tol) else "layout"
+        kind = "copy" if _same_support(copies, tol) else "layout"
         block, against, amount, row, col = _worst_copy(copies, bias)
         return None, Mismatch(index, kernel, s, g, shape, kind, block, against, amount, row, col, tol)
     return LayerFit(index, c_in, c_out, kernel, stride, g_in, g, dev), None

@@ -45,7 +45,7 @@ def _load(torch, path):
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         asked = re.search(r"GLOBAL ([\w.]+)", str(e))
-        what = f"it asks for {asked.group(1)}" if asked else str(e).splitlines()[0]
+        what = f"it asks for {asked.group(1)}" if asked else "it holds more than tensors"
         raise UnsafeFileError(f"{path}: torch.load(weights_only=True) refused the file ({what}); "
                               "save model.state_dict(), not the model") from None
     except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:

@@ -1,18 +1,29 @@
 """Atomic output: a file appears whole, or not at all, and never replaces one without force.
 
-Where the kernel allows it, the data is written into an unnamed file (Linux O_TMPFILE) that is
-given a name only once complete, so even a process killed mid-write leaves nothing behind.
-Elsewhere a hidden temporary file in the target folder is renamed onto the target; a kill
-mid-write can leave that hidden file (named after the target and the writer's pid), which the
-next write to the same target removes once its writer is gone.
+On Linux the data goes into an unnamed file (O_TMPFILE) that gets its name only once it is
+complete and synced: a writer killed mid-write, even by SIGKILL, leaves nothing behind, and
+without force the name is taken with linkat, which fails rather than replace a file that
+appeared meanwhile. (Python's os.link cannot name such a file: it does not follow the
+/proc/self/fd link, so the kernel answers EXDEV; linkat is called directly.)
+
+Where that is impossible (no O_TMPFILE, or a filesystem without it) a hidden temporary file
+in the target folder, `.<name>.<pid>-<random>.scan2conv-tmp`, is renamed onto the target. A
+watchdog (a shell waiting on a pipe from the writer) removes that file if the writer dies
+before the rename; failing that, the next write to the same target removes temporary files
+whose writer is gone.
 """
+import ctypes
 import errno
 import glob
 import os
+import secrets
+import subprocess
 
 from .errors import OutputError
 
-_NO_ANONYMOUS = set()   # folders whose filesystem cannot name an O_TMPFILE file
+_NO_ANONYMOUS = set()   # folders whose filesystem cannot create or name an O_TMPFILE file
+_SUFFIX = ".scan2conv-tmp"
+_AT_FDCWD, _AT_SYMLINK_FOLLOW = -100, 0x400
 
 
 def check_target(path, force):
@@ -26,73 +37,160 @@ def check_target(path, force):
         raise OutputError(f"{path}: the folder {folder} does not exist")
 
 
-def _temp_name(path, pid):
+def _temp_name(path):
     folder, base = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{base}.{pid}.scan2conv-tmp")
+    return os.path.join(folder, f".{base}.{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}")
 
 
 def _remove_stale(path):
-    """Remove temporary files left by writers of path that were killed."""
-    for tmp in glob.glob(glob.escape(_temp_name(path, "")[:-len(".scan2conv-tmp") - 1]) + ".*.scan2conv-tmp"):
-        pid = tmp.rsplit(".", 2)[-2]
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-            os.unlink(tmp)
+    """Remove temporary files of path whose writer process is gone (POSIX only: Windows'
+    os.kill would end the process it asks about)."""
+    if os.name != "posix":
+        return
+    folder, base = os.path.split(os.path.abspath(path))
+    for tmp in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(base)}.*{_SUFFIX}")):
+        pid = tmp[:-len(_SUFFIX)].rsplit(".", 1)[-1].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
-def _write_fd(fd, write):
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _write_fd(fd, write, mode):
+    if mode is not None:
+        os.fchmod(fd, mode)
     with os.fdopen(fd, "w+b", closefd=False) as fp:
         write(fp)
         fp.flush()
         os.fsync(fp.fileno())
 
 
-def _write_anonymous(path, write):
-    """True if written through an unnamed file; False if this filesystem cannot do it."""
-    folder = os.path.dirname(os.path.abspath(path))
+def _linkat(fd, dest):
+    """Give the unnamed file open as fd the name dest; OSError as the kernel reports it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    src = f"/proc/self/fd/{fd}".encode()
+    if libc.linkat(_AT_FDCWD, src, _AT_FDCWD, os.fsencode(dest), _AT_SYMLINK_FOLLOW) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), dest)
+
+
+def _open_anonymous(folder):
+    """An fd of an unnamed file in folder, or None where the system cannot make one."""
     if folder in _NO_ANONYMOUS or not hasattr(os, "O_TMPFILE"):
-        return False
+        return None
     try:
-        fd = os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o644)
+        return os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o644)
     except OSError:
         _NO_ANONYMOUS.add(folder)
+        return None
+
+
+def _write_anonymous(path, write, force, mode):
+    """True if written through an unnamed file; False if this filesystem cannot do it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd = _open_anonymous(folder)
+    if fd is None:
         return False
     try:
-        _write_fd(fd, write)
-        tmp = _temp_name(path, os.getpid())
+        _write_fd(fd, write, mode)
+        # without force the final name is taken directly: linkat never replaces a file;
+        # with force a complete file is named beside the target, then renamed onto it
+        name = _temp_name(path) if force else path
         try:
-            os.link(f"/proc/self/fd/{fd}", tmp, follow_symlinks=True)
+            _linkat(fd, name)
+        except AttributeError:   # no linkat in this C library
+            _NO_ANONYMOUS.add(folder)
+            return False
         except OSError as e:
+            if e.errno == errno.EEXIST and not force:
+                raise OutputError(f"{path}: already exists; pass --force to replace it") from None
             if e.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOENT, errno.EPERM, errno.EINVAL):
                 _NO_ANONYMOUS.add(folder)
                 return False
             raise
-        os.replace(tmp, path)
+        if force:
+            try:
+                os.replace(name, path)
+            finally:
+                if os.path.lexists(name):
+                    os.unlink(name)
         return True
     finally:
         os.close(fd)
 
 
-def _write_named(path, write):
-    tmp = _temp_name(path, os.getpid())
+def _watchdog(tmp):
+    """A shell that removes tmp once the writer's end of its stdin closes: at the writer's
+    exit, however it ends. None where no shell can be started."""
+    try:
+        return subprocess.Popen(["/bin/sh", "-c", 'read _ ; rm -f -- "$0"', tmp],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None
+
+
+def _write_named(path, write, force, mode):
+    tmp = _temp_name(path)
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    guard = _watchdog(tmp)
     try:
         try:
-            _write_fd(fd, write)
+            _write_fd(fd, write, mode)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)   # unlike rename, never replaces a file that appeared meanwhile
+            except FileExistsError:
+                raise OutputError(f"{path}: already exists; pass --force to replace it") from None
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
+        if guard is not None:
+            guard.stdin.close()
+            guard.wait()
+
+
+def _sync_folder(path):
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path, write, force=False):
-    """Call write(fp) on a temporary file in path's folder, then rename it onto path."""
+    """Call write(fp) on a temporary file in path's folder, then give it path's name.
+
+    Without force an existing path is an OutputError; with force it is replaced (keeping its
+    permission bits). Any failure, or the process dying mid-write, leaves path as it was.
+    """
     path = os.fspath(path)
     check_target(path, force)
     try:
+        mode = os.stat(path).st_mode & 0o7777 if force and os.path.exists(path) else None
         _remove_stale(path)
-        if not _write_anonymous(path, write):
-            _write_named(path, write)
+        if not _write_anonymous(path, write, force, mode):
+            _write_named(path, write, force, mode)
+        _sync_folder(path)
     except OSError as e:
         raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None

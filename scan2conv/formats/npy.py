@@ -30,7 +30,10 @@ def read_header(fp, where):
 def read_stream(fp, where, max_bytes, remaining):
     """One array from an npy stream; object arrays go through the safe unpickler."""
     shape, fortran, dtype = read_header(fp, where)
-    if dtype.hasobject:
+    if dtype.hasobject:   # the pickle holds every array's data: its size bounds them all
+        if remaining > max_bytes + _HEADER_ROOM:
+            raise InputError(f"{where}: the pickled arrays take {remaining:,} bytes, over the "
+                             f"limit of {max_bytes:,} (raise it with --max-size)")
         return _unpickle_arrays(fp.read(remaining), where, max_bytes)
     check_size(shape, dtype, where, max_bytes)
     count = int(np.prod(shape, dtype=np.int64))
@@ -73,25 +76,31 @@ def read_npy(path, max_bytes):
     return WeightFile(path, layout, arrays_of(obj, path), ordered=True)
 
 
-def _check_entry(info, duplicate, where, max_bytes):
-    """Refuse a repeated name, and an entry inflating past the limit (a zip bomb) before reading."""
+def _check_entry(info, duplicate, where, max_bytes, before):
+    """Refuse a repeated name, and an entry inflating past the limit (a zip bomb), alone or
+    with the `before` bytes of the entries already read, before reading it."""
     if duplicate:
         raise InputError(f"{where} appears twice in the archive; which one is meant is unclear")
     if info.file_size > max_bytes + _HEADER_ROOM:
         raise InputError(f"{where} inflates to {info.file_size:,} bytes, over the limit of "
                          f"{max_bytes:,} (raise it with --max-size)")
+    if before + info.file_size > max_bytes + _HEADER_ROOM:
+        raise InputError(f"{where}: the entries up to this one inflate to "
+                         f"{before + info.file_size:,} bytes, over the limit of {max_bytes:,} "
+                         "(raise it with --max-size)")
 
 
 def read_npz(path, max_bytes):
     arrays = []
     try:
         with zipfile.ZipFile(path) as zf:
-            seen = set()
+            seen, before = set(), 0
             for info in zf.infolist():
                 name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
                 where = f"{path}: entry {name!r}"
-                _check_entry(info, name in seen, where, max_bytes)
+                _check_entry(info, name in seen, where, max_bytes, before)
                 seen.add(name)
+                before += info.file_size
                 with zf.open(info) as fp:
                     obj = read_stream(fp, where, max_bytes, max_bytes)
                 arrays.extend(arrays_of(obj, where) if obj.dtype == object else [(name, obj)])

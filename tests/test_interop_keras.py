@@ -110,3 +110,21 @@ def test_written_weights_h5_loads_into_keras_conv1d(keras, tmp_path, dtype, tol)
     y = keras.ops.convert_to_numpy(model(x.transpose(0, 2, 1)))
     assert y.dtype == dtype
     np.testing.assert_allclose(y, stack.forward(x).reshape(2, -1), rtol=tol, atol=tol)
+
+
+def test_functional_model_with_nested_sequential(keras, tmp_path):
+    """Layer order and activations come from the config: a nested model, names that sort the
+    wrong way, and a ReLU layer after the nested model's linear last layer."""
+    keras.utils.set_random_seed(4)
+    dense = lambda units, act=None, **kw: keras.layers.Dense(units, activation=act,
+                                                              bias_initializer="random_normal", **kw)
+    inner = keras.Sequential([keras.Input((6,)), dense(5, "tanh"), dense(4)])
+    inputs = keras.Input((K * C,))
+    h = keras.layers.ReLU()(inner(dense(6, "relu", name="zz_first")(inputs)))
+    model = keras.Model(inputs, dense(3, name="aa_last")(h))
+    v = np.random.default_rng(5).standard_normal((7, K * C)).astype(np.float32)
+    for name in ("nested.keras", "nested.h5"):
+        model.save(tmp_path / name)
+        mlp = build_mlp(read_weights(str(tmp_path / name)), C)
+        assert [d.activation for d in mlp.layers] == ["relu", "tanh", "relu", "identity"]
+        np.testing.assert_allclose(mlp.forward(v), keras.ops.convert_to_numpy(model(v)), rtol=1e-5, atol=1e-5)

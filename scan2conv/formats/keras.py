@@ -36,8 +36,7 @@ def h5_kind(f, where):
         if root is not None and ("layer_names" in root.attrs or "layer_names0" in root.attrs):
             return "legacy"
     layers = _group(f, "layers", where)
-    if layers is not None and any(_group(_group(layers, n, where) or f, "vars", where) is not None
-                                  for n in layers):
+    if layers is not None and _vars_paths(layers, "layers/", where):
         return "keras3"
     return None
 
@@ -228,6 +227,9 @@ def read_keras3(f, where, max_bytes, config=None):
             order, acts = [e["path"] for e in entries], [e["activation"] for e in entries]
         else:
             notes.append("config.json does not match the weights; layers taken in name order")
+    elif any("/layers/" in p for p in order):
+        notes.append("nested models: layers are taken in name order, which may not be the "
+                     "model's; the .keras archive or model.save('x.h5') records the order")
     for path in order:
         layer = _read_vars(found[path], path, budget, where)
         arrays += layer

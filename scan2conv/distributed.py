@@ -16,6 +16,11 @@ from .spec import LayerSpec, ScanSpec
 DEFAULT_RTOL = 1e-6
 
 
+def few_strays(strays, room):
+    """At most 1 in 20 of the entries off the blocks nonzero: damage, not another layout."""
+    return strays * 20 <= room
+
+
 def block_copies(w, g_in, c_in, c_out, kernel, stride):
     """W (g_in·c_in, g·c_out) → the g copies of the block, (g, kernel·c_in, c_out), rows time-major."""
     g = w.shape[1] // c_out
@@ -93,7 +98,7 @@ def _tolerance(w, b, rtol):
 
 
 def _worst_copy(copies, bias):
-    """(block, against, amount, row, col) of the copy farthest from the others; row -1: the bias."""
+    """(block, against, amount, row, col) of the copy farthest from the others; row "bias"."""
     full = np.concatenate([copies, bias[:, None, :]], axis=1)          # (g, rows + 1, c)
     ref = full[0] if len(full) == 2 else np.median(full, axis=0)
     dev = np.abs(full - ref)
@@ -129,7 +134,7 @@ def fit_layer(index, w, b, g_in, c_in, c_out, kernel, stride, rtol=DEFAULT_RTOL)
     stray, room, amount, row, col = _outside(w, g_in, c_in, c_out, kernel, s, tol)
     if stray:
         # a few stray entries beside equal copies: a damaged layer; many: another layout
-        kind = "outside" if dev <= tol and stray * 20 <= room else "layout"
+        kind = "outside" if dev <= tol and few_strays(stray, room) else "layout"
         return None, Mismatch(index, kernel, s, g, shape, kind, amount=amount, row=row, col=col)
     if dev > tol:
         # copies nonzero in different places: another layout, not a damaged copy
@@ -179,10 +184,6 @@ class Sharing:
     def max_deviation(self):
         return max(l.deviation for l in self.layers)
 
-    @property
-    def params(self):
-        return sum(l.params for l in self.layers)
-
     def spec(self, stride):
         """The ScanSpec for scan stride S; StructureError when S does not suit the structure."""
         fixed, strides = self.fixed_stride, [l.stride for l in self.layers]
@@ -215,6 +216,19 @@ class Sharing:
         }
 
 
+def _nonzero_counts(w, b, g_in, c_in, rtol):
+    """(g_in, n_out): how many of position p's c_in rows are nonzero in column q."""
+    return (np.abs(w) > _tolerance(w, b, rtol)).reshape(g_in, c_in, -1).sum(axis=1)
+
+
+def _many_strays(nonzero, c_in, c_out, kernel, stride):
+    """fit_layer would call it another layout: the cheap test, before any values are compared."""
+    g_in, n_out = nonzero.shape
+    outside = ~block_mask(g_in, n_out // c_out, kernel, stride or 1)
+    strays = nonzero.reshape(g_in, -1, c_out).sum(axis=2)[outside].sum()
+    return not few_strays(strays, int(outside.sum()) * c_in * c_out)
+
+
 def _search(mlp, channels, rtol):
     """Every layer's fits per (layer, g_in, c_in) state, then the chain with the fewest parameters."""
     memo = {}
@@ -228,7 +242,10 @@ def _search(mlp, channels, rtol):
             return memo[i, g_in, c_in]
         d = mlp.layers[i]
         found, misses = None, []
+        nonzero = _nonzero_counts(d.w, d.b, g_in, c_in, rtol)
         for c, k, s in _candidates(g_in, d.w.shape[1], i == count - 1):
+            if _many_strays(nonzero, c_in, c, k, s):
+                continue
             fit, miss = fit_layer(i + 1, d.w, d.b, g_in, c_in, c, k, s, rtol)
             if miss is not None:
                 misses += [miss] if miss.kind != "layout" else []

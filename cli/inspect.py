@@ -8,7 +8,7 @@ from .common import (EXIT_CODES, channels_option, debug_option, emit, json_optio
 
 
 @click.command(epilog=EXIT_CODES)
-@click.argument("file", type=click.Path(dir_okay=True))
+@click.argument("file", type=click.Path(dir_okay=True, readable=False))   # the library says why not
 @channels_option
 @max_size_option
 @json_option

@@ -62,14 +62,17 @@ def test_keras_files_read_and_scanned(keras, keras_files, kind):
     np.testing.assert_allclose(scan(mlp, x, K, S), keras_scan(keras, model, x), rtol=1e-5, atol=1e-5)
 
 
-def test_keras_archive_converted_and_verified_by_the_cli(keras_files, tmp_path):
+@pytest.mark.parametrize("kind", ["weights.h5", "h5", "keras"])
+def test_keras_files_converted_and_verified_by_the_cli(keras_files, tmp_path, kind):
     _, paths = keras_files
     np.save(tmp_path / "x.npy", np.random.default_rng(1).standard_normal((30, C)))
     common = ["--channels", str(C), "--stride", str(S)]
-    r = CliRunner().invoke(main, ["convert", str(paths["keras"]), "-o", str(tmp_path / "s.weights.h5"),
+    if kind == "weights.h5":
+        common += ["--activations", ",".join(ACTS)]
+    r = CliRunner().invoke(main, ["convert", str(paths[kind]), "-o", str(tmp_path / "s.weights.h5"),
                                   "--simple", *common])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["verify", str(paths["keras"]), "--stack", str(tmp_path / "s.weights.h5"),
+    r = CliRunner().invoke(main, ["verify", str(paths[kind]), "--stack", str(tmp_path / "s.weights.h5"),
                                   "--input", str(tmp_path / "x.npy"), "--json", *common])
     report = json.loads(r.stdout)
     assert r.exit_code == 0 and report["ok"] and report["mlp"]["activations"] == ACTS

@@ -68,14 +68,19 @@ def test_named_linear_float32_read_and_scanned(tmp_path):
     np.testing.assert_allclose(scan(mlp, x, K, S), torch_scan(net, x), rtol=1e-5, atol=1e-5)
 
 
-def test_torch_file_converted_and_verified_by_the_cli(tmp_path):
-    torch.save(sequential_net().state_dict(), tmp_path / "mlp.pt")
+@pytest.mark.parametrize("saver", ["pt", "safetensors"])
+def test_torch_file_converted_and_verified_by_the_cli(tmp_path, saver):
+    state, mlp = sequential_net().state_dict(), str(tmp_path / f"mlp.{saver}")
+    if saver == "pt":
+        torch.save(state, mlp)
+    else:
+        save_file(state, mlp)
     np.save(tmp_path / "x.npy", np.random.default_rng(2).standard_normal((25, C)))
     common = ["--channels", str(C), "--stride", str(S), "--activations", "relu,tanh,identity"]
-    r = CliRunner().invoke(main, ["convert", str(tmp_path / "mlp.pt"), "-o", str(tmp_path / "s.safetensors"),
+    r = CliRunner().invoke(main, ["convert", mlp, "-o", str(tmp_path / "s.safetensors"),
                                   "--simple", *common])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["verify", str(tmp_path / "mlp.pt"), "--stack", str(tmp_path / "s.safetensors"),
+    r = CliRunner().invoke(main, ["verify", mlp, "--stack", str(tmp_path / "s.safetensors"),
                                   "--input", str(tmp_path / "x.npy"), "--json", *common])
     report = json.loads(r.stdout)
     assert r.exit_code == 0 and report["ok"] and report["stacks"][-1]["name"] == "file"

@@ -100,6 +100,8 @@ def _file_stride(job):
     value = meta.get("stride", scan.get("stride") if isinstance(scan, dict) else None)
     if value is None:
         return None
+    if isinstance(value, str) and value.strip().isdigit():   # safetensors and ONNX store strings
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(f"{job.sources['mlp']}: the stride stored in the file is {value!r}, "
                          "not a positive whole number (override it with --stride)")

@@ -163,6 +163,16 @@ def test_expect_fixes_the_stride_of_a_dense_mlp(tmp_path):
     assert report["scan"]["stride"] == 4 and report["structure"]["stride_source"] == f"length of --expect {expected}"
 
 
+def test_stride_stored_in_the_weight_file(tmp_path):
+    from safetensors.numpy import save_file
+    path = tmp_path / "dense.safetensors"
+    save_file({k: v.astype(np.float64) for k, v in np.load(DENSE).items()}, str(path),
+              metadata={"stride": "4"})
+    report = json.loads(run("verify", path, "--json").stdout)
+    assert report["scan"]["stride"] == 4 and report["structure"]["stride_source"] == "the weight file's metadata"
+    assert json.loads(run("verify", path, "--stride", "2", "--json").stdout)["scan"]["stride"] == 2
+
+
 @pytest.mark.parametrize("args,code,message", [
     (["convert", DENSE, "--distributed", "-o", "x.npz"], 3,
      "error: --distributed: the weights share no blocks (layer 1 connects every frame of the patch to "

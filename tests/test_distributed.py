@@ -205,6 +205,7 @@ def test_stride_flag_wins_then_metadata_then_natural():
     assert resolve_stride(job(mlp, x, {"stride": 2}), dense, 3) == (3, "--stride")
     assert resolve_stride(job(mlp, x, {"stride": 2}), dense) == (2, "the weight file's metadata")
     assert resolve_stride(job(mlp, x, {"scan": {"stride": 5}}), dense) == (5, "the weight file's metadata")
+    assert resolve_stride(job(mlp, x, {"stride": "6"}), dense) == (6, "the weight file's metadata")
     distributed = infer_sharing(part_c(), 24)
     assert resolve_stride(job(part_c(), x), distributed) == (4, "natural stride of the shared blocks")
     assert resolve_stride(job(part_c(), x, {"stride": 8}), distributed)[0] == 8
@@ -213,8 +214,8 @@ def test_stride_flag_wins_then_metadata_then_natural():
 def test_bad_stride_metadata():
     mlp, x = dense_case()
     with pytest.raises(InputError) as e:
-        resolve_stride(job(mlp, x, {"stride": "4"}), infer_sharing(mlp, 24))
-    assert str(e.value) == ("w.npz: the stride stored in the file is '4', not a positive whole "
+        resolve_stride(job(mlp, x, {"stride": "four"}), infer_sharing(mlp, 24))
+    assert str(e.value) == ("w.npz: the stride stored in the file is 'four', not a positive whole "
                             "number (override it with --stride)")
 
 

@@ -2,3 +2,13 @@
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
+
+# Hypothesis profiles: "ci" (the default) never times examples out and prints the blob that
+# replays a failure; "dev" (HYPOTHESIS_PROFILE=dev) runs fewer examples where a test does not
+# fix its own count.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=20)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

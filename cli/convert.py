@@ -17,7 +17,7 @@ FORMS = {True: "distributed", False: "simple", None: None}
 
 
 @click.command(epilog=EXIT_CODES)
-@click.argument("mlp", type=click.Path(dir_okay=True))
+@click.argument("mlp", type=click.Path(dir_okay=True, readable=False))
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Stack file to write: .npz, .h5, .weights.h5 (Keras), .safetensors, .onnx.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),

@@ -24,15 +24,16 @@ layers_option = click.option(
     help="The distributed structure, kernel:stride per layer (e.g. 2:2,2:2,2:1), checked against "
          "the weights (default: inferred from the shared blocks).")
 expect_option = click.option(
-    "--expect", type=click.Path(dir_okay=True),
+    "--expect", type=click.Path(dir_okay=True, readable=False),
     help="A reference output (e.g. the autograder's (1, 124) array); when neither --stride, the "
          "file nor shared blocks fix the scan stride, its length does.")
-input_option = click.option("--input", "input_path", type=click.Path(dir_okay=True),
+input_option = click.option("--input", "input_path",
+                            type=click.Path(dir_okay=True, readable=False),
                             help="Sample input: .npy, .npz or text (.asc/.txt), frames × features.")
 
 
 @click.command(epilog=EXIT_CODES)
-@click.argument("mlp", required=False, type=click.Path(dir_okay=True))
+@click.argument("mlp", required=False, type=click.Path(dir_okay=True, readable=False))
 @input_option
 @click.option("--frames", type=click.IntRange(min=1),
               help="Input length for the cost table (default: the input's, else 128).")

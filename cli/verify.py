@@ -19,10 +19,10 @@ def _stack_from_file(path, job, max_bytes):
 
 
 @click.command(epilog=EXIT_CODES)
-@click.argument("mlp", required=False, type=click.Path(dir_okay=True))
-@click.option("--stack", "stack_path", type=click.Path(dir_okay=True),
+@click.argument("mlp", required=False, type=click.Path(dir_okay=True, readable=False))
+@click.option("--stack", "stack_path", type=click.Path(dir_okay=True, readable=False),
               help="A stack written by `scan2conv convert` to check as well.")
-@click.option("--input", "input_path", type=click.Path(dir_okay=True),
+@click.option("--input", "input_path", type=click.Path(dir_okay=True, readable=False),
               help="Sample input: .npy, .npz or text (.asc/.txt), frames × features.")
 @click.option("--rtol", type=click.FloatRange(min=0), default=1e-5, show_default=True)
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-8, show_default=True)

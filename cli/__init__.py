@@ -34,10 +34,12 @@ def main():
 
 from . import convert as _convert, explain as _explain, verify as _verify  # noqa: E402
 from . import inspect as _inspect  # noqa: E402
+from . import scan as _scan  # noqa: E402
 
 main.add_command(_convert.convert)
 main.add_command(_verify.verify)
 main.add_command(_explain.explain)
 main.add_command(_inspect.inspect)
+main.add_command(_scan.scan)
 
 __all__ = ["main", "INTERNAL_ERROR"]

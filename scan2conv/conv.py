@@ -3,10 +3,10 @@
 Layout is PyTorch's: x (n, c_in, l_in), w (c_out, c_in, k), b (c_out,), y (n, c_out, l_out),
 l_out = (l_in + 2·padding − k) // stride + 1.
 
-Inside, windows are taken from the channel-last form (n, l, c): a window of k frames is then
-one contiguous run of k·c numbers, k == stride needs no copy at all, and the matrix product
-comes out channel-last, (n·l_out, c_out). Outputs are returned as (n, c, l) views of that
-memory, so a stack of layers never transposes between them.
+Inside, windows are taken block by block from the channel-last form (n, l, c): a window of
+k frames is then one contiguous run of k·c numbers, a block's copied windows stay in cache,
+and the matrix product comes out channel-last, (n·l_out, c_out). Outputs are returned as
+(n, c, l) views of that memory, so a stack of layers never transposes between them.
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
@@ -25,42 +25,47 @@ def windows(x, k, stride=1, padding=0):
     return sliding_window_view(x, k, axis=2)[:, :, ::stride].transpose(0, 2, 1, 3)
 
 
-def _channel_last(x, padding):
-    """x (n, c, l) → (n, l + 2·padding, c): a view when x already lies channel-last in memory."""
-    xt = x.transpose(0, 2, 1)
-    if padding:
-        out = np.zeros((x.shape[0], x.shape[2] + 2 * padding, x.shape[1]), x.dtype)
-        out[:, padding:padding + x.shape[2]] = xt
-        return out
-    return xt if xt.flags.c_contiguous else np.ascontiguousarray(xt)
+def _pad(x, padding):
+    """x (n, c, l) → (n, c, l + 2·padding), laid out channel-last."""
+    n, c, l = x.shape
+    out = np.zeros((n, l + 2 * padding, c), x.dtype)
+    out[:, padding:padding + l] = x.transpose(0, 2, 1)
+    return out.transpose(0, 2, 1)
 
 
-def _is_channel_last(x):
-    return x.transpose(0, 2, 1).flags.c_contiguous
+def _frames(x, i0, i1, f0, f1):
+    """Frames f0 … f1 − 1 of samples i0 … i1 − 1, channel-last (m, f, c), each sample contiguous.
+
+    A view when x already lies channel-last in memory (as every layer's output does); else a
+    small copy that stays in cache.
+    """
+    xt = x[i0:i1, :, f0:f1].transpose(0, 2, 1)
+    return xt if all(s.flags.c_contiguous for s in xt[:1]) else np.ascontiguousarray(xt)
 
 
 def _cols(xt, k, stride, l_out):
-    """xt (n, l, c) channel-last → (n, l_out, k·c), window j = frames j·stride … j·stride + k − 1.
+    """xt (m, f, c), each sample contiguous → view (m, l_out, k·c) of the windows.
 
-    A view (rows of one window are consecutive in memory); the caller's reshape copies only
-    when windows overlap or skip frames.
+    Window j is frames j·stride … j·stride + k − 1: one run of k·c numbers. The caller's
+    reshape copies only when windows overlap or skip frames.
     """
-    n, l, c = xt.shape
-    item = xt.itemsize  # xt is C-contiguous; strides of its length-1 axes may be anything
-    return as_strided(xt, (n, l_out, k * c), (l * c * item, stride * c * item, item),
+    m, _, c = xt.shape
+    item = xt.itemsize   # strides of length-1 axes may be anything, so build them
+    return as_strided(xt, (m, l_out, k * c), (xt.strides[0], stride * c * item, item),
                       writeable=False)
 
 
-# rows of windows per matrix multiply: the copied windows of a block stay in cache
+# windows per matrix multiply: a block's copied windows stay in cache
 BLOCK_BYTES = 4 * 2**20
 
 
-def _blocks(n, l_out, rows):
-    """(i0, i1, j0, j1): samples i0…i1 − 1, positions j0…j1 − 1, about `rows` windows each.
+def _blocks(n, l_out, rows, aligned=False):
+    """(i0, i1, j0, j1): samples i0 … i1 − 1, positions j0 … j1 − 1, about `rows` windows each.
 
-    A block is whole samples, or part of one sample, so its rows are consecutive in (n, l_out).
+    A block is whole samples, or part of one sample, so its rows are consecutive in (n, l_out);
+    aligned: always part of one sample, starting at a multiple of rows.
     """
-    if l_out >= rows:
+    if l_out >= rows or aligned:
         for i in range(n):
             for j in range(0, l_out, rows):
                 yield i, i + 1, j, min(j + rows, l_out)
@@ -70,41 +75,47 @@ def _blocks(n, l_out, rows):
             yield i, min(i + step, n), 0, l_out
 
 
+def _block_windows(x, k, stride, block):
+    """The windows of one block as rows: (m·l, k·c_in), columns ordered (tap, channel)."""
+    i0, i1, j0, j1 = block
+    xt = _frames(x, i0, i1, j0 * stride, (j1 - 1) * stride + k)
+    m, l = i1 - i0, j1 - j0
+    return _cols(xt, k, stride, l).reshape(m * l, k * xt.shape[2])
+
+
+def _matrix(w):
+    """w (c_out, c_in, k) → (c_out, k·c_in), columns ordered (tap, channel) like the windows."""
+    return w.transpose(0, 2, 1).reshape(w.shape[0], -1)
+
+
 def _block_rows(width, dtype):
     return max(64, BLOCK_BYTES // (width * np.dtype(dtype).itemsize))
 
 
-def _window_view(x, k, stride, padding, l_out):
-    """(windows, order): windows (n, l_out, …) a view whose block reshapes to (rows, c·k).
+def conv1d(x, w, b=None, stride=1, padding=0, rows=None):
+    """x (n, c_in, l_in), w (c_out, c_in, k), b (c_out,) → y (n, c_out, l_out).
 
-    order "kc": taken channel-last (a window is one contiguous run; no copy when k == stride);
-    order "ck": taken from channel-first x by one strided copy per block.
+    rows: multiply in blocks of exactly this many windows, starting at multiples of `rows`
+    in each sample (the last block zero-filled). A matrix multiply's rounding depends on its
+    shape, so only then is each output bit-for-bit the same whatever the input's length —
+    what a scan cut into chunks needs (scan2conv.scanner).
     """
-    if _is_channel_last(x) or padding:
-        return _cols(_channel_last(x, padding), k, stride, l_out), "kc"
-    return windows(x, k, stride), "ck"
-
-
-def _matrix(w, order):
-    """w (c_out, c_in, k) → (c_out, c_in·k) in the column order of the windows."""
-    c_out = w.shape[0]
-    return w.reshape(c_out, -1) if order == "ck" else w.transpose(0, 2, 1).reshape(c_out, -1)
-
-
-def conv1d(x, w, b=None, stride=1, padding=0):
-    """x (n, c_in, l_in), w (c_out, c_in, k), b (c_out,) → y (n, c_out, l_out)."""
     c_out, c_in, k = w.shape
-    n, _, l_in = x.shape
-    l_out = output_length(l_in, k, stride, padding)
+    x = _pad(x, padding) if padding else x
+    n, l_out = x.shape[0], output_length(x.shape[2], k, stride)
     y = np.zeros((n, l_out, c_out), np.result_type(x, w))   # channel-last
-    if l_out == 0:
-        return y.transpose(0, 2, 1)
-    win, order = _window_view(x, k, stride, padding, l_out)
-    w_t = _matrix(w, order).T
-    for i0, i1, j0, j1 in _blocks(n, l_out, _block_rows(c_in * k, y.dtype)):
-        out = y[i0:i1, j0:j1].reshape(-1, c_out)
-        # (rows, c_in·k) · (c_in·k, c_out) → (rows, c_out)
-        np.matmul(win[i0:i1, j0:j1].reshape(out.shape[0], c_in * k), w_t, out=out)
+    w_t = _matrix(w).T
+    blocks = _blocks(n, l_out, rows, aligned=True) if rows else _blocks(n, l_out, _block_rows(c_in * k, y.dtype))
+    for block in blocks:
+        out = y[block[0]:block[1], block[2]:block[3]].reshape(-1, c_out)
+        cols = _block_windows(x, k, stride, block)
+        if rows:
+            full = np.zeros((rows, k * c_in), cols.dtype)
+            full[:len(cols)] = cols
+            out[...] = (full @ w_t)[:len(cols)]
+        else:
+            # (rows, k·c_in) · (k·c_in, c_out) → (rows, c_out)
+            np.matmul(cols, w_t, out=out)
         if b is not None:
             out += b
     return y.transpose(0, 2, 1)
@@ -114,22 +125,21 @@ def conv1d_backward(x, w, dy, stride=1, padding=0):
     """Gradients of conv1d: x (n, c_in, l_in), dy (n, c_out, l_out) → dx, dw, db."""
     c_out, c_in, k = w.shape
     n, _, l_in = x.shape
+    x = _pad(x, padding) if padding else x
     l_out = dy.shape[2]
     dtype = np.result_type(x, w, dy)
-    xt = _channel_last(x, padding)                         # (n, l_in + 2·padding, c_in)
-    cols = _cols(xt, k, stride, l_out)                     # (n, l_out, k·c_in) view
-    dy_t = dy.transpose(0, 2, 1)                           # (n, l_out, c_out) view
-    w_kc = _matrix(w, "kc")                                # (c_out, k·c_in)
+    dy_t, w_kc = dy.transpose(0, 2, 1), _matrix(w)          # (n, l_out, c_out), (c_out, k·c_in)
     dw = np.zeros((c_out, k * c_in), dtype)
     groups = -(-k // stride)
     # room for whole groups of `stride` frames after every window start, trimmed on return
-    dxt = np.zeros((n, max(xt.shape[1], (groups - 1 + l_out) * stride), c_in), dtype)
-    for i0, i1, j0, j1 in _blocks(n, l_out, _block_rows(c_in * k + c_out, dtype)):
+    dxt = np.zeros((n, max(x.shape[2], (groups - 1 + l_out) * stride), c_in), dtype)
+    for block in _blocks(n, l_out, _block_rows(c_in * k + c_out, dtype)):
+        i0, i1, j0, j1 = block
         m, l = i1 - i0, j1 - j0
-        c = cols[i0:i1, j0:j1].reshape(m * l, k * c_in).reshape(m, l, k * c_in)
-        # per sample (c_out, l) · (l, k·c_in) → (c_out, k·c_in), summed; dy is read in place,
+        cols = _block_windows(x, k, stride, block).reshape(m, l, k * c_in)
+        # per sample (c_out, l) · (l, k·c_in), summed over the block; dy is read in place,
         # whichever its layout (BLAS takes either orientation)
-        dw += np.matmul(dy[i0:i1, :, j0:j1], c).sum(axis=0)
+        dw += np.matmul(dy[i0:i1, :, j0:j1], cols).sum(axis=0)
         # (l, c_out) · (c_out, k·c_in) → each window's share of dx
         dcols = np.matmul(dy_t[i0:i1, j0:j1], w_kc).reshape(m, l, k, c_in)
         _col2im(dxt[i0:i1], dcols, j0, stride)

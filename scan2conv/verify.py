@@ -82,7 +82,7 @@ def build_report(mlp, x, kernel, stride, comparisons, reference, sources, rtol, 
 def _structure_lines(st):
     if st["distributed"]:
         copies = ", ".join(str(l["copies"]) for l in st["layers"])
-        head = (f"distributed: layers share {copies} copies of their blocks; largest copy "
+        head = (f"distributed: {copies} copies of each layer's block; largest copy "
                 f"deviation {st['max_deviation']:.3g}")
     else:
         head = "not distributed: no layer shares blocks, so only the simple stack applies"

@@ -37,7 +37,7 @@ def layers_text(stack):
 def test_bare_verify_shows_simple_and_distributed_agreeing():
     r = run("verify")
     assert r.exit_code == 0, r.output
-    assert "structure     distributed: layers share 4, 2, 1 copies of their blocks" in r.stdout
+    assert "structure     distributed: 4, 2, 1 copies of each layer's block" in r.stdout
     assert f"distributed   {HOMEWORK}\n              widths 128 → 64 → 32 → 31; max |error| 0; agrees" in r.stdout
     report = json.loads(run("verify", "--json").stdout)
     assert [s["name"] for s in report["stacks"]] == ["simple", "distributed"]

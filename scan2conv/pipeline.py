@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import defaults
-from .errors import InputError, StructureError
+from .errors import InputError, OptionNeeded, StructureError
 from .formats import DEFAULT_MAX_BYTES, read_weights
 from .infer import DEFAULT_CHANNELS, infer_kernel
 from .inputs import as_network_input, read_input
@@ -149,18 +149,24 @@ def stride_from_expected(job, path, max_bytes=DEFAULT_MAX_BYTES):
 def resolve_stride(job, sharing, stride=None, expect=None, source="--stride",
                    max_bytes=DEFAULT_MAX_BYTES):
     """(S, where it came from): the flag; the file's metadata; the natural stride of a
-    distributed MLP; the length of a reference output; else an error listing valid strides."""
-    from .infer import require_stride
+    distributed MLP (unless a block copy looks damaged); the length of a reference output;
+    else an error listing valid strides."""
+    from .infer import require_stride, tiling_strides
     if stride is not None:
         return stride, source
     stored = _file_stride(job)
     if stored is not None:
         return stored, "the weight file's metadata"
-    if sharing.natural_stride is not None:
+    if sharing.natural_stride is not None and not sharing.near_misses:   # damage makes it unsure
         label = "--layers" if sharing.source == "--layers" else "natural stride of the shared blocks"
         return sharing.natural_stride, label
     if expect is not None:
         return stride_from_expected(job, expect, max_bytes), f"length of --expect {expect}"
+    if sharing.near_misses:
+        strides = ", ".join(map(str, tiling_strides(job.x.shape[2], job.kernel)))
+        raise OptionNeeded(f"the scan stride is not settled: shared blocks would fix it, but "
+                           f"{sharing.near_misses[0].message()}; pass --stride (strides that tile "
+                           f"{job.x.shape[2]} frames with K={job.kernel}: {strides})")
     require_stride(None, job.x.shape[2], job.kernel)   # raises, listing the strides that tile the sample
 
 

@@ -123,6 +123,10 @@ def test_convert_distributed_refuses_a_damaged_copy(tmp_path, where, message):
     assert error_of(r).endswith("; use --simple")
     r = run("convert", path, "--layers", "2:2,2:2,2:1", "-o", out)
     assert r.exit_code == 3 and error_of(r).startswith(f"error: --layers 2:2,2:2,2:1: {message}")
+    r = run("verify", path)
+    assert r.exit_code == 2 and error_of(r).startswith(
+        f"error: the scan stride is not settled: shared blocks would fix it, but {message}")
+    assert error_of(r).endswith("; pass --stride (strides that tile 128 frames with K=8: 1, 2, 3, 4, 5, 6, 8)")
     r = run("convert", path, "--simple", "--stride", "4", "-o", out)
     assert r.exit_code == 0 and "simple stack" in r.stdout
 

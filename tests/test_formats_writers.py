@@ -90,7 +90,8 @@ def test_existing_output_kept_without_force(tmp_path):
 def test_onnx_without_the_package_writes_nothing(tmp_path, monkeypatch):
     stack = random_stack(np.random.default_rng(2))
     monkeypatch.setitem(sys.modules, "onnx", None)
-    with pytest.raises(OutputError, match=r"s.onnx: writing ONNX needs the onnx package \(pip install onnx\)"):
+    message = r"s.onnx: writing ONNX needs the onnx package \(pip install onnx\)"
+    with pytest.raises(OutputError, match=message):
         write_stack(str(tmp_path / "s.onnx"), stack, stack_meta(stack, "simple", 13, 4))
     assert os.listdir(tmp_path) == []
 

@@ -34,7 +34,9 @@ def keras_files(keras, tmp_path_factory):
     """One random MLP with biases and mixed activations (one given by a separate Activation
     layer), saved the three ways Keras 3 saves."""
     keras.utils.set_random_seed(0)
-    dense = lambda units, act=None: keras.layers.Dense(units, activation=act, bias_initializer="random_normal")
+    def dense(units, act=None):
+        return keras.layers.Dense(units, activation=act, bias_initializer="random_normal")
+
     model = keras.Sequential([keras.Input((K * C,)), dense(6, "tanh"), keras.layers.Dropout(0.1),
                               dense(5), keras.layers.Activation("relu"), dense(4, "sigmoid"), dense(3)])
     folder = tmp_path_factory.mktemp("keras")
@@ -97,7 +99,8 @@ def conv_model(keras, stack, dtype, length):
                                           activation=KERAS_ACTS[layer.activation], dtype=dtype))
         if layer.activation == "leaky_relu":
             layers.append(keras.layers.LeakyReLU(negative_slope=0.01, dtype=dtype))
-    return keras.Sequential(layers + [keras.layers.Permute((2, 1), dtype=dtype), keras.layers.Flatten(dtype=dtype)])
+    layers += [keras.layers.Permute((2, 1), dtype=dtype), keras.layers.Flatten(dtype=dtype)]
+    return keras.Sequential(layers)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)])

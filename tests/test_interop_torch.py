@@ -38,7 +38,8 @@ def sequential_net():
 class Named(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.fc1, self.fc2, self.head = torch.nn.Linear(K * C, 7), torch.nn.Linear(7, 4), torch.nn.Linear(4, 2)
+        self.fc1, self.fc2 = torch.nn.Linear(K * C, 7), torch.nn.Linear(7, 4)
+        self.head = torch.nn.Linear(4, 2)
 
     def forward(self, v):
         return self.head(torch.nn.functional.leaky_relu(self.fc2(torch.sigmoid(self.fc1(v))), 0.01))

@@ -196,6 +196,19 @@ def test_bad_input_in_process(case, tmp_path):
     stage.check(*run(stage))
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if c["setup"] != "unreadable"],
+                         ids=lambda c: c["id"])
+def test_bad_input_with_json(case, tmp_path):
+    """With --json the same error is also one JSON object on stdout (click's own usage errors,
+    found before the command runs, print only the line)."""
+    stage = Stage({**case, "args": case["args"] + ["--json"]}, tmp_path)
+    code, stdout, stderr = run_in_process(stage)
+    assert code == case["exit"] and len(stderr.splitlines()) == 1
+    if stdout or code != 2:
+        assert json.loads(stdout) == {"ok": False, "exit_code": code,
+                                      "error": stderr.rstrip("\n").removeprefix("error: ")}
+
+
 def test_whole_corpus_through_installed_cli(tmp_path):
     stages = [Stage(case, tmp_path / case["id"]) for case in CASES
               if (tmp_path / case["id"]).mkdir() is None]

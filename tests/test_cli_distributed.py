@@ -38,7 +38,8 @@ def test_bare_verify_shows_simple_and_distributed_agreeing():
     r = run("verify")
     assert r.exit_code == 0, r.output
     assert "structure     distributed: 4, 2, 1 copies of each layer's block" in r.stdout
-    assert f"distributed   {HOMEWORK}\n              widths 128 → 64 → 32 → 31; max |error| 0; agrees" in r.stdout
+    assert (f"distributed   {HOMEWORK}\n"
+            "              widths 128 → 64 → 32 → 31; max |error| 0; agrees") in r.stdout
     report = json.loads(run("verify", "--json").stdout)
     assert [s["name"] for s in report["stacks"]] == ["simple", "distributed"]
     assert all(s["agree"] for s in report["stacks"]) and report["structure"]["natural_stride"] == 4
@@ -58,7 +59,8 @@ def test_homework_part_c_all_three_agree():
 def test_dense_mlp_is_reported_not_distributed():
     r = run("verify", DENSE, "--stride", "4")
     assert r.exit_code == 0
-    assert "structure     not distributed: no layer shares blocks, so only the simple stack applies" in r.stdout
+    assert ("structure     not distributed: no layer shares blocks, so only the simple stack "
+            "applies") in r.stdout
     report = json.loads(run("verify", DENSE, "--stride", "4", "--json").stdout)
     assert [s["name"] for s in report["stacks"]] == ["simple"] and not report["structure"]["distributed"]
 
@@ -78,7 +80,8 @@ def test_verify_gradients_agree_for_both_stacks():
     assert r.exit_code == 0 and [g["name"] for g in report["gradients"]] == ["simple", "distributed"]
     assert all(g["agree"] and g["max_abs_error"] <= 1e-10 for g in report["gradients"])
     text = run("verify", "--gradients").stdout
-    assert "OK: every stack agrees with the scanning MLP on all 4×31 outputs and on every weight gradient" in text
+    assert ("OK: every stack agrees with the scanning MLP on all 4×31 outputs and on every weight "
+            "gradient") in text
 
 
 def test_verify_gradients_fails_when_a_mapping_is_broken(monkeypatch):
@@ -126,7 +129,8 @@ def test_convert_distributed_refuses_a_damaged_copy(tmp_path, where, message):
     r = run("verify", path)
     assert r.exit_code == 2 and error_of(r).startswith(
         f"error: the scan stride is not settled: shared blocks would fix it, but {message}")
-    assert error_of(r).endswith("; pass --stride (strides that tile 128 frames with K=8: 1, 2, 3, 4, 5, 6, 8)")
+    assert error_of(r).endswith("; pass --stride (strides that tile 128 frames with K=8: "
+                                "1, 2, 3, 4, 5, 6, 8)")
     r = run("convert", path, "--simple", "--stride", "4", "-o", out)
     assert r.exit_code == 0 and "simple stack" in r.stdout
 
@@ -164,7 +168,8 @@ def test_expect_fixes_the_stride_of_a_dense_mlp(tmp_path):
     expected = tmp_path / "expected.npy"
     np.save(expected, scan(mlp, x, 8, 4).reshape(1, -1))         # the autograder's (1, 124)
     report = json.loads(run("verify", DENSE, "--input", DATA, "--expect", expected, "--json").stdout)
-    assert report["scan"]["stride"] == 4 and report["structure"]["stride_source"] == f"length of --expect {expected}"
+    assert report["scan"]["stride"] == 4
+    assert report["structure"]["stride_source"] == f"length of --expect {expected}"
 
 
 def test_stride_stored_in_the_weight_file(tmp_path):
@@ -173,7 +178,8 @@ def test_stride_stored_in_the_weight_file(tmp_path):
     save_file({k: v.astype(np.float64) for k, v in np.load(DENSE).items()}, str(path),
               metadata={"stride": "4"})
     report = json.loads(run("verify", path, "--json").stdout)
-    assert report["scan"]["stride"] == 4 and report["structure"]["stride_source"] == "the weight file's metadata"
+    assert report["scan"]["stride"] == 4
+    assert report["structure"]["stride_source"] == "the weight file's metadata"
     assert json.loads(run("verify", path, "--stride", "2", "--json").stdout)["scan"]["stride"] == 2
 
 
@@ -215,12 +221,14 @@ def test_error_paths(tmp_path, monkeypatch, args, code, message):
 def test_explain_homework_text_and_json():
     r = run("explain", PART_C)
     assert r.exit_code == 0, r.output
-    assert "scan          K=8 frames, stride 4 (natural stride of the shared blocks); 128 frames → 31 positions" in r.stdout
+    assert ("scan          K=8 frames, stride 4 (natural stride of the shared blocks); "
+            "128 frames → 31 positions") in r.stdout
     assert "1      192×8       (24→2, k2, s2)        8 → 4      4 × 48×2" in r.stdout
     assert "layer 1    1  ■■······   each of 2 channels" in r.stdout
     assert "distributed stack          206       9,152   5.9× fewer MACs" in r.stdout
     report = json.loads(run("explain", PART_C, "--json").stdout)
-    assert report["costs"]["scanning_mlp"]["macs"] == 53_568 and report["costs"]["distributed"]["macs"] == 9_152
+    costs = report["costs"]
+    assert costs["scanning_mlp"]["macs"] == 53_568 and costs["distributed"]["macs"] == 9_152
     assert report["frames_seen"][1] == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert json.loads(run("explain", PART_C, "--frames", "64", "--json").stdout)["scan"]["positions"] == 15
 

@@ -148,8 +148,8 @@ def test_damage_is_named_by_layer_and_block(layer, row, col, message):
 def test_a_differing_bias_copy_breaks_sharing():
     mlp = part_c()
     mlp.layers[1].b[8 + 3] = 2.0
-    miss = infer_sharing(mlp, 24).near_misses[0]
-    assert "layer 2" in miss.message() and "block 2" in miss.message() and "(bias, column 4;" in miss.message()
+    message = infer_sharing(mlp, 24).near_misses[0].message()
+    assert "layer 2" in message and "block 2" in message and "(bias, column 4;" in message
 
 
 def test_explicit_layers():

@@ -124,8 +124,10 @@ class TextSource:
                 raise InputError(f"{self.where}: line {self.line} has {len(row)} numbers, expected "
                                  f"{self.width} like line {self.first}")
             rows.append(row)
+        if not rows:
+            return np.zeros((0, self.width or 0))
         try:
-            return np.array(rows, dtype=np.float64).reshape(-1, self.width or 0)
+            return np.array(rows, dtype=np.float64)
         except ValueError as e:
             raise InputError(f"{self.where}: near line {self.line}: {e}") from None
 

@@ -2,6 +2,7 @@
 
 Files store a sequence time-major, (frames, features); a 3-D array is already (n, c, l).
 """
+import array
 import os
 
 import numpy as np
@@ -10,29 +11,45 @@ from .errors import InputError
 from .formats import DEFAULT_MAX_BYTES, open_checked, sniff
 
 _NPZ_KEYS = ("x", "input", "data", "arr_0")
+_MAX_LINE = 2**20   # characters: a frame of ~100,000 numbers
 
 
 def read_text(path, max_bytes=DEFAULT_MAX_BYTES):
-    """Whitespace-separated numbers, a frame per line (CRLF accepted) → (frames, features)."""
+    """Whitespace-separated numbers, a frame per line (CRLF accepted) → (frames, features).
+
+    Numbers are packed as they are read (8 bytes each), so memory stays near the array's own
+    size and the array is refused, at max_bytes, before it is complete.
+    """
     if os.path.getsize(path) > max_bytes:
         raise InputError(f"{path}: {os.path.getsize(path):,} bytes, over the limit of "
                          f"{max_bytes:,} (raise it with --max-size)")
+    values, width, first = array.array("d"), None, None
     try:
         with open(path, encoding="ascii") as fp:
-            lines = [line.split() for line in fp]
+            for i, line in enumerate(iter(lambda: fp.readline(_MAX_LINE), ""), start=1):
+                if len(line) == _MAX_LINE and not line.endswith("\n"):
+                    raise InputError(f"{path}: line {i} is over {_MAX_LINE:,} characters; "
+                                     "a line holds one frame")
+                row = line.split()
+                if not row:
+                    continue
+                if width is None:
+                    width, first = len(row), i
+                elif len(row) != width:
+                    raise InputError(f"{path}: line {i} has {len(row)} numbers, expected {width} "
+                                     f"like line {first}")
+                try:
+                    values.extend(float(v) for v in row)
+                except ValueError as e:
+                    raise InputError(f"{path}: line {i}: {e}") from None
+                if values.itemsize * len(values) > max_bytes:
+                    raise InputError(f"{path}: more than {max_bytes:,} bytes of numbers by line "
+                                     f"{i}, over the limit (raise it with --max-size)")
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text file of numbers (non-ASCII bytes)") from None
-    rows = [(i, r) for i, r in enumerate(lines, start=1) if r]
-    if not rows:
+    if width is None:
         raise InputError(f"{path}: no numbers found")
-    width = len(rows[0][1])
-    for i, r in rows:
-        if len(r) != width:
-            raise InputError(f"{path}: line {i} has {len(r)} numbers, expected {width} like line {rows[0][0]}")
-    try:
-        return np.array([[float(v) for v in r] for _, r in rows])
-    except ValueError as e:
-        raise InputError(f"{path}: {e}") from None
+    return np.frombuffer(values, dtype=np.float64).reshape(-1, width)
 
 
 def _read_array(path, max_bytes):

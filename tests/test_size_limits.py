@@ -146,6 +146,18 @@ def test_inputs_over_the_cap_are_refused_before_reading(tmp_path, name, write):
     assert peak < 1 * MiB
 
 
+def test_text_inputs_stop_at_the_cap_while_parsing(tmp_path):
+    """A small text file can hold 4× its size in float64: parsing stops once past the cap."""
+    path = tmp_path / "x.asc"
+    path.write_text("1 2 3 4\n" * 40_000)   # 320,000 bytes; 1,280,000 bytes of float64
+    assert read_input(str(path), 4, 2 * MiB).shape == (1, 4, 40_000)
+    refused, peak = peak_bytes(lambda: read_input(str(path), 4, 1 * MiB))
+    assert isinstance(refused, InputError)
+    assert str(refused) == (f"{path}: more than 1,048,576 bytes of numbers by line 32769, over "
+                            "the limit (raise it with --max-size)")
+    assert peak < 1.5 * MiB
+
+
 def test_npz_entries_count_together(tmp_path):
     path = tmp_path / "many.npz"
     np.savez(path, **{f"W{i}": np.ones((128, 128)) for i in range(1, 6)})   # 5 × 128 KiB

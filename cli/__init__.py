@@ -1,4 +1,5 @@
 """The scan2conv command line: turn a scanning MLP into Conv1d stacks and prove they agree."""
+import importlib
 import sys
 
 import click
@@ -6,8 +7,23 @@ import click
 from .common import EXIT_CODES, INTERNAL_ERROR
 
 
+# command → module of this package defining it, imported only when that command runs, so
+# `scan2conv verify` never pays for the readers and writers of `convert` (h5py, …)
+LAZY_COMMANDS = {"convert": "convert", "verify": "verify", "explain": "explain",
+                 "inspect": "inspect", "scan": "scan"}
+
+
 class Group(click.Group):
     """A group whose usage errors, like every other error, are one line on stderr."""
+
+    def list_commands(self, ctx):
+        return sorted(set(self.commands) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in LAZY_COMMANDS:
+            module = importlib.import_module(f"{__name__}.{LAZY_COMMANDS[name]}")
+            self.add_command(getattr(module, name))
+        return super().get_command(ctx, name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -31,15 +47,5 @@ class Group(click.Group):
 def main():
     """Turn a scanning MLP into the equivalent Conv1d stacks, and prove they agree."""
 
-
-from . import convert as _convert, explain as _explain, verify as _verify  # noqa: E402
-from . import inspect as _inspect  # noqa: E402
-from . import scan as _scan  # noqa: E402
-
-main.add_command(_convert.convert)
-main.add_command(_verify.verify)
-main.add_command(_explain.explain)
-main.add_command(_inspect.inspect)
-main.add_command(_scan.scan)
 
 __all__ = ["main", "INTERNAL_ERROR"]

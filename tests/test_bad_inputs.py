@@ -93,7 +93,7 @@ class Stage:
         elif setup == "unreadable":
             target.chmod(0)
         elif setup == "existing_output":
-            (self.out / "stack.npz").write_bytes(PRECIOUS)
+            (self.out / self.case["names"]).write_bytes(PRECIOUS)
 
     def _listing(self):
         return {p: (p.read_bytes() if p.is_file() and not p.is_symlink() and os.access(p, os.R_OK)

@@ -1,0 +1,98 @@
+"""Timing and machine facts shared by the benchmark scripts."""
+import ctypes
+import datetime
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+
+def best_of(f, repeat=5, number=1):
+    """The fastest of `repeat` runs of `number` calls, per call, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            f()
+        times.append((time.perf_counter() - start) / number)
+    return min(times)
+
+
+def interleaved(fs, repeat=5, number=1):
+    """best_of for several functions, their runs interleaved so load spikes hit all alike."""
+    times = [[] for _ in fs]
+    for _ in range(repeat):
+        for t, f in zip(times, fs):
+            t.append(best_of(f, 1, number))
+    return [min(t) for t in times]
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as fp:
+            for line in fp:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _openblas():
+    """The OpenBLAS library numpy loaded, or None."""
+    try:
+        with open("/proc/self/maps") as fp:
+            paths = sorted({line.split()[-1] for line in fp if "openblas" in line.lower()})
+    except OSError:
+        return None
+    return ctypes.CDLL(paths[0]) if paths else None
+
+
+def blas_info():
+    """(description, thread count) of the BLAS numpy uses."""
+    name = "unknown BLAS"
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        name = f"{blas['name']} {blas['version']}"
+    except Exception:
+        pass
+    lib = _openblas()
+    for prefix in ("scipy_openblas", "openblas"):
+        for suffix in ("64_", ""):
+            threads = getattr(lib, f"{prefix}_get_num_threads{suffix}", None) if lib else None
+            config = getattr(lib, f"{prefix}_get_config{suffix}", None) if lib else None
+            if threads is not None:
+                if config is not None:
+                    config.restype = ctypes.c_char_p
+                    name = config().decode()
+                return name, int(threads())
+    return name, os.cpu_count()
+
+
+def machine_header():
+    import click
+    lines = [f"date      {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
+             f"machine   {os.cpu_count()} CPUs (nproc), {cpu_model()}",
+             f"python    {platform.python_version()}, numpy {np.__version__}, click {click.__version__}"]
+    try:
+        import torch
+        lines[-1] += f", torch {torch.__version__}"
+    except ImportError:
+        pass
+    name, threads = blas_info()
+    lines.append(f"BLAS      {name}, {threads} threads")
+    env = [f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                             "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ]
+    if env:
+        lines.append(f"env       {' '.join(env)}")
+    try:
+        lines.append(f"load      {' '.join(f'{v:.2f}' for v in os.getloadavg())} (1, 5, 15 min) at start")
+    except OSError:
+        pass
+    return "\n".join(lines)

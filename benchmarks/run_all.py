@@ -1,0 +1,28 @@
+"""Every benchmark in one run: engine vs torch and the GEMM peak, start-up latency, the hour-long
+scan's memory, and batch verify. Usage: python benchmarks/run_all.py"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import batch_files  # noqa: E402
+import engine  # noqa: E402
+import latency  # noqa: E402
+import scan_memory  # noqa: E402
+from common import machine_header  # noqa: E402
+
+
+def main():
+    print(machine_header())
+    results = {}
+    for name, section in (("engine", engine), ("latency", latency), ("scan memory", scan_memory),
+                          ("batch", batch_files)):
+        print()
+        results[name] = section.main()
+    print()
+    print("targets: " + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in results.items()))
+    return 0 if all(results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

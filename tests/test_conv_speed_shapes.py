@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from scan2conv import conv
 from scan2conv.conv import conv1d, conv1d_backward, conv1d_naive, output_length
@@ -66,6 +66,7 @@ def test_small_blocks_forward_and_backward_equal_torch(case):
 @given(cases(), st.sampled_from([1, 2, 5, 64]), st.data())
 def test_fixed_blocks_give_the_same_bits_for_any_length(case, rows, data):
     x, w, b, stride, _ = case
+    assume(x.shape[2] >= w.shape[2])     # no padding here
     full = conv1d(x, w, b, stride, rows=rows)
     np.testing.assert_allclose(full, conv1d(x, w, b, stride), rtol=1e-12, atol=1e-12)
     l_short = data.draw(st.integers(w.shape[2], x.shape[2]))

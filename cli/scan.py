@@ -69,8 +69,10 @@ def _text(report, result):
 def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_bytes, as_json, debug):
     """Run the conv stack in STACK over INPUT, of any length, in overlapping chunks.
 
+    STACK is any stack `scan2conv convert` writes (.npz, .h5, .safetensors, .onnx, …).
     INPUT is frames × features: .npy (memory-mapped), text (.asc/.txt, read a block at a
     time) or .npz. The output is the same, number for number, whatever the chunk size.
+    A progress bar shows on a terminal only (never in pipes or with --json).
 
     \b
     Examples:

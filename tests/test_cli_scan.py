@@ -152,3 +152,52 @@ def test_scan_is_listed_with_help():
     assert "scan" in r.stdout
     r = run("scan", "--help")
     assert r.exit_code == 0 and "--aggregate [max|mean]" in r.stdout and "Exit codes:" in r.stdout
+
+
+def test_distributed_stack_in_other_formats_scans_like_the_mlp(tmp_path):
+    part_c = os.path.join(FIXTURES, "mlp_weights_part_c.npy")
+    frames = np.random.default_rng(1).integers(-4, 5, (9000, 24)).astype(np.float64)
+    np.save(tmp_path / "x.npy", frames)
+    job = load_job(part_c, DATA)
+    expected = mlp_scan(job.mlp, frames.T[None], 8, 4)[0]
+    outputs = []
+    for ext in ("npz", "safetensors", "h5"):
+        stack = tmp_path / f"d.{ext}"
+        assert run("convert", part_c, "--distributed", "-o", stack).exit_code == 0
+        out = tmp_path / f"y_{ext}.npy"
+        r = run("scan", stack, tmp_path / "x.npy", "-o", out, "--chunk-frames", 700, "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["chunks"] > 1
+        outputs.append(out.read_bytes())
+        np.testing.assert_allclose(np.load(out), expected, rtol=1e-12)
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def scan_on_a_terminal(stack, *args):
+    """Run the installed command with stderr on a pseudo-terminal → (stdout, what the terminal got)."""
+    import pty
+    import subprocess
+    import sys
+    leader, follower = pty.openpty()
+    cmd = [sys.executable, "-m", "scan2conv", "scan", str(stack), DATA, *map(str, args)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=follower, timeout=60)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.returncode == 0
+    return proc.stdout.decode(), seen.decode()
+
+
+def test_progress_bar_only_on_a_terminal_and_never_with_json(stack):
+    stdout, terminal = scan_on_a_terminal(stack, "--aggregate", "max")
+    assert "scanning" in terminal and "max  channel 0" in stdout
+    stdout, terminal = scan_on_a_terminal(stack, "--aggregate", "max", "--json")
+    assert terminal == "" and json.loads(stdout)["ok"] is True

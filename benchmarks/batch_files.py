@@ -29,7 +29,8 @@ def make_files(folder, count):
     paths = []
     for i in range(count):
         path = os.path.join(folder, f"student_{i:04d}.npz")
-        arrays = {f"W{j}": rng.choice([-1.0, 1.0], size=s) for j, s in enumerate([(192, 8), (8, 16), (16, 4)], 1)}
+        shapes = [(192, 8), (8, 16), (16, 4)]
+        arrays = {f"W{j}": rng.choice([-1.0, 1.0], size=s) for j, s in enumerate(shapes, 1)}
         if i % 100 == 99:
             arrays["W2"] = arrays["W2"][:5]     # does not chain: a bad input (exit 3)
         np.savez(path, **arrays)
@@ -64,9 +65,11 @@ def main():
         t_sample = time.perf_counter() - start
     per_batch, per_call = t_batch / FILES, t_sample / SAMPLE
     expected = {c: n for c, n in batch.counts.items()}
-    print(f"one process, run_batch over {FILES:,} files   {t_batch:7.2f} s   {per_batch * 1e3:7.2f} ms/file   "
+    print(f"one process, run_batch over {FILES:,} files   {t_batch:7.2f} s   "
+          f"{per_batch * 1e3:7.2f} ms/file   "
           f"exit codes {dict(sorted(expected.items()))}, worst {batch.exit_code}")
-    print(f"separate processes, {SAMPLE} measured          {t_sample:7.2f} s   {per_call * 1e3:7.2f} ms/file   "
+    print(f"separate processes, {SAMPLE} measured          {t_sample:7.2f} s   "
+          f"{per_call * 1e3:7.2f} ms/file   "
           f"exit codes {dict(sorted(codes.items()))}")
     print(f"separate processes, {FILES:,} extrapolated ({FILES // SAMPLE}× the sample)  "
           f"{per_call * FILES:7.2f} s")

@@ -40,7 +40,8 @@ def main():
             times[name].append(wall(cmd))
     (ours, base) = (median(times[name]) for name in cmds)
     for name, t in times.items():
-        print(f"{name:<34} median {median(t) * 1e3:7.1f} ms   (min {min(t) * 1e3:6.1f}, max {max(t) * 1e3:6.1f})")
+        print(f"{name:<34} median {median(t) * 1e3:7.1f} ms   "
+              f"(min {min(t) * 1e3:6.1f}, max {max(t) * 1e3:6.1f})")
     ratio = ours / base
     print(f"ratio {ratio:.2f}× (target ≤ {TARGET}×: {'met' if ratio <= TARGET else 'MISSED'})")
     return ratio <= TARGET

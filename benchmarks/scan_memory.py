@@ -68,7 +68,8 @@ def main():
         in_process = scanner.forward(stack.astype(np.float64), x)[0]
         reference = mlp_scan(mlp, x, defaults.KERNEL, defaults.STRIDE)[0]
     print(f"python -c 'import numpy, click'     peak {base:6.1f} MiB")
-    print(f"scan, {report['chunks']} chunks of ≤ {report['chunk_frames']:,} frames  peak {chunked:6.1f} MiB, "
+    print(f"scan, {report['chunks']} chunks of ≤ {report['chunk_frames']:,} frames  "
+          f"peak {chunked:6.1f} MiB, "
           f"{t_chunked:.2f} s  (target ≤ {TARGET_MIB} MiB: {'met' if chunked <= TARGET_MIB else 'MISSED'})")
     print(f"scan, one chunk (--chunk-frames {2 * FRAMES:,})  peak {whole:6.1f} MiB, {t_whole:.2f} s")
     identical = np.array_equal(y, one) and np.array_equal(y, in_process)

@@ -56,7 +56,8 @@ def _text(report, result):
 @click.command(epilog=EXIT_CODES)
 @click.argument("stack_path", metavar="STACK", type=click.Path(dir_okay=True))
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
-@click.option("-o", "--output", type=click.Path(), help="Write the output (channels × positions) here (.npy).")
+@click.option("-o", "--output", type=click.Path(),
+              help="Write the output (channels × positions) here (.npy).")
 @click.option("--force", is_flag=True, help="Replace the output if it exists.")
 @click.option("--aggregate", type=click.Choice(["max", "mean"]),
               help="Summarise each channel over positions: its max (and where) or its mean.")

@@ -105,11 +105,14 @@ def conv1d(x, w, b=None, stride=1, padding=0, rows=None):
     n, l_out = x.shape[0], output_length(x.shape[2], k, stride)
     y = np.zeros((n, l_out, c_out), np.result_type(x, w))   # channel-last
     w_t = _matrix(w).T
-    blocks = _blocks(n, l_out, rows, aligned=True) if rows else _blocks(n, l_out, _block_rows(c_in * k, y.dtype))
+    if rows:
+        blocks = _blocks(n, l_out, rows, aligned=True)
+    else:
+        blocks = _blocks(n, l_out, _block_rows(c_in * k, y.dtype))
     for block in blocks:
         out = y[block[0]:block[1], block[2]:block[3]].reshape(-1, c_out)
         cols = _block_windows(x, k, stride, block)
-        if rows:
+        if rows:   # always the same shape and a contiguous operand: the same rounding
             full = np.zeros((rows, k * c_in), cols.dtype)
             full[:len(cols)] = cols
             out[...] = (full @ w_t)[:len(cols)]
@@ -149,7 +152,10 @@ def conv1d_backward(x, w, dy, stride=1, padding=0):
 
 
 def _col2im(dxt, dcols, j0, stride):
-    """Add dcols (m, l, k, c) into dxt (m, length, c): tap t of window j0 + j → frame (j0 + j)·stride + t."""
+    """Add dcols (m, l, k, c) into dxt (m, length, c).
+
+    Tap t of window j0 + j lands on frame (j0 + j)·stride + t.
+    """
     m, l, k, c = dcols.shape
     for q in range(-(-k // stride)):  # taps q·stride … q·stride + r − 1 of every window at once
         r = min(stride, k - q * stride)

@@ -48,9 +48,10 @@ def test_scan_writes_the_scanning_mlps_output(stack, tmp_path):
     y = np.load(out)
     assert y.shape == (4, 31)
     np.testing.assert_allclose(y, reference(read_input(DATA)[0].T), rtol=1e-12)
+    planned = json.loads(run("scan", stack, DATA, "--aggregate", "max", "--json").stdout)["chunk_frames"]
     assert r.stdout.splitlines() == [
         f"scanned {DATA}: 128 frames × 24 features → 4 × 31 positions (K=8, stride 4) in 1 chunk "
-        f"of ≤ {json.loads(run('scan', stack, DATA, '--aggregate', 'max', '--json').stdout)['chunk_frames']:,} frames",
+        f"of ≤ {planned:,} frames",
         f"wrote {out}"]
     assert r.stderr == ""      # no progress bar outside a terminal
 
@@ -77,7 +78,8 @@ def test_aggregate_max_json_names_the_position_and_frames(stack):
     assert report["scan"] == {"kernel": 8, "stride": 4, "positions": 31}
     for c, entry in enumerate(report["aggregate"]["channels"]):
         p = int(np.argmax(y[c]))
-        assert entry == {"sample": 0, "channel": c, "max": y[c, p], "position": p, "frames": [4 * p, 4 * p + 7]}
+        assert entry == {"sample": 0, "channel": c, "max": y[c, p], "position": p,
+                         "frames": [4 * p, 4 * p + 7]}
 
 
 def test_aggregate_mean_text(stack):
@@ -144,7 +146,8 @@ def test_stack_errors(tmp_path):
 def test_json_error_is_one_object(stack, tmp_path):
     r = run("scan", stack, tmp_path / "missing.asc", "--aggregate", "max", "--json")
     assert r.exit_code == 3
-    assert json.loads(r.stdout) == {"ok": False, "exit_code": 3, "error": f"{tmp_path / 'missing.asc'}: no such file"}
+    assert json.loads(r.stdout) == {"ok": False, "exit_code": 3,
+                                    "error": f"{tmp_path / 'missing.asc'}: no such file"}
 
 
 def test_scan_is_listed_with_help():

@@ -24,7 +24,8 @@ def stacks(draw):
     for i in range(depth):
         c_out, k, s = draw(st.integers(1, 6)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
         act = "identity" if i == depth - 1 else draw(st.sampled_from(["relu", "tanh", "leaky_relu"]))
-        layers.append(Conv1d(rng.standard_normal((c_out, c, k)), rng.standard_normal(c_out), s, activation=act))
+        w, b = rng.standard_normal((c_out, c, k)), rng.standard_normal(c_out)
+        layers.append(Conv1d(w, b, s, activation=act))
         c = c_out
     return Stack(layers), channels, rng
 
@@ -134,14 +135,16 @@ def test_aggregate_mean_and_max_per_channel():
         for c in range(3):
             assert means[i][c]["mean"] == pytest.approx(y[i, c].mean())
             p = int(np.argmax(y[i, c]))
-            assert maxes[i][c] == {"channel": c, "max": y[i, c, p], "position": p, "frames": [4 * p, 4 * p + 7]}
+            assert maxes[i][c] == {"channel": c, "max": y[i, c, p], "position": p,
+                                   "frames": [4 * p, 4 * p + 7]}
 
 
 @pytest.mark.parametrize("content, message", [
     (lambda p: np.save(p, np.array([np.zeros(3)] * 2, dtype=object), allow_pickle=True),
      "holds a pickled object array, not frames of numbers"),
     (lambda p: np.save(p, np.array(["a", "b"])), "input has dtype <U1; expected numbers"),
-    (lambda p: np.save(p, np.zeros((4, 3, 2, 1))), "input has shape (4, 3, 2, 1); expected (frames, features) or (n, c, l)"),
+    (lambda p: np.save(p, np.zeros((4, 3, 2, 1))),
+     "input has shape (4, 3, 2, 1); expected (frames, features) or (n, c, l)"),
     (lambda p: p.write_bytes(open_npy_bytes(np.zeros((100, 3)))[:-8]),
      "truncated: header declares (100, 3) float64, data holds 2,392 of 2,400 bytes"),
 ])
@@ -177,8 +180,10 @@ def test_bad_text_inputs_are_refused(tmp_path, text, message):
 def test_wrong_features_short_inputs_nan_and_padding_are_refused(stack3):
     cases = [
         (ArraySource(np.zeros((3, 40)), "a.npy"),
-         "a.npy: input has 40 features per frame, the stack reads 3 (is it stored features × frames? transpose it)"),
-        (ArraySource(np.zeros((5, 3)), "b.npy"), "b.npy: input has 5 frames, fewer than the stack's receptive field K=6"),
+         "a.npy: input has 40 features per frame, the stack reads 3 "
+         "(is it stored features × frames? transpose it)"),
+        (ArraySource(np.zeros((5, 3)), "b.npy"),
+         "b.npy: input has 5 frames, fewer than the stack's receptive field K=6"),
     ]
     nan = np.zeros((900, 3))
     nan[777, 1] = np.nan

@@ -75,6 +75,18 @@ def blas_info():
     return name, os.cpu_count()
 
 
+def set_blas_threads(count):
+    """Set numpy's OpenBLAS thread count; False when that BLAS offers no way to."""
+    lib = _openblas()
+    for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                 "openblas_set_num_threads64_", "openblas_set_num_threads"):
+        f = getattr(lib, name, None) if lib else None
+        if f is not None:
+            f(count)
+            return True
+    return False
+
+
 def machine_header():
     import click
     lines = [f"date      {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",

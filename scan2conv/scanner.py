@@ -4,6 +4,11 @@ A chunk starts at a multiple of the stack's total stride S and reads the recepti
 beyond its last position, so consecutive chunks overlap by K − S frames and every position
 sees exactly the frames it sees in a whole run. Memory is bounded by the chunk, not the input:
 npy inputs are memory-mapped, text is parsed a block of lines at a time.
+
+Same frames are not yet the same bits: a matrix multiply rounds according to its shape. So
+every layer multiplies in blocks of exactly ROWS windows (zero-filled at the end), and chunks
+hold whole multiples of ROWS positions, so each block meets the same windows at the same
+rows whether the input comes whole or in chunks of any size.
 """
 import os
 from dataclasses import dataclass
@@ -71,7 +76,8 @@ class ArraySource:
         if a.dtype.kind not in "iuf":
             raise InputError(f"{where}: input has dtype {a.dtype}; expected numbers")
         if a.ndim not in (2, 3):
-            raise InputError(f"{where}: input has shape {a.shape}; expected (frames, features) or (n, c, l)")
+            raise InputError(f"{where}: input has shape {a.shape}; "
+                             "expected (frames, features) or (n, c, l)")
         self.a, self.where = a, where
         self.time_major = a.ndim == 2
         self.n = 1 if self.time_major else a.shape[0]

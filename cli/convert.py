@@ -7,9 +7,10 @@ from scan2conv.convert import to_stack
 from scan2conv.formats.stackfile import sha256_of, stack_meta
 from scan2conv.formats.torch_io import module_source
 from scan2conv.formats.writers import FORMATS, format_for, write_stack
-from scan2conv.errors import OptionNeeded
+from scan2conv.errors import OptionNeeded, OutputError
 from scan2conv.pipeline import load_job, plan
 
+from . import batch
 from .common import EXIT_CODES, debug_option, emit, json_option, mlp_options, reports_errors
 from .explain import expect_option, layers_option
 
@@ -17,9 +18,13 @@ FORMS = {True: "distributed", False: "simple", None: None}
 
 
 @click.command(epilog=EXIT_CODES)
-@click.argument("mlp", type=click.Path(dir_okay=True, readable=False))
-@click.option("-o", "--output", required=True, type=click.Path(),
+@click.argument("mlp", nargs=-1, type=click.Path(dir_okay=True, readable=False, allow_dash=True))
+@batch.from_list_option
+@click.option("-o", "--output", type=click.Path(),
               help="Stack file to write: .npz, .h5, .weights.h5 (Keras), .safetensors, .onnx.")
+@click.option("--output-dir", type=click.Path(file_okay=False),
+              help="With several MLP files: the folder to write each stack into, named after "
+                   "its MLP file (format from --format, default npz).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Output format, when the extension does not say it; mytorch-w, mytorch-weight "
                    "and mytorch-stride1 write the homework's MyTorch keys (convN.W, convN.weight, "
@@ -37,7 +42,7 @@ FORMS = {True: "distributed", False: "simple", None: None}
 @json_option
 @debug_option
 @reports_errors
-def convert(mlp, output, fmt, print_code, force, distributed, layers, expect, channels, kernel,
+def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distributed, layers, expect, channels, kernel,
             stride, orientation, activations, max_bytes, as_json, debug):
     """Convert the scanning MLP in MLP into a Conv1d stack and write it to OUTPUT.
 
@@ -47,10 +52,58 @@ def convert(mlp, output, fmt, print_code, force, distributed, layers, expect, ch
       scan2conv convert mlp_weights_part_c.npy --distributed -o stack.npz
       scan2conv convert mlp.npz --stride 4 -o stack.safetensors --print torch > model.py
 
-    With --print torch the module goes to stdout and the summary to stderr.
+      scan2conv convert submissions/*.npy --stride 4 --output-dir stacks/ --json
+
+    With --print torch the module goes to stdout and the summary to stderr. Several MLP
+    files (or --from-list FILE, - for stdin) are converted in one process into --output-dir:
+    one line per file (one JSON object per line with --json), the worst exit code of all.
     """
     if layers is not None and distributed is False:
         raise OptionNeeded("--layers describes a distributed stack; it cannot go with --simple")
+    options = dict(fmt=fmt, print_code=print_code, force=force, distributed=distributed,
+                   layers=layers, expect=expect, channels=channels, kernel=kernel, stride=stride,
+                   orientation=orientation, activations=activations, max_bytes=max_bytes)
+    if batch.is_batch(mlp, from_list):
+        batch.refuse_with_batch(**{"-o/--output": output, "--print": print_code})
+        if not output_dir:
+            raise OptionNeeded("several MLP files need --output-dir DIR (-o names one file)")
+        make_folder(output_dir)
+        batch.run(mlp, from_list, lambda path: convert_one(path, _output_in(output_dir, path, fmt),
+                                                           **options)[0],
+                  lambda r: f"wrote {r['output']} ({r['form']})", as_json, debug)
+    if not mlp:
+        raise OptionNeeded("name the MLP file to convert")
+    if output_dir or not output:
+        raise OptionNeeded("give the output file with -o FILE (--output-dir is for several MLP files)")
+    report, text = convert_one(mlp[0], output, **options)
+    emit(as_json, report, text)
+
+
+def make_folder(folder):
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot create the --output-dir folder: {e.strerror or e}") from None
+
+
+def _output_in(folder, path, fmt):
+    """folder/<MLP file name without its extension>.<extension of fmt>."""
+    stem = os.path.basename(path)
+    for ext in (".weights.h5", ".npz", ".npy", ".h5", ".hdf5", ".keras", ".safetensors", ".pt",
+                ".pth", ".onnx"):
+        if stem.lower().endswith(ext):
+            stem = stem[:-len(ext)]
+            break
+    return os.path.join(folder, stem + OUTPUT_EXTENSIONS.get(fmt or "npz", ".npz"))
+
+
+OUTPUT_EXTENSIONS = {"npz": ".npz", "h5": ".h5", "safetensors": ".safetensors",
+                     "keras": ".weights.h5", "onnx": ".onnx"}   # the MyTorch layouts are npz
+
+
+def convert_one(mlp, output, *, fmt, print_code, force, distributed, layers, expect, channels,
+                kernel, stride, orientation, activations, max_bytes):
+    """Convert one MLP file and write its stack → (report dict, readable text)."""
     fmt = format_for(output, fmt)
     job = load_job(mlp, None, channels, kernel, orientation, activations, max_bytes)
     p = plan(job, stride, layers, expect, max_bytes=max_bytes, form=FORMS[distributed])
@@ -71,7 +124,6 @@ def convert(mlp, output, fmt, print_code, force, distributed, layers, expect, ch
                      + [f"note: {n}" for n in notes])
     if print_code:
         report["torch_module"] = module_source(stack, output, fmt)
-        if not as_json:
-            click.echo(text, err=True)
-            text = report["torch_module"]
-    emit(as_json, report, text)
+        click.echo(text, err=True)
+        text = report["torch_module"]
+    return report, text

@@ -7,6 +7,7 @@ from scan2conv.formats.stackfile import read_stack
 from scan2conv.pipeline import load_job, plan
 from scan2conv.verify import build_report, format_report, verify as run_verify
 
+from . import batch
 from .common import EXIT_CODES, debug_option, emit, json_option, mlp_options, reports_errors
 from .explain import expect_option, layers_option
 
@@ -19,7 +20,8 @@ def _stack_from_file(path, job, max_bytes):
 
 
 @click.command(epilog=EXIT_CODES)
-@click.argument("mlp", required=False, type=click.Path(dir_okay=True, readable=False))
+@click.argument("mlp", nargs=-1, type=click.Path(dir_okay=True, readable=False, allow_dash=True))
+@batch.from_list_option
 @click.option("--stack", "stack_path", type=click.Path(dir_okay=True, readable=False),
               help="A stack written by `scan2conv convert` to check as well.")
 @click.option("--input", "input_path", type=click.Path(dir_okay=True, readable=False),
@@ -35,9 +37,9 @@ def _stack_from_file(path, job, max_bytes):
 @json_option
 @debug_option
 @reports_errors
-def verify(mlp, stack_path, input_path, rtol, atol, gradients, layers, expect, channels, kernel,
+def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers, expect, channels, kernel,
            stride, orientation, activations, max_bytes, as_json, debug):
-    """Check that the conv stacks compute what the scanning MLP computes.
+    """Check that the conv stacks compute what the scanning MLP (file MLP) computes.
 
     Runs the scanning MLP, the simple stack and, when the weights share blocks, the
     distributed stack (structure inferred, or given with --layers). With no MLP, runs the
@@ -49,7 +51,37 @@ def verify(mlp, stack_path, input_path, rtol, atol, gradients, layers, expect, c
       scan2conv verify
       scan2conv verify mlp.npz --stride 4 --input data.asc --stack stack.npz --json
       scan2conv verify mlp_weights_part_c.npy --layers 2:2,2:2,2:1 --gradients
+      scan2conv verify submissions/*.npy --stride 4 --json     # one JSON line per file
+
+    Several MLP files (or --from-list FILE, - for stdin) run in one process: one line per file
+    (one JSON object per line with --json) and the worst exit code of all.
     """
+    options = dict(input_path=input_path, rtol=rtol, atol=atol, gradients=gradients, layers=layers,
+                   expect=expect, channels=channels, kernel=kernel, stride=stride,
+                   orientation=orientation, activations=activations, max_bytes=max_bytes)
+    if batch.is_batch(mlp, from_list):
+        batch.refuse_with_batch(**{"--stack": stack_path})
+        batch.run(mlp, from_list, lambda path: verify_report(path, **options), _summary, as_json, debug)
+    report = verify_report(mlp[0] if mlp else None, stack_path, **options)
+    emit(as_json, report, format_report(report))
+    if not report["ok"]:
+        raise click.exceptions.Exit(1)
+
+
+def _summary(report):
+    names = ", ".join(s["name"] for s in report["stacks"])
+    shape = "×".join(map(str, report["output_shape"]))
+    if report["ok"]:
+        verb = "agrees" if len(report["stacks"]) == 1 else "agree"
+        return f"ok: {names} {verb} with the scanning MLP ({shape} outputs)"
+    bad = ", ".join(f"{s['name']} (max |error| {s['max_abs_error']:.3g})"
+                    for s in report["stacks"] if not s["agree"]) or "gradients"
+    return f"DISAGREES: {bad}"
+
+
+def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, layers, expect,
+                  channels, kernel, stride, orientation, activations, max_bytes):
+    """Run one MLP (None: the embedded default) against its stacks → the report dict."""
     if stack_path and not mlp:
         raise OptionNeeded("--stack needs the MLP file it was converted from as MLP")
     job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes)
@@ -68,8 +100,5 @@ def verify(mlp, stack_path, input_path, rtol, atol, gradients, layers, expect, c
     if gradients:
         from scan2conv.gradients import check_gradients
         grads = check_gradients(job.mlp, job.x, job.kernel, p.stride, stacks, rtol, atol)
-    report = build_report(job.mlp, job.x, job.kernel, p.stride, comparisons, reference, job.sources,
-                          rtol, atol, p.as_dict(), grads)
-    emit(as_json, report, format_report(report))
-    if not report["ok"]:
-        raise click.exceptions.Exit(1)
+    return build_report(job.mlp, job.x, job.kernel, p.stride, comparisons, reference, job.sources,
+                        rtol, atol, p.as_dict(), grads)

@@ -39,7 +39,8 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     if x is None:
         x = as_network_input(defaults.default_input(channels), "embedded sample", channels)
     if x.shape[2] < k:
-        raise InputError(f"{input_path}: input has {x.shape[2]} frames, fewer than the "
+        where = input_path or "the embedded sample (pass --input)"
+        raise InputError(f"{where}: input has {x.shape[2]} frames, fewer than the "
                          f"patch width K={k}")
     sources = {"mlp": mlp_source, "input": input_path or "embedded sample"}
     return Job(mlp, x, channels, k, sources, wf)

@@ -175,3 +175,11 @@ def test_help_lists_exit_codes():
     for command in ([], ["convert"], ["verify"]):
         r = run(*command, "--help")
         assert r.exit_code == 0 and "Exit codes:" in r.stdout and "4  cannot write the output" in r.stdout
+
+
+def test_patch_wider_than_the_embedded_sample(tmp_path):
+    np.savez(tmp_path / "wide.npz", W=np.ones((129, 2)))
+    r = run("verify", tmp_path / "wide.npz", "--channels", "1", "--stride", "1")
+    assert r.exit_code == 3
+    assert error_of(r) == ("error: the embedded sample (pass --input): input has 128 frames, "
+                           "fewer than the patch width K=129")

@@ -179,7 +179,7 @@ def test_help_lists_exit_codes():
 
 def test_patch_wider_than_the_embedded_sample(tmp_path):
     np.savez(tmp_path / "wide.npz", W=np.ones((129, 2)))
-    r = run("verify", tmp_path / "wide.npz", "--channels", "1", "--stride", "1")
+    r = run("verify", tmp_path / "wide.npz", "--channels", "1", "--stride", "1", "--orientation", "in-out")
     assert r.exit_code == 3
     assert error_of(r) == ("error: the embedded sample (pass --input): input has 128 frames, "
                            "fewer than the patch width K=129")

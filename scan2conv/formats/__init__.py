@@ -41,7 +41,7 @@ def _zip_family(path):
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError, RuntimeError):
         return "npz"    # the npz reader reports what is wrong with it
     if "model.weights.h5" in names or ("config.json" in names and "metadata.json" in names):
         return "keras"

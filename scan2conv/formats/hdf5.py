@@ -49,6 +49,9 @@ def child(group, name, where):
     """The object a hard link names, or None for a soft link; refuses links out of the file."""
     try:
         link = group.get(name, getlink=True)
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: a member of {group.name} has a name that is not UTF-8 "
+                         f"({name!r}); the file is damaged") from None
     except (TypeError, KeyError, OSError) as e:
         raise UnsafeFileError(f"{where}: link {name!r} in {group.name} has an unknown type "
                               f"({_one_line(e)}); refused") from None
@@ -119,6 +122,8 @@ def read_dataset(ds, where, max_bytes, used=0):
     """A dataset's values, after refusing virtual and external storage and checking the size
     (alone, and together with `used` bytes already read)."""
     name = f"{where}: dataset {ds.name}"
+    if not isinstance(ds, h5py.Dataset):
+        raise InputError(f"{where}: {ds.name} is a {type(ds).__name__.lower()}, not a dataset")
     if ds.is_virtual:
         raise UnsafeFileError(f"{name} is a virtual dataset (its data lives in other files); refused")
     if ds.id.get_create_plist().get_external_count() > 0:
@@ -221,7 +226,7 @@ def read_h5(path, max_bytes, source=None):
             if kind == "keras3":
                 return keras.read_keras3(f, path, max_bytes)
             return read_plain(f, path, max_bytes)
-        except (OSError, RuntimeError, KeyError) as e:
+        except (OSError, RuntimeError, KeyError, ValueError) as e:
             raise InputError(f"{path}: cannot read HDF5 content: {_one_line(e)}") from None
 
 

@@ -191,10 +191,15 @@ def _config_activations(f, where, layer_names):
     return [e["activation"] for e in found], []
 
 
+def _name_key(name):
+    """natural_key for an HDF5 member name; h5py gives names that are not UTF-8 as bytes."""
+    return natural_key(name if isinstance(name, str) else name.decode("utf-8", "replace"))
+
+
 def _vars_paths(group, prefix, where):
     """[(path, vars group)] under a Keras 3 `layers` group, in natural order, nested models too."""
     out = []
-    for name in sorted(group, key=natural_key):
+    for name in sorted(group, key=_name_key):
         sub = _group(group, name, where)
         if sub is None:
             continue
@@ -209,7 +214,7 @@ def _vars_paths(group, prefix, where):
 def _read_vars(vars_group, path, budget, where):
     """A layer's variables 0, 1, … as [(name, array)]."""
     out = []
-    for name in sorted(vars_group, key=natural_key):
+    for name in sorted(vars_group, key=_name_key):
         ds = child(vars_group, name, where)
         if ds is not None and hasattr(ds, "dtype") and is_numeric(ds):
             out.append((f"{path}/vars/{name}", budget.read(ds)))
@@ -281,10 +286,10 @@ def read_keras_archive(path, max_bytes):
                 config = parse_json(text, path, "config.json")
             data = _member(zf, "model.weights.h5", max_bytes, path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
-            NotImplementedError, RuntimeError) as e:
+            NotImplementedError, RuntimeError, ValueError) as e:
         raise InputError(f"{path}: corrupt .keras archive: {e}") from None
     with open_h5(data, f"{path}: model.weights.h5") as f:
         try:
             return read_keras3(f, path, max_bytes, config)
-        except (OSError, RuntimeError, KeyError) as e:
+        except (OSError, RuntimeError, KeyError, ValueError) as e:
             raise InputError(f"{path}: cannot read model.weights.h5: {e}") from None

@@ -1,6 +1,7 @@
 """npy and npz: plain arrays, and pickled object arrays read through the safe unpickler."""
 import zipfile
 import zlib
+from tokenize import TokenError
 
 import numpy as np
 
@@ -20,8 +21,9 @@ def read_header(fp, where):
         if reader is None:
             raise ValueError(f"npy format version {version} is not supported")
         shape, fortran, dtype = reader(fp, max_header_size=100_000)
-    except (ValueError, EOFError, SyntaxError, OSError) as e:
-        raise InputError(f"{where}: not a valid npy array: {e}") from None
+    except (ValueError, EOFError, SyntaxError, OSError, TypeError, TokenError, RecursionError,
+            MemoryError) as e:
+        raise InputError(f"{where}: not a valid npy array: {' '.join(str(e).split())}") from None
     if any(d < 0 for d in shape):
         raise InputError(f"{where}: not a valid npy array: negative dimension in shape {shape}")
     return shape, fortran, dtype
@@ -105,7 +107,7 @@ def read_npz(path, max_bytes):
                     obj = read_stream(fp, where, max_bytes, max_bytes)
                 arrays.extend(arrays_of(obj, where) if obj.dtype == object else [(name, obj)])
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
-            NotImplementedError) as e:
+            NotImplementedError, ValueError) as e:   # ValueError: e.g. names that are not UTF-8
         raise InputError(f"{path}: corrupt npz archive: {e}") from None
     except RuntimeError as e:  # zipfile raises it for encrypted members
         raise InputError(f"{path}: unreadable npz entry: {e}") from None

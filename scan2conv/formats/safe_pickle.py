@@ -20,7 +20,8 @@ _ALLOWED = {
     # protocol-2 pickles (Python 2 writers) encode bytes through _codecs.encode
     ("_codecs", "encode"): __import__("codecs").encode,
 }
-_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
+_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct")}
 
 
 def _sized_ndarray(max_bytes):

@@ -31,8 +31,11 @@ def _import_torch(path):
 def _check_sizes(path, max_bytes):
     """Refuse before loading: the tensor data a torch.save zip (or legacy file) declares."""
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            total = sum(i.file_size for i in zf.infolist() if "/data/" in i.filename)
+        try:
+            with zipfile.ZipFile(path) as zf:
+                total = sum(i.file_size for i in zf.infolist() if "/data/" in i.filename)
+        except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as e:
+            raise InputError(f"{path}: corrupt PyTorch archive: {e}") from None
     else:
         total = os.path.getsize(path)
     if total > max_bytes:

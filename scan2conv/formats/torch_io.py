@@ -7,6 +7,7 @@ plain containers, and only where torch is installed. Linear weights are (out, in
 import os
 import pickle
 import re
+import struct
 import zipfile
 
 import numpy as np
@@ -51,7 +52,9 @@ def _load(torch, path):
         what = f"it asks for {asked.group(1)}" if asked else "it holds more than tensors"
         raise UnsafeFileError(f"{path}: torch.load(weights_only=True) refused the file ({what}); "
                               "save model.state_dict(), not the model") from None
-    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:
+    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError,
+            IndexError, TypeError, AttributeError, struct.error, NotImplementedError,
+            OverflowError, MemoryError) as e:   # a damaged pickle trips the unpickler anywhere
         raise InputError(f"{path}: not a readable PyTorch file: "
                          f"{' '.join(str(e).split())[:200]}") from None
 

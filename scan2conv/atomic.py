@@ -17,6 +17,7 @@ import errno
 import glob
 import os
 import secrets
+import shutil
 import subprocess
 
 from .errors import OutputError
@@ -24,6 +25,7 @@ from .errors import OutputError
 _NO_ANONYMOUS = set()   # folders whose filesystem cannot create or name an O_TMPFILE file
 _SUFFIX = ".scan2conv-tmp"
 _AT_FDCWD, _AT_SYMLINK_FOLLOW = -100, 0x400
+_CANNOT_NAME = (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOENT, errno.EPERM, errno.EINVAL)
 
 
 def check_target(path, force):
@@ -96,12 +98,22 @@ def _open_anonymous(folder):
         return None
 
 
+def _copy_of(fd):
+    """A writer that copies what the unnamed file open as fd holds (written once, not twice)."""
+    def write(fp):
+        os.lseek(fd, 0, os.SEEK_SET)
+        with os.fdopen(fd, "rb", closefd=False) as src:
+            shutil.copyfileobj(src, fp, 2**20)
+    return write
+
+
 def _write_anonymous(path, write, force, mode):
-    """True if written through an unnamed file; False if this filesystem cannot do it."""
+    """Write through an unnamed file → None; or, where none can be made, return write for the
+    named way. (One written but unnamable here is copied to the named way's file.)"""
     folder = os.path.dirname(os.path.abspath(path))
     fd = _open_anonymous(folder)
     if fd is None:
-        return False
+        return write
     try:
         _write_fd(fd, write, mode)
         # without force the final name is taken directly: linkat never replaces a file;
@@ -109,23 +121,21 @@ def _write_anonymous(path, write, force, mode):
         name = _temp_name(path) if force else path
         try:
             _linkat(fd, name)
-        except AttributeError:   # no linkat in this C library
-            _NO_ANONYMOUS.add(folder)
-            return False
-        except OSError as e:
-            if e.errno == errno.EEXIST and not force:
+        except (AttributeError, OSError) as e:   # AttributeError: no linkat in this C library
+            if getattr(e, "errno", None) == errno.EEXIST and not force:
                 raise OutputError(f"{path}: already exists; pass --force to replace it") from None
-            if e.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOENT, errno.EPERM, errno.EINVAL):
-                _NO_ANONYMOUS.add(folder)
-                return False
-            raise
+            if getattr(e, "errno", errno.EINVAL) not in _CANNOT_NAME:
+                raise
+            _NO_ANONYMOUS.add(folder)
+            _write_named(path, _copy_of(fd), force, mode)
+            return None
         if force:
             try:
                 os.replace(name, path)
             finally:
                 if os.path.lexists(name):
                     os.unlink(name)
-        return True
+        return None
     finally:
         os.close(fd)
 
@@ -189,8 +199,9 @@ def write_atomic(path, write, force=False):
     try:
         mode = os.stat(path).st_mode & 0o7777 if force and os.path.exists(path) else None
         _remove_stale(path)
-        if not _write_anonymous(path, write, force, mode):
-            _write_named(path, write, force, mode)
+        rest = _write_anonymous(path, write, force, mode)
+        if rest is not None:
+            _write_named(path, rest, force, mode)
         _sync_folder(path)
     except OSError as e:
         raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None

@@ -111,6 +111,22 @@ def test_unwritable_targets(tmp_path, target, message):
     assert visible(tmp_path) == ["sub"] and visible(tmp_path / "sub") == []
 
 
+def test_a_filesystem_that_cannot_name_unnamed_files_gets_the_data_once(tmp_path, monkeypatch):
+    """If linkat fails (EXDEV) after the data is written, it is copied to the named way's file:
+    the writer runs once, and later writes to the folder go the named way directly."""
+    def cannot_name(fd, dest):
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), dest)
+    monkeypatch.setattr(atomic, "_linkat", cannot_name)
+    monkeypatch.setattr(atomic, "_NO_ANONYMOUS", set())
+    calls = []
+    out = tmp_path / "out.bin"
+    write_atomic(out, lambda fp: (calls.append(1), fp.write(b"abc" * 100_000)))
+    assert calls == [1] and out.read_bytes() == b"abc" * 100_000
+    assert atomic._NO_ANONYMOUS == {str(tmp_path)} and visible(tmp_path) == ["out.bin"]
+    write_atomic(out, lambda fp: (check_way("named", tmp_path, "out.bin"), fp.write(b"new")), force=True)
+    assert out.read_bytes() == b"new" and visible(tmp_path) == ["out.bin"]
+
+
 def test_temporary_files_of_dead_writers_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()

@@ -55,8 +55,9 @@ def _cols(xt, k, stride, l_out):
                       writeable=False)
 
 
-# windows per matrix multiply: a block's copied windows stay in cache
-BLOCK_BYTES = 4 * 2**20
+# windows per matrix multiply: small enough that a block's copied windows stay in cache,
+# large enough that each multiply keeps every BLAS thread busy even on a loaded machine
+BLOCK_BYTES = 16 * 2**20
 
 
 def _blocks(n, l_out, rows, aligned=False):

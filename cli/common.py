@@ -96,7 +96,7 @@ activations_option = click.option(
     "--activations", callback=lambda ctx, p, v: v and [a.strip() for a in v.split(",")],
     help="Activation per layer, comma-separated (default: relu, …, relu, identity).")
 max_size_option = click.option("--max-size", "max_bytes", type=Size(), default=DEFAULT_MAX_BYTES,
-                               show_default="512M", help="Refuse arrays larger than this.")
+                               help="Refuse arrays larger than this (default 512M).")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on stdout; messages go to stderr.")
 debug_option = click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")

@@ -76,11 +76,14 @@ def distributed_architecture(rng):
     return arrays, channels[0], stride, g[0] + int(rng.integers(0, 3 * stride + 1))
 
 
-def convert(folder, arrays, channels, stride, acts, form):
-    """What `scan2conv convert` does, up to the writing: → (mlp, stack, meta, kernel, stride)."""
-    path = os.path.join(folder, "mlp.npz")
+def convert(folder, arrays, channels, stride, acts, form, x):
+    """What `scan2conv convert` does, up to the writing, with x (n, c, l) as the sample
+    → (mlp, stack, meta, kernel, stride)."""
+    path, sample = os.path.join(folder, "mlp.npz"), os.path.join(folder, "x.npy")
     np.savez(path, **arrays)
-    job = load_job(path, None, channels, None, "in_out", acts)
+    np.save(sample, x)
+    job = load_job(path, sample, channels, None, "in_out", acts)
+    np.testing.assert_array_equal(job.x, x)
     p = plan(job, stride, form=form)
     got_form, spec = p.spec(form)
     assert got_form == form, f"planned a {got_form} stack, expected {form}"
@@ -120,7 +123,7 @@ def run_architecture(seed, kind, folder):
     forms = ["simple"] if kind == "dense" else ["simple", "distributed"]
     shapes = ", ".join(str(a.shape) for a in arrays.values())
     for form in forms:
-        mlp, stack, meta, kernel, s = convert(folder, arrays, channels, stride, acts, form)
+        mlp, stack, meta, kernel, s = convert(folder, arrays, channels, stride, acts, form, x)
         for fmt in FORMATS:
             try:
                 check_format(fmt, mlp, stack, meta, round_trip(folder, stack, meta, fmt), x, kernel, s)
@@ -170,9 +173,9 @@ def test_a_damaged_round_trip_is_caught(folder):
     rng = np.random.default_rng(7)
     arrays, channels, stride, frames = distributed_architecture(rng)
     acts = ["relu"] * sum(k.startswith("W") for k in arrays)
-    mlp, stack, meta, kernel, s = convert(folder, arrays, channels, stride, acts, "distributed")
-    read, read_meta = round_trip(folder, stack, meta, "npz")
     x = rng.standard_normal((1, channels, frames))
+    mlp, stack, meta, kernel, s = convert(folder, arrays, channels, stride, acts, "distributed", x)
+    read, read_meta = round_trip(folder, stack, meta, "npz")
     check_format("npz", mlp, stack, meta, (read, read_meta), x, kernel, s)
     wide = next(l for l in read.layers if l.kernel > 1)
     wide.w = wide.w[:, :, ::-1].copy()

@@ -21,9 +21,11 @@ def stacks_for(mlp, channels, kernel, stride):
 
 
 def assert_agree(checks, names):
+    """Agreement element-wise within 1e-10, relative to each gradient entry (and 1e-10 absolute):
+    a gradient summed over many positions can be large, and float64 rounding grows with it."""
     assert [c.name for c in checks] == names
     for c in checks:
-        assert c.agree and c.max_abs_error <= 1e-10, c
+        assert c.agree, c
 
 
 @settings(max_examples=120, deadline=None)
@@ -31,7 +33,7 @@ def assert_agree(checks, names):
 def test_distributed_and_simple_gradients_agree(case):
     mlp, truth, x = case
     k, s = truth.receptive_field, truth.total_stride
-    checks = check_gradients(mlp, x, k, s, stacks_for(mlp, truth.channels, k, s), rtol=0, atol=1e-10)
+    checks = check_gradients(mlp, x, k, s, stacks_for(mlp, truth.channels, k, s), rtol=1e-10, atol=1e-10)
     assert_agree(checks, ["simple", "distributed"])
 
 
@@ -40,7 +42,7 @@ def test_distributed_and_simple_gradients_agree(case):
 def test_dense_gradients_agree(case):
     mlp, x, kernel, stride = case
     checks = check_gradients(mlp, x, kernel, stride, stacks_for(mlp, x.shape[1], kernel, stride),
-                             rtol=0, atol=1e-10)
+                             rtol=1e-10, atol=1e-10)
     assert_agree(checks, ["simple"])
 
 

@@ -11,9 +11,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def fresh_venv(tmp_path_factory):
-    # system site packages give numpy, click and h5py without a download
+    """A new environment that sees only the dependencies (numpy, click, h5py) of this one."""
+    import click
+    import h5py
+    import numpy
     folder = tmp_path_factory.mktemp("venv")
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(folder)
+    venv.EnvBuilder(with_pip=True).create(folder)
+    site = subprocess.run([str(folder / "bin" / "python"), "-c", "import site; print(site.getsitepackages()[0])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    deps = {os.path.dirname(os.path.dirname(m.__file__)) for m in (click, h5py, numpy)}
+    with open(os.path.join(site, "deps.pth"), "w") as fp:
+        fp.write("\n".join(sorted(deps)) + "\n")
     return folder
 
 

@@ -1,5 +1,6 @@
-"""(4) Verifying 1,000 small MLP files: one process (scan2conv.batch.run_batch driving the verify
-command in-process) against one `scan2conv verify FILE` process per file.
+"""(4) Verifying 1,000 small MLP files: one `scan2conv verify --from-list LIST` process (and,
+for reference, scan2conv.batch.run_batch driving the verify command inside this process)
+against one `scan2conv verify FILE` process per file.
 
 All 1,000 files go through the batch; separate processes are timed on a sample of SAMPLE files
 and the per-file time is multiplied out to 1,000 — printed as an extrapolation.
@@ -54,6 +55,13 @@ def main():
     script = console_script()
     with tempfile.TemporaryDirectory() as folder:
         paths = make_files(folder, FILES)
+        listing = os.path.join(folder, "list.txt")
+        with open(listing, "w") as fp:
+            fp.write("".join(p + "\n" for p in paths))
+        start = time.perf_counter()
+        r = subprocess.run([script, "verify", "--from-list", listing, *ARGS], capture_output=True)
+        t_cli = time.perf_counter() - start
+        lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
         start = time.perf_counter()
         batch = run_batch(paths, verify_in_process)
         t_batch = time.perf_counter() - start
@@ -63,18 +71,23 @@ def main():
             r = subprocess.run([script, "verify", path, *ARGS], capture_output=True)
             codes[r.returncode] = codes.get(r.returncode, 0) + 1
         t_sample = time.perf_counter() - start
-    per_batch, per_call = t_batch / FILES, t_sample / SAMPLE
-    expected = {c: n for c, n in batch.counts.items()}
-    print(f"one process, run_batch over {FILES:,} files   {t_batch:7.2f} s   "
+    per_cli, per_batch, per_call = t_cli / FILES, t_batch / FILES, t_sample / SAMPLE
+    cli_codes = {}
+    for line in lines:
+        cli_codes[line["exit_code"]] = cli_codes.get(line["exit_code"], 0) + 1
+    print(f"one CLI process, --from-list {FILES:,} files  {t_cli:7.2f} s   "
+          f"{per_cli * 1e3:7.2f} ms/file   "
+          f"exit codes {dict(sorted(cli_codes.items()))}, process exit {r.returncode}")
+    print(f"in this process, run_batch, {FILES:,} files  {t_batch:7.2f} s   "
           f"{per_batch * 1e3:7.2f} ms/file   "
-          f"exit codes {dict(sorted(expected.items()))}, worst {batch.exit_code}")
+          f"exit codes {dict(sorted(batch.counts.items()))}, worst {batch.exit_code}")
     print(f"separate processes, {SAMPLE} measured          {t_sample:7.2f} s   "
           f"{per_call * 1e3:7.2f} ms/file   "
           f"exit codes {dict(sorted(codes.items()))}")
     print(f"separate processes, {FILES:,} extrapolated ({FILES // SAMPLE}× the sample)  "
           f"{per_call * FILES:7.2f} s")
-    speedup = per_call / per_batch
-    print(f"speed-up {speedup:.1f}× (target ≥ {TARGET:.0f}×: {'met' if speedup >= TARGET else 'MISSED'})")
+    speedup = per_call / per_cli
+    print(f"speed-up of the one CLI process {speedup:.1f}× (target ≥ {TARGET:.0f}×: {'met' if speedup >= TARGET else 'MISSED'})")
     return speedup >= TARGET
 
 

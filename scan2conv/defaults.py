@@ -4,6 +4,9 @@ A homework-shaped scanning MLP (192 → 8 → 16 → 4, ±1 weights, no biases) 
 128-frame × 24-feature integer sample: 31 positions, output 4 × 31. The default MLP has the
 homework part c's shared blocks (W_1 four 48×2 copies, W_2 two 4×8, W_3 one 16×4, 0 elsewhere),
 so both the simple and the distributed stack are built from it; default_dense_mlp is part b's.
+
+The numbers come from splitmix64 written out below rather than numpy.random: the same on every
+numpy version, and `scan2conv verify` does not pay for importing numpy.random.
 """
 import numpy as np
 
@@ -18,13 +21,26 @@ WIDTHS = (KERNEL * CHANNELS, 8, 16, 4)
 DISTRIBUTED = ((CHANNELS, 2, 2, 2), (2, 8, 2, 2), (8, 4, 2, 1))
 
 
+def _splitmix64(seed, count):
+    """count pseudo-random uint64 values: the splitmix64 sequence started at seed."""
+    z = np.uint64(seed) + np.arange(1, count + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _signs(seed, shape):
+    """±1.0 of the given shape."""
+    bits = _splitmix64(seed, int(np.prod(shape))) >> np.uint64(63)
+    return (bits.astype(np.float64) * 2 - 1).reshape(shape)
+
+
 def default_mlp():
     """The distributed default MLP: ±1 shared blocks scattered into (in, out) float64 matrices."""
-    rng = np.random.default_rng(SEED)
     layers, g_in = [], KERNEL
     for i, (c_in, c_out, k, s) in enumerate(DISTRIBUTED):
         g = (g_in - k) // s + 1
-        block = rng.choice([-1.0, 1.0], size=(k * c_in, c_out))
+        block = _signs(SEED + i, (k * c_in, c_out))
         w = np.zeros((g_in * c_in, g * c_out))
         for j in range(g):   # copy j reads positions j·s … j·s + k − 1
             w[j * s * c_in:(j * s + k) * c_in, j * c_out:(j + 1) * c_out] = block
@@ -35,15 +51,14 @@ def default_mlp():
 
 def default_dense_mlp():
     """The dense MLP of the same shape; weights (in, out), ±1 as float64."""
-    rng = np.random.default_rng(SEED)
     layers = []
     for i, (n_in, n_out) in enumerate(zip(WIDTHS, WIDTHS[1:])):
-        w = rng.choice([-1.0, 1.0], size=(n_in, n_out))
+        w = _signs(SEED + 10 + i, (n_in, n_out))
         layers.append(Dense(w, np.zeros(n_out), "identity" if i == len(WIDTHS) - 2 else "relu"))
     return MLP(layers)
 
 
 def default_input(channels=CHANNELS, frames=FRAMES):
     """The sample: (frames, features) = (128, 24) small integers, time-major as files store it."""
-    rng = np.random.default_rng(SEED + 1)
-    return rng.integers(-4, 5, size=(frames, channels)).astype(np.float64)
+    values = _splitmix64(SEED + 100, frames * channels) % np.uint64(9)   # 0 … 8
+    return (values.astype(np.float64) - 4).reshape(frames, channels)

@@ -97,10 +97,16 @@ def _tolerance(w, b, rtol):
     return rtol * float(max(np.abs(w).max(initial=0), np.abs(b).max(initial=0)))
 
 
+def _median(a):
+    """np.median over axis 0, without the numpy.ma import np.median costs at start-up."""
+    s = np.sort(a, axis=0)
+    return 0.5 * (s[(len(a) - 1) // 2] + s[len(a) // 2])
+
+
 def _worst_copy(copies, bias):
     """(block, against, amount, row, col) of the copy farthest from the others; row "bias"."""
     full = np.concatenate([copies, bias[:, None, :]], axis=1)          # (g, rows + 1, c)
-    ref = full[0] if len(full) == 2 else np.median(full, axis=0)
+    ref = full[0] if len(full) == 2 else _median(full)
     dev = np.abs(full - ref)
     j = int(np.argmax(dev.reshape(len(full), -1).max(axis=1)))
     r, c = np.unravel_index(int(np.argmax(dev[j])), dev[j].shape)

@@ -103,3 +103,33 @@ debug_option = click.option("--debug", is_flag=True, hidden=True, help="Show tra
 
 mlp_options = options(channels_option, kernel_option, stride_option, orientation_option,
                       activations_option, max_size_option)
+
+
+def _parse_layers(ctx, param, value):
+    if value is None:
+        return None
+    from scan2conv.distributed import parse_layers
+    from scan2conv.errors import OptionNeeded
+    try:
+        return parse_layers(value)
+    except OptionNeeded as e:
+        raise click.BadParameter(str(e).split(": ", 1)[1]) from None
+
+
+layers_option = click.option(
+    "--layers", callback=_parse_layers, metavar="K:S,…",
+    help="The distributed structure, kernel:stride per layer (e.g. 2:2,2:2,2:1), checked against "
+         "the weights (default: inferred from the shared blocks).")
+expect_option = click.option(
+    "--expect", type=click.Path(dir_okay=True, readable=False),
+    help="A reference output (e.g. the autograder's (1, 124) array); when neither --stride, the "
+         "file nor shared blocks fix the scan stride, its length does.")
+input_option = click.option("--input", "input_path",
+                            type=click.Path(dir_okay=True, readable=False),
+                            help="Sample input: .npy, .npz or text (.asc/.txt), frames × features.")
+
+
+# the options of every command that reads an MLP and settles its structure; reports_errors last
+# so it wraps the command itself
+job_options = options(layers_option, expect_option, mlp_options, json_option, debug_option,
+                      reports_errors)

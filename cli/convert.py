@@ -11,8 +11,7 @@ from scan2conv.errors import OptionNeeded, OutputError
 from scan2conv.pipeline import load_job, plan
 
 from . import batch
-from .common import EXIT_CODES, debug_option, emit, json_option, mlp_options, reports_errors
-from .explain import expect_option, layers_option
+from .common import EXIT_CODES, emit, job_options
 
 FORMS = {True: "distributed", False: "simple", None: None}
 
@@ -36,12 +35,7 @@ FORMS = {True: "distributed", False: "simple", None: None}
               help="The stack to write: shared blocks (refused, naming the layer and block, when "
                    "the weights do not share them) or one wide first layer (default: the most "
                    "shared form the weights support).")
-@layers_option
-@expect_option
-@mlp_options
-@json_option
-@debug_option
-@reports_errors
+@job_options
 def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distributed, layers, expect, channels, kernel,
             stride, orientation, activations, max_bytes, as_json, debug):
     """Convert the scanning MLP in MLP into a Conv1d stack and write it to OUTPUT.

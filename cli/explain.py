@@ -1,35 +1,8 @@
-"""scan2conv explain: the structure of a scanning MLP, the frames each unit sees, what it costs.
-
-Also holds the structure options that convert and verify share with explain.
-"""
+"""scan2conv explain: the structure of a scanning MLP, the frames each unit sees, what it costs."""
 import click
 import numpy as np
 
-from .common import EXIT_CODES, debug_option, emit, json_option, mlp_options, reports_errors
-
-
-def _parse_layers(ctx, param, value):
-    if value is None:
-        return None
-    from scan2conv.distributed import parse_layers
-    from scan2conv.errors import OptionNeeded
-    try:
-        return parse_layers(value)
-    except OptionNeeded as e:
-        raise click.BadParameter(str(e).split(": ", 1)[1]) from None
-
-
-layers_option = click.option(
-    "--layers", callback=_parse_layers, metavar="K:S,…",
-    help="The distributed structure, kernel:stride per layer (e.g. 2:2,2:2,2:1), checked against "
-         "the weights (default: inferred from the shared blocks).")
-expect_option = click.option(
-    "--expect", type=click.Path(dir_okay=True, readable=False),
-    help="A reference output (e.g. the autograder's (1, 124) array); when neither --stride, the "
-         "file nor shared blocks fix the scan stride, its length does.")
-input_option = click.option("--input", "input_path",
-                            type=click.Path(dir_okay=True, readable=False),
-                            help="Sample input: .npy, .npz or text (.asc/.txt), frames × features.")
+from .common import EXIT_CODES, emit, input_option, job_options
 
 
 @click.command(epilog=EXIT_CODES)
@@ -37,12 +10,7 @@ input_option = click.option("--input", "input_path",
 @input_option
 @click.option("--frames", type=click.IntRange(min=1),
               help="Input length for the cost table (default: the input's, else 128).")
-@layers_option
-@expect_option
-@mlp_options
-@json_option
-@debug_option
-@reports_errors
+@job_options
 def explain(mlp, input_path, frames, layers, expect, channels, kernel, stride, orientation,
             activations, max_bytes, as_json, debug):
     """Show how the scanning MLP in MLP reads as a conv stack.

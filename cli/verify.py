@@ -8,8 +8,7 @@ from scan2conv.pipeline import load_job, plan
 from scan2conv.verify import build_report, format_report, verify as run_verify
 
 from . import batch
-from .common import EXIT_CODES, debug_option, emit, json_option, mlp_options, reports_errors
-from .explain import expect_option, layers_option
+from .common import EXIT_CODES, emit, input_option, job_options
 
 
 def _stack_from_file(path, job, max_bytes):
@@ -24,19 +23,13 @@ def _stack_from_file(path, job, max_bytes):
 @batch.from_list_option
 @click.option("--stack", "stack_path", type=click.Path(dir_okay=True, readable=False),
               help="A stack written by `scan2conv convert` to check as well.")
-@click.option("--input", "input_path", type=click.Path(dir_okay=True, readable=False),
-              help="Sample input: .npy, .npz or text (.asc/.txt), frames × features.")
+@input_option
 @click.option("--rtol", type=click.FloatRange(min=0), default=1e-5, show_default=True)
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-8, show_default=True)
 @click.option("--gradients", is_flag=True,
               help="Also back-propagate a loss through the scanning MLP and every stack and "
                    "compare the weight gradients (summed over shared copies).")
-@layers_option
-@expect_option
-@mlp_options
-@json_option
-@debug_option
-@reports_errors
+@job_options
 def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers, expect, channels, kernel,
            stride, orientation, activations, max_bytes, as_json, debug):
     """Check that the conv stacks compute what the scanning MLP (file MLP) computes.

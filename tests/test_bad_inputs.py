@@ -233,7 +233,6 @@ def test_whole_corpus_through_installed_cli(tmp_path):
 
 def test_corpus_is_reproducible(tmp_path):
     """make_bad.py rebuilds the committed corpus byte for byte (the zip bomb aside, for speed)."""
-    script = BAD / "make_bad.py"
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import make_bad; "
             "make_bad.zip_bomb = lambda path: open(path, 'wb').close(); "
             "make_bad.write_all(sys.argv[2])")

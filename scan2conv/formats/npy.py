@@ -5,7 +5,7 @@ from tokenize import TokenError
 
 import numpy as np
 
-from ..errors import InputError, UnsafeFileError
+from ..errors import InputError
 from .safe_pickle import loads_arrays
 from .weightfile import WeightFile, check_size
 

@@ -8,7 +8,11 @@ import io
 import pickle
 
 import numpy as np
-from numpy._core import multiarray
+
+try:
+    from numpy._core import multiarray
+except ImportError:   # numpy < 2
+    from numpy.core import multiarray
 
 from ..errors import InputError, UnsafeFileError
 from .weightfile import DEFAULT_MAX_BYTES, check_size

@@ -30,9 +30,13 @@ def _line(result, summarize):
     return f"{result['path']}: error (exit {result['exit_code']}): {result['error']}"
 
 
-def run(paths, from_list, process, summarize, as_json, debug):
+def files_of(paths, from_list):
+    """The files named, then those listed (- reads the list from stdin)."""
+    return collect_paths(paths, from_list)
+
+
+def run(files, process, summarize, as_json, debug):
     """process(path) → report for every file; print each as it finishes; exit with the worst code."""
-    files = collect_paths(paths, from_list)
 
     def show(result):
         if result["exit_code"] not in (0, 1):

@@ -36,8 +36,8 @@ class Size(click.ParamType):
             n = float(text[:len(text) - len(unit)])
         except ValueError:
             self.fail(f"{value!r} is not a size like 512M or 2G", param, ctx)
-        if n <= 0:
-            self.fail(f"{value!r} must be positive", param, ctx)
+        if int(n * _UNITS[unit]) < 1:
+            self.fail(f"{value!r} must be at least one byte", param, ctx)
         return int(n * _UNITS[unit])
 
 

@@ -61,9 +61,10 @@ def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distribu
         batch.refuse_with_batch(**{"-o/--output": output, "--print": print_code})
         if not output_dir:
             raise OptionNeeded("several MLP files need --output-dir DIR (-o names one file)")
+        files = batch.files_of(mlp, from_list)
+        outputs = output_names(output_dir, files, fmt)
         make_folder(output_dir)
-        batch.run(mlp, from_list, lambda path: convert_one(path, _output_in(output_dir, path, fmt),
-                                                           **options)[0],
+        batch.run(files, lambda path: convert_one(path, outputs[path], **options)[0],
                   lambda r: f"wrote {r['output']} ({r['form']})", as_json, debug)
     if not mlp:
         raise OptionNeeded("name the MLP file to convert")
@@ -80,15 +81,32 @@ def make_folder(folder):
         raise OutputError(f"{folder}: cannot create the --output-dir folder: {e.strerror or e}") from None
 
 
-def _output_in(folder, path, fmt):
-    """folder/<MLP file name without its extension>.<extension of fmt>."""
-    stem = os.path.basename(path)
+def _stem(path):
+    """path without its weight-file extension."""
     for ext in (".weights.h5", ".npz", ".npy", ".h5", ".hdf5", ".keras", ".safetensors", ".pt",
                 ".pth", ".onnx"):
-        if stem.lower().endswith(ext):
-            stem = stem[:-len(ext)]
-            break
-    return os.path.join(folder, stem + OUTPUT_EXTENSIONS.get(fmt or "npz", ".npz"))
+        if path.lower().endswith(ext):
+            return path[:-len(ext)]
+    return path
+
+
+def output_names(folder, files, fmt):
+    """{MLP file: folder/<its name>.<extension of fmt>}; files whose names clash (the same name in
+    several submission folders) are named after their path below the folders' common parent."""
+    ext = OUTPUT_EXTENSIONS.get(fmt or "npz", ".npz")
+    names = {f: os.path.basename(_stem(f)) for f in files}
+    clashing = [f for f in files if list(names.values()).count(names[f]) > 1]
+    if clashing:
+        top = os.path.commonpath([os.path.abspath(f) for f in clashing])
+        for f in clashing:
+            names[f] = _stem(os.path.relpath(os.path.abspath(f), top)).replace(os.sep, "_")
+    seen = {}
+    for f, name in names.items():
+        if name in seen:
+            raise OptionNeeded(f"--output-dir: {seen[name]} and {f} would both be written to "
+                               f"{os.path.join(folder, name + ext)}; list each file once")
+        seen[name] = f
+    return {f: os.path.join(folder, name + ext) for f, name in names.items()}
 
 
 OUTPUT_EXTENSIONS = {"npz": ".npz", "h5": ".h5", "safetensors": ".safetensors",

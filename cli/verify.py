@@ -54,7 +54,8 @@ def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers
                    orientation=orientation, activations=activations, max_bytes=max_bytes)
     if batch.is_batch(mlp, from_list):
         batch.refuse_with_batch(**{"--stack": stack_path})
-        batch.run(mlp, from_list, lambda path: verify_report(path, **options), _summary, as_json, debug)
+        batch.run(batch.files_of(mlp, from_list), lambda path: verify_report(path, **options),
+                  _summary, as_json, debug)
     report = verify_report(mlp[0] if mlp else None, stack_path, **options)
     emit(as_json, report, format_report(report))
     if not report["ok"]:
@@ -93,5 +94,10 @@ def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, la
     if gradients:
         from scan2conv.gradients import check_gradients
         grads = check_gradients(job.mlp, job.x, job.kernel, p.stride, stacks, rtol, atol)
+    expected = None
+    if expect is not None:
+        from scan2conv.pipeline import read_expected
+        from scan2conv.verify import check_expected
+        expected = check_expected(read_expected(expect, max_bytes), reference, expect, rtol, atol)
     return build_report(job.mlp, job.x, job.kernel, p.stride, comparisons, reference, job.sources,
-                        rtol, atol, p.as_dict(), grads)
+                        rtol, atol, p.as_dict(), grads, expected)

@@ -109,7 +109,8 @@ def _file_stride(job):
     return value
 
 
-def _read_expected(path, max_bytes):
+def read_expected(path, max_bytes=DEFAULT_MAX_BYTES):
+    """A reference output file (npy, npz or text) → its values as float64."""
     from .formats import open_checked
     from .inputs import _read_array
     open_checked(path)
@@ -128,7 +129,7 @@ def stride_from_expected(job, path, max_bytes=DEFAULT_MAX_BYTES):
     Several strides can give the same length; the reference's values then decide.
     """
     from .mlp import positions, scan
-    expected = _read_expected(path, max_bytes)
+    expected = read_expected(path, max_bytes)
     n, l_in, k = job.x.shape[0], job.x.shape[2], job.kernel
     per = n * job.mlp.out_features
     p = expected.size // per if expected.size % per == 0 else -1

@@ -14,8 +14,10 @@ class Comparison:
     stack: object
     widths: list
     output_shape: tuple
-    max_abs_error: float
+    max_abs_error: float          # None when the output shapes differ
     agree: bool
+    precision: str = "float64"    # the weights' precision the scanning MLP was rounded to
+    reason: str = None
 
     def as_dict(self):
         return {
@@ -26,41 +28,76 @@ class Comparison:
             "output_shape": list(self.output_shape),
             "max_abs_error": self.max_abs_error,
             "agree": self.agree,
+            "precision": self.precision,
+            "reason": self.reason,
         }
 
 
-def compare(name, stack, x, reference, rtol, atol):
+def compare(name, stack, x, reference, rtol, atol, precision="float64"):
     """Run stack on x (n, c, l) in float64 and compare with reference (n, out, P), np.allclose-style."""
     y = stack.astype(np.float64).forward(x)
-    shape = y.shape[1:]
+    shape, widths = y.shape[1:], stack.widths(x.shape[2])
     if y.shape != reference.shape:
-        return Comparison(name, stack, stack.widths(x.shape[2]), shape, float("inf"), False)
+        why = f"output shape {shape} differs from the scanning MLP's {reference.shape[1:]}"
+        return Comparison(name, stack, widths, shape, None, False, precision, why)
     err = float(np.max(np.abs(y - reference), initial=0.0))
     agree = bool(np.allclose(y, reference, rtol=rtol, atol=atol))
-    return Comparison(name, stack, stack.widths(x.shape[2]), shape, err, agree)
+    return Comparison(name, stack, widths, shape, err, agree, precision)
 
 
-def reference_output(mlp, x, kernel, stride):
-    """The scanning MLP in float64: x (n, c, l) → (n, out, P)."""
+def precision_of(stack):
+    """The least precise float dtype among a stack's weights and biases, by name."""
+    dtypes = [a.dtype for l in stack.layers for a in (l.w, l.b) if a.dtype.kind == "f"]
+    return str(min(dtypes, key=lambda d: d.itemsize, default=np.dtype(np.float64)))
+
+
+def reference_output(mlp, x, kernel, stride, precision="float64"):
+    """The scanning MLP in float64, its weights first rounded to precision: x (n, c, l) → (n, out, P).
+
+    A stack stored in float32 (ONNX) holds the float32-rounded weights; comparing it with the
+    scanning MLP at those same weights checks the layout exactly instead of the rounding."""
     from .mlp import MLP, Dense
-    mlp64 = MLP([Dense(d.w.astype(np.float64), d.b.astype(np.float64), d.activation) for d in mlp.layers])
-    return scan(mlp64, x, kernel, stride)
+    rounded = [(d.w.astype(precision).astype(np.float64), d.b.astype(precision).astype(np.float64))
+               for d in mlp.layers]
+    return scan(MLP([Dense(w, b, d.activation) for (w, b), d in zip(rounded, mlp.layers)]),
+                x, kernel, stride)
 
 
 def verify(mlp, x, kernel, stride, stacks, rtol=1e-5, atol=1e-8):
-    """stacks: {name: Stack} → (reference output, [Comparison])."""
-    reference = reference_output(mlp, x, kernel, stride)
-    return reference, [compare(name, s, x, reference, rtol, atol) for name, s in stacks.items()]
+    """stacks: {name: Stack} → (float64 reference output, [Comparison])."""
+    references = {"float64": reference_output(mlp, x, kernel, stride)}
+    comparisons = []
+    for name, stack in stacks.items():
+        p = precision_of(stack)
+        if p not in references:
+            references[p] = reference_output(mlp, x, kernel, stride, p)
+        comparisons.append(compare(name, stack, x, references[p], rtol, atol, p))
+    return references["float64"], comparisons
+
+
+def check_expected(expected, reference, path, rtol, atol):
+    """The scanning MLP's output against a reference output file (e.g. the autograder's (1, 124)):
+    expected holds n·out·P values, flattened channel-major per sample."""
+    from .errors import InputError
+    if expected.size != reference.size:
+        raise InputError(f"{path}: holds {expected.size} values, the scanning MLP gives "
+                         f"{reference.size} ({' × '.join(map(str, reference.shape))}); check "
+                         "--expect, --stride and --input")
+    diff = np.abs(expected.reshape(reference.shape) - reference)
+    return {"source": path, "max_abs_error": float(diff.max(initial=0.0)),
+            "agree": bool(np.allclose(reference, expected.reshape(reference.shape), rtol=rtol, atol=atol))}
 
 
 def build_report(mlp, x, kernel, stride, comparisons, reference, sources, rtol, atol,
-                 structure=None, gradients=None):
+                 structure=None, gradients=None, expected=None):
     """The JSON-ready report that `verify` prints (README: JSON schema).
 
     structure: Plan.as_dict() (the shared blocks found, where the stride came from);
-    gradients: [GradientCheck] when gradients were compared too.
+    gradients: [GradientCheck] when gradients were compared too; expected: check_expected()'s
+    dict when a reference output was given.
     """
-    ok = all(c.agree for c in comparisons) and all(g.agree for g in gradients or [])
+    ok = (all(c.agree for c in comparisons) and all(g.agree for g in gradients or [])
+          and (expected is None or expected["agree"]))
     report = {
         "ok": ok,
         "exit_code": 0 if ok else 1,
@@ -76,6 +113,8 @@ def build_report(mlp, x, kernel, stride, comparisons, reference, sources, rtol, 
         report["structure"] = structure
     if gradients is not None:
         report["gradients"] = [g.as_dict() for g in gradients]
+    if expected is not None:
+        report["expected"] = expected
     return report
 
 
@@ -111,16 +150,27 @@ def format_report(report):
     for s in report["stacks"]:
         layers = ", ".join(f"({l['c_in']}→{l['c_out']}, k{l['kernel']}, s{l['stride']})" for l in s["layers"])
         verdict = "agrees" if s["agree"] else "DISAGREES"
-        lines += [f"{s['name']:<13} {layers}",
-                  f"{'':<13} widths {_arrow(s['widths'])}; max |error| {s['max_abs_error']:.3g}; {verdict}"]
+        error = s["reason"] or f"max |error| {s['max_abs_error']:.3g}"
+        weights = f" ({s['precision']} weights: against the MLP rounded alike)" if s["precision"] != "float64" else ""
+        lines += [f"{s['name']:<13} {layers}{weights}",
+                  f"{'':<13} widths {_arrow(s['widths'])}; {error}; {verdict}"]
         if s["name"] in grads:
             g = grads[s["name"]]
-            lines.append(f"{'':<13} gradients: max |error| {g['max_abs_error']:.3g}; "
-                         + ("agree" if g["agree"] else "DISAGREE"))
+            error = "" if g["max_abs_error"] is None else f"max |error| {g['max_abs_error']:.3g}; "
+            lines.append(f"{'':<13} gradients: {error}" + ("agree" if g["agree"] else "DISAGREE")
+                         + (f" ({g['reason']})" if g.get("reason") else ""))
+    e = report.get("expected")
+    if e:
+        lines.append(f"{'expected':<13} {e['source']}: max |error| {e['max_abs_error']:.3g}; "
+                     + ("the scanning MLP agrees" if e["agree"] else "the scanning MLP DISAGREES"))
     tol = report["tolerance"]
     if report["ok"]:
-        also = " and on every weight gradient" if grads else ""
+        also = (" and on every weight gradient" if grads else "") + (
+            f", and the MLP matches {e['source']}" if e else "")
         lines.append(f"OK: every stack agrees with the scanning MLP on all {out} outputs{also} "
+                     f"(rtol {tol['rtol']:g}, atol {tol['atol']:g})")
+    elif e and not e["agree"]:
+        lines.append(f"FAILED: the scanning MLP's output differs from {e['source']} "
                      f"(rtol {tol['rtol']:g}, atol {tol['atol']:g})")
     elif all(s["agree"] for s in report["stacks"]):
         lines.append(f"FAILED: a stack's gradients disagree with the scanning MLP's (rtol {tol['rtol']:g}, "

@@ -4,7 +4,7 @@ import re
 import numpy as np
 
 from . import activations
-from .errors import InputError
+from .errors import InputError, OptionNeeded
 from .formats.weightfile import natural_key
 from .mlp import MLP, Dense
 
@@ -93,9 +93,12 @@ def _clean(w, where, notes):
 
 
 def _activations(wf, count, override):
+    if override and len(override) != count:
+        raise OptionNeeded(f"--activations names {len(override)} activations; {wf.path} has "
+                           f"{count} layers, one activation each")
     names = override or wf.activations or ["relu"] * (count - 1) + ["identity"]
     if len(names) != count:
-        raise InputError(f"{wf.path}: {len(names)} activations given for {count} layers")
+        raise InputError(f"{wf.path}: records {len(names)} activations for {count} layers")
     try:
         return [activations.canonical(a) for a in names]
     except ValueError as e:

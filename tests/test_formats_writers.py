@@ -38,7 +38,13 @@ def error_line(r):
                                        ("S.ONNX", "onnx")])
 def test_format_from_extension(name, fmt):
     assert format_for(name) == fmt
-    assert format_for(name, "mytorch-w") == "mytorch-w"
+    assert format_for(name, fmt) == fmt
+    assert format_for(name.rsplit(".", 1)[0] + ".out", fmt) == fmt   # an unknown extension: --format decides
+    if fmt == "npz":
+        assert format_for(name, "mytorch-w") == "mytorch-w"            # MyTorch layouts are npz files
+    else:
+        with pytest.raises(OptionNeeded, match=f"--format mytorch-w does not match the output name"):
+            format_for(name, "mytorch-w")
 
 
 def test_unknown_extension_needs_format():

@@ -109,13 +109,21 @@ def test_written_safetensors_loads_strict_into_printed_module(tmp_path, dtype, t
     np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
 
 
-def test_printed_module_loads_the_npz_stack(tmp_path):
+@pytest.mark.parametrize("fmt", ["npz", "h5"])
+def test_printed_module_loads_the_npz_and_h5_stacks(tmp_path, fmt):
     stack = conv_stack(np.float64)
-    out = str(tmp_path / "stack.npz")
+    out = str(tmp_path / f"stack.{fmt}")
     write_stack(out, stack, stack_meta(stack, "distributed", 12, 8))
     namespace = {}
-    exec(module_source(stack, out, "npz"), namespace)
+    exec(module_source(stack, out, fmt), namespace)
     x = np.random.default_rng(7).standard_normal((1, 3, 40))
     with torch.no_grad():
         y = namespace["model"](torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(y, stack.forward(x).reshape(1, -1), rtol=1e-10, atol=1e-10)
+
+
+def test_printed_module_says_when_it_does_not_load_the_weights(tmp_path):
+    source = module_source(conv_stack(np.float64), "stack.onnx", "onnx")
+    assert "load_state_dict" not in source
+    assert source.endswith("# stack.onnx (onnx) is not read here: write the stack as .safetensors, "
+                           ".npz or .h5\n# for code that loads its weights into this module")

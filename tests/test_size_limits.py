@@ -212,8 +212,9 @@ def test_cli_refuses_a_stack_and_an_input_over_the_cap(tmp_path):
 
 
 @pytest.mark.parametrize("value,message", [
-    ("0", "'0' must be positive"),
-    ("-1M", "'-1M' must be positive"),
+    ("0", "'0' must be at least one byte"),
+    ("-1M", "'-1M' must be at least one byte"),
+    ("0.5", "'0.5' must be at least one byte"),
     ("lots", "'lots' is not a size like 512M or 2G"),
 ])
 def test_max_size_values_that_are_not_sizes(tmp_path, value, message):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from scan2conv.errors import InputError
+from scan2conv.errors import InputError, OptionNeeded
 from scan2conv.formats.weightfile import WeightFile, natural_key
 from scan2conv.weights import build_mlp
 
@@ -78,8 +78,10 @@ def test_default_activations_and_override():
     assert [d.activation for d in build_mlp(wf(arrays), 3).layers] == ["relu", "identity"]
     mlp = build_mlp(wf(arrays), 3, activation_names=["tanh", "sigmoid"])
     assert [d.activation for d in mlp.layers] == ["tanh", "sigmoid"]
-    with pytest.raises(InputError, match="1 activations given for 2 layers"):
+    with pytest.raises(OptionNeeded, match="--activations names 1 activations; m.npz has 2 layers"):
         build_mlp(wf(arrays), 3, activation_names=["tanh"])
+    with pytest.raises(InputError, match="m.npz: records 1 activations for 2 layers"):
+        build_mlp(wf(arrays, activations=["tanh"]), 3)
 
 
 @pytest.mark.parametrize("array,message", [

@@ -146,11 +146,13 @@ def _load_lines(stack, output, fmt):
     if fmt == "safetensors":
         return ["", "from safetensors.torch import load_file",
                 f"model.load_state_dict(load_file({output!r}))"]
-    if fmt == "npz":
-        pairs = []
-        for i, (index, _, _) in enumerate([m for m in sequential_modules(stack) if m[1] == "conv"], 1):
-            pairs += [f'    "{index}.weight": torch.from_numpy(arrays["conv{i}.weight"]),',
-                      f'    "{index}.bias": torch.from_numpy(arrays["conv{i}.bias"]),']
-        return ["", "import numpy as np", "", f"arrays = np.load({output!r})",
-                "model.load_state_dict({"] + pairs + ["})"]
-    return []
+    opener = {"npz": ["import numpy as np", "", f"arrays = np.load({output!r})"],
+              "h5": ["import h5py", "", f"arrays = {{k: v[()] for k, v in h5py.File({output!r}, 'r').items()}}"]}
+    if fmt not in opener:
+        return ["", f"# {output} ({fmt}) is not read here: write the stack as .safetensors, .npz or .h5",
+                "# for code that loads its weights into this module"]
+    pairs = []
+    for i, (index, _, _) in enumerate([m for m in sequential_modules(stack) if m[1] == "conv"], 1):
+        pairs += [f'    "{index}.weight": torch.from_numpy(arrays["conv{i}.weight"]),',
+                  f'    "{index}.bias": torch.from_numpy(arrays["conv{i}.bias"]),']
+    return [""] + opener[fmt] + ["model.load_state_dict({"] + pairs + ["})"]

@@ -25,19 +25,31 @@ EXTENSIONS = {".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".safetensors": "safete
 
 def format_for(path, fmt=None):
     """The output format: fmt if given, else the one path's extension names."""
+    if fmt and fmt not in FORMATS:
+        raise OptionNeeded(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    named = _format_of_name(path)
     if fmt:
-        if fmt not in FORMATS:
-            raise OptionNeeded(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+        # the MyTorch layouts are npz files; any other clash would write a file no reader
+        # (scan2conv's own included) recognises by its name
+        stored = "npz" if fmt.startswith("mytorch") else fmt
+        if named not in (None, stored):
+            raise OptionNeeded(f"--format {fmt} does not match the output name {path!r}, which "
+                               f"says {named}; rename the output or drop --format")
         return fmt
-    name = os.path.basename(path).lower()
-    if name.endswith(".weights.h5"):
-        return "keras"
-    ext = os.path.splitext(name)[1]
-    if ext not in EXTENSIONS:
+    if named is None:
+        ext = os.path.splitext(os.path.basename(path).lower())[1]
         raise OptionNeeded(f"{path}: cannot tell the output format from the extension "
                            f"{ext or '(none)'!r}; use .npz, .h5, .weights.h5, .safetensors or "
                            f".onnx, or pass --format")
-    return EXTENSIONS[ext]
+    return named
+
+
+def _format_of_name(path):
+    """The format an output's name announces, or None."""
+    name = os.path.basename(path).lower()
+    if name.endswith(".weights.h5"):
+        return "keras"
+    return EXTENSIONS.get(os.path.splitext(name)[1])
 
 
 def write_h5(fp, stack, meta):

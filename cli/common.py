@@ -5,10 +5,9 @@ import sys
 
 import click
 
-from scan2conv.errors import Scan2ConvError
+from scan2conv.errors import INTERNAL_ERROR, Scan2ConvError
 from scan2conv.formats import DEFAULT_MAX_BYTES
 
-INTERNAL_ERROR = 70
 
 EXIT_CODES = """\b
 Exit codes:

@@ -6,9 +6,7 @@ standard input) goes through one per-file callable; a bad file is recorded, not 
 import sys
 from dataclasses import dataclass, field
 
-from .errors import InputError, OptionNeeded, Scan2ConvError
-
-INTERNAL_ERROR = 70   # the exit code the command line gives a bug
+from .errors import INTERNAL_ERROR, InputError, OptionNeeded, Scan2ConvError
 
 
 def read_list(source, where):

@@ -31,3 +31,6 @@ class OutputError(Scan2ConvError):
     """An output file cannot be written."""
 
     exit_code = 4
+
+
+INTERNAL_ERROR = 70   # the exit code of a bug: an exception that is none of the above

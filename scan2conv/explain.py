@@ -96,15 +96,18 @@ def _cost_lines(report):
     why = ("the weights share no blocks" if not report["structure"]["distributed"]
            else f"stride {report['scan']['stride']} does not suit the shared blocks")
     base = costs["scanning_mlp"]["macs"]
-    lines = [f"{f'cost for {l_in} frames':<20}{'params':>10}{'MACs':>12}"]
+    # columns as wide as the largest count needs (at least 10 and 12), two spaces apart
+    pw = max(10, 2 + max(len(f"{c['params']:,}") for c in costs.values() if c))
+    mw = max(12, 2 + max(len(f"{c['macs']:,}") for c in costs.values() if c))
+    lines = [f"{f'cost for {l_in} frames':<20}{'params':>{pw}}{'MACs':>{mw}}"]
     for key, label in (("scanning_mlp", "scanning MLP"), ("simple", "simple stack"),
                        ("distributed", "distributed stack")):
         c = costs[key]
         if c is None:
-            lines.append(f"{label:<20}{'—':>10}{'—':>12}   ({why})")
+            lines.append(f"{label:<20}{'—':>{pw}}{'—':>{mw}}   ({why})")
             continue
         ratio = f"   {base / c['macs']:.1f}× fewer MACs" if key != "scanning_mlp" and c["macs"] < base else ""
-        lines.append(f"{label:<20}{c['params']:>10,}{c['macs']:>12,}{ratio}")
+        lines.append(f"{label:<20}{c['params']:>{pw},}{c['macs']:>{mw},}{ratio}")
     return lines
 
 

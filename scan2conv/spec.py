@@ -64,9 +64,6 @@ class ScanSpec:
         """'(24→8, k8, s4), (8→16, k1, s1)'."""
         return ", ".join(f"({l.c_in}→{l.c_out}, k{l.kernel}, s{l.stride})" for l in self.layers)
 
-    def as_dicts(self):
-        return [{"c_in": l.c_in, "c_out": l.c_out, "kernel": l.kernel, "stride": l.stride}
-                for l in self.layers]
 
 
 def simple_spec(mlp, channels, kernel, stride):

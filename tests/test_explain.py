@@ -132,3 +132,14 @@ def test_long_layers_are_elided():
     assert lines[0].strip().startswith("0") and lines[1].strip().startswith("0123456789")  # tens, units
     assert sum("■" in l for l in lines) == (MAX_ROWS - 3 + 2) + 1  # 30 units shown as 11, + layer 2
     assert any("⋮" in l and "(19 more)" in l for l in lines)
+
+
+def test_cost_columns_stay_apart_for_long_inputs():
+    from click.testing import CliRunner
+    from scan2conv.cli import main
+    r = CliRunner().invoke(main, ["explain", "--frames", "100000000"])
+    rows = {line.split("  ")[0]: line.split() for line in r.stdout.splitlines()
+            if line.startswith(("scanning MLP ", "simple stack", "distributed stack"))}
+    assert r.exit_code == 0
+    assert rows["scanning MLP"][2:4] == ["1,756", "43,199,998,272"]
+    assert rows["distributed stack"][2:4] == ["206", "7,199,999,936"]

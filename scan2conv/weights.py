@@ -110,7 +110,9 @@ def build_mlp(wf, channels=None, orientation=None, activation_names=None):
     layers = group_layers(wf)
     orient = choose_orientation(wf, layers, channels, orientation)
     acts = _activations(wf, len(layers), activation_names)
-    notes = []
+    # what the reader noticed (order guessed, activations not recorded) travels with the MLP;
+    # a note about activations is moot once --activations names them
+    notes = [n for n in wf.notes if not (activation_names and "activations" in n)]
     if orient == "out_in" and wf.orientation != "out_in":
         notes.append("weights stored (out, in); transposed to (in, out)")
     dense = []

@@ -24,7 +24,9 @@ def test_checkpoint_with_nested_state_dict(tmp_path):
     wf = read_weights(str(tmp_path / "ckpt.pt"))
     assert [n for n, _ in wf.arrays] == ["0.weight", "0.bias", "2.weight", "2.bias"]
     assert wf.orientation == "out_in"
-    assert wf.meta["notes"] == ["state dict taken from the checkpoint's 'model_state_dict' entry"]
+    assert wf.notes == ["state dict taken from the checkpoint's 'model_state_dict' entry",
+                        "a PyTorch state dict does not record activations: relu …, identity unless "
+                        "--activations is given"]
     np.testing.assert_array_equal(wf.arrays[2][1], net[2].weight.detach().numpy())
 
 

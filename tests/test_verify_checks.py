@@ -111,3 +111,15 @@ def test_option_errors_name_the_option():
     assert r.exit_code == 2
     assert r.stderr.strip() == (f"error: --activations names 1 activations; {PART_B} has 3 layers, "
                                 "one activation each")
+
+
+def test_reader_notes_reach_the_report(tmp_path):
+    import torch
+    net = torch.nn.Sequential(torch.nn.Linear(48, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    torch.save(net.state_dict(), tmp_path / "m.pt")
+    note = "does not record activations: relu …, identity unless --activations is given"
+    r = run("verify", tmp_path / "m.pt", "--stride", "2", "--json")
+    assert r.exit_code == 0
+    assert any(note in n for n in json.loads(r.stdout)["mlp"]["notes"])
+    r = run("verify", tmp_path / "m.pt", "--stride", "2", "--activations", "tanh,identity", "--json")
+    assert r.exit_code == 0 and not any(note in n for n in json.loads(r.stdout)["mlp"]["notes"])

@@ -18,7 +18,7 @@ import zlib
 from ..errors import InputError
 from .hdf5 import (STACK_ATTR, Budget, attr, attr_list, child, is_numeric, open_h5,
                    parse_json, resolve)
-from .weightfile import WeightFile, natural_key
+from .weightfile import NO_ACTIVATIONS, WeightFile, natural_key
 
 MAX_CONFIG_BYTES = 64 * 2**20
 
@@ -174,8 +174,8 @@ def read_legacy(f, where, max_bytes):
         raise InputError(f"{where}: the Keras file lists no weights (layer_names is empty)")
     acts, notes = _config_activations(f, where, layer_names)
     version = attr(root, "keras_version", where) or attr(f, "keras_version", where)
-    meta = {"keras_version": version, "backend": attr(root, "backend", where), "notes": notes}
-    return WeightFile(where, "Keras legacy h5", arrays, True, "in_out", acts, meta)
+    meta = {"keras_version": version, "backend": attr(root, "backend", where)}
+    return WeightFile(where, "Keras legacy h5", arrays, True, "in_out", acts, meta, notes)
 
 
 def _config_activations(f, where, layer_names):
@@ -244,10 +244,9 @@ def read_keras3(f, where, max_bytes, config=None):
     for path in order:
         check_dense([kv for kv in arrays if kv[0].startswith(f"{path}/vars/")], path, where)
     if acts is None and config is None:
-        notes.append("a .weights.h5 file does not record activations: relu …, identity unless "
-                     "--activations is given")
+        notes.append(NO_ACTIVATIONS.format(kind="a .weights.h5 file"))
     layout = "Keras 3 .keras archive" if config is not None else "Keras 3 .weights.h5"
-    return WeightFile(where, layout, arrays, True, "in_out", acts, {"notes": notes})
+    return WeightFile(where, layout, arrays, True, "in_out", acts, notes=notes)
 
 
 def _stack_from_keras(arrays, text, where):

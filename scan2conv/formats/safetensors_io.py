@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from .order import layer_order
-from .weightfile import WeightFile, check_size
+from .weightfile import NO_ACTIVATIONS, WeightFile, check_size
 
 MAX_HEADER = 100 * 2**20
 STACK_KEY = "scan2conv"
@@ -88,8 +88,9 @@ def read_safetensors(path, max_bytes):
         return WeightFile(path, "scan2conv stack (safetensors, nn.Sequential)",
                           sequential_to_stack(arrays), True, meta=meta)
     torch_like = all(n.endswith("weight") for n, a in arrays if a.ndim == 2)
+    notes = [NO_ACTIVATIONS.format(kind="a safetensors file")]
     return WeightFile(path, "safetensors", layer_order(arrays), True,
-                      "out_in" if torch_like else None, meta=dict(meta))
+                      "out_in" if torch_like else None, meta=dict(meta), notes=notes)
 
 
 def sequential_to_stack(arrays):

@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
-from .weightfile import WeightFile
+from .weightfile import NO_ACTIVATIONS, WeightFile
 
 NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 MODULES = {"relu": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()",
@@ -96,8 +96,8 @@ def read_torch(path, max_bytes):
     _check_sizes(path, max_bytes)
     items, note = state_dict(torch, _load(torch, path), path)
     arrays = [(name, to_numpy(torch, t, f"{path}: tensor {name!r}")) for name, t in items]
-    meta = {"notes": [note]} if note else {}
-    return WeightFile(path, "PyTorch state dict", arrays, True, "out_in", meta=meta)
+    notes = ([note] if note else []) + [NO_ACTIVATIONS.format(kind="a PyTorch state dict")]
+    return WeightFile(path, "PyTorch state dict", arrays, True, "out_in", notes=notes)
 
 
 def sequential_modules(stack):

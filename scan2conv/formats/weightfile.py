@@ -15,7 +15,8 @@ class WeightFile:
 
     arrays: [(name, ndarray)]; ordered: the list is already in layer order (else names are
     sorted naturally); orientation: "in_out" / "out_in" when the format fixes it;
-    activations: one name per layer when the file records them; meta: anything else read.
+    activations: one name per layer when the file records them; meta: anything else read;
+    notes: what reading had to assume (an order guessed, activations not recorded).
     """
 
     path: str
@@ -25,6 +26,7 @@ class WeightFile:
     orientation: str = None
     activations: list = None
     meta: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
 
 def natural_key(name):
@@ -42,3 +44,6 @@ def check_size(shape, dtype, where, max_bytes):
     if nbytes > max_bytes:
         raise InputError(f"{where}: array of shape {tuple(shape)} {np.dtype(dtype)} needs "
                          f"{nbytes:,} bytes, over the limit of {max_bytes:,} (raise it with --max-size)")
+
+
+NO_ACTIVATIONS = "{kind} does not record activations: relu …, identity unless --activations is given"

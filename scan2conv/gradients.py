@@ -12,7 +12,7 @@ import numpy as np
 from .convert import block_to_filter, check_shapes
 from .distributed import block_copies
 from .errors import StructureError
-from .mlp import MLP, Dense, scan, scan_backward
+from .mlp import scan, scan_backward
 from .spec import LayerSpec, ScanSpec
 
 SEED = 11785
@@ -30,8 +30,7 @@ def loss_gradient(y, seed=SEED):
 
 def mlp_gradients(mlp, x, kernel, stride, seed=SEED):
     """x (n, c, l) → (dy (n, out, P), [(dw (in, out), db (out,))] per layer), in float64."""
-    mlp64 = MLP([Dense(d.w.astype(np.float64), d.b.astype(np.float64), d.activation)
-                 for d in mlp.layers])
+    mlp64 = mlp.astype(np.float64)
     dy = loss_gradient(scan(mlp64, x, kernel, stride), seed)
     scan_backward(mlp64, dy)
     return dy, [(d.dw, d.db) for d in mlp64.layers]

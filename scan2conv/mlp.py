@@ -38,6 +38,11 @@ class MLP:
     def widths(self):
         return [self.in_features] + [d.w.shape[1] for d in self.layers]
 
+    def astype(self, dtype):
+        """A copy whose weights and biases are rounded to dtype, held as float64."""
+        return MLP([Dense(d.w.astype(dtype).astype(np.float64), d.b.astype(dtype).astype(np.float64),
+                          d.activation) for d in self.layers], list(self.notes))
+
     def forward(self, v):
         """v (m, in) → (m, out); keeps every layer's output for backward."""
         self._h = [v]

@@ -46,14 +46,6 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     return Job(mlp, x, channels, k, sources, wf)
 
 
-def simple_plan(job, stride):
-    """(stride, ScanSpec) of the simple stack; the stride of a dense MLP must be given."""
-    from .infer import require_stride
-    from .spec import simple_spec
-    s = require_stride(stride, job.x.shape[2], job.kernel)
-    return s, simple_spec(job.mlp, job.channels, job.kernel, s)
-
-
 @dataclass
 class Plan:
     """The scan stride, where it came from, and the structures of the stacks to build.

@@ -56,11 +56,7 @@ def reference_output(mlp, x, kernel, stride, precision="float64"):
 
     A stack stored in float32 (ONNX) holds the float32-rounded weights; comparing it with the
     scanning MLP at those same weights checks the layout exactly instead of the rounding."""
-    from .mlp import MLP, Dense
-    rounded = [(d.w.astype(precision).astype(np.float64), d.b.astype(precision).astype(np.float64))
-               for d in mlp.layers]
-    return scan(MLP([Dense(w, b, d.activation) for (w, b), d in zip(rounded, mlp.layers)]),
-                x, kernel, stride)
+    return scan(mlp.astype(precision), x, kernel, stride)
 
 
 def verify(mlp, x, kernel, stride, stacks, rtol=1e-5, atol=1e-8):

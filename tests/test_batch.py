@@ -7,7 +7,7 @@ import pytest
 from scan2conv.batch import INTERNAL_ERROR, collect_paths, read_list, run_batch
 from scan2conv.convert import to_stack
 from scan2conv.errors import InputError, OptionNeeded, OutputError
-from scan2conv.pipeline import load_job, simple_plan
+from scan2conv.pipeline import load_job, plan
 from scan2conv.verify import build_report, verify
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")
@@ -101,7 +101,8 @@ def test_debug_lets_errors_through():
 def verify_file(path):
     """Verify one MLP file on the embedded sample at stride 4, as `scan2conv verify` does."""
     job = load_job(path)
-    stride, spec = simple_plan(job, 4)
+    p = plan(job, 4)
+    stride, spec = p.stride, p.simple
     reference, comparisons = verify(job.mlp, job.x, job.kernel, stride, {"simple": to_stack(job.mlp, spec)})
     return build_report(job.mlp, job.x, job.kernel, stride, comparisons, reference, job.sources, 1e-5, 1e-8)
 

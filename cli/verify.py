@@ -54,6 +54,9 @@ def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers
                    orientation=orientation, activations=activations, max_bytes=max_bytes)
     if batch.is_batch(mlp, from_list):
         batch.refuse_with_batch(**{"--stack": stack_path})
+        if input_path:   # one sample for the whole class: read it once
+            from scan2conv.inputs import read_input
+            options["x"] = read_input(input_path, channels, max_bytes)
         batch.run(batch.files_of(mlp, from_list), lambda path: verify_report(path, **options),
                   _summary, as_json, debug)
     report = verify_report(mlp[0] if mlp else None, stack_path, **options)
@@ -74,11 +77,13 @@ def _summary(report):
 
 
 def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, layers, expect,
-                  channels, kernel, stride, orientation, activations, max_bytes):
-    """Run one MLP (None: the embedded default) against its stacks → the report dict."""
+                  channels, kernel, stride, orientation, activations, max_bytes, x=None):
+    """Run one MLP (None: the embedded default) against its stacks → the report dict.
+
+    x: the input at input_path, when the caller has read it already."""
     if stack_path and not mlp:
         raise OptionNeeded("--stack needs the MLP file it was converted from as MLP")
-    job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes)
+    job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes, x)
     stacks, source = {}, "--stride"
     if stack_path:
         stacks["file"], file_stride = _stack_from_file(stack_path, job, max_bytes)

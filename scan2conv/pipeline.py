@@ -24,9 +24,12 @@ class Job:
 
 
 def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orientation=None,
-             activation_names=None, max_bytes=DEFAULT_MAX_BYTES):
-    """Read (or take the embedded default for) the MLP and the input; infer C and K."""
-    x = read_input(input_path, channels, max_bytes) if input_path else None
+             activation_names=None, max_bytes=DEFAULT_MAX_BYTES, x=None):
+    """Read (or take the embedded default for) the MLP and the input; infer C and K.
+
+    x: the input at input_path already read (a batch reads it once for every MLP)."""
+    if x is None and input_path:
+        x = read_input(input_path, channels, max_bytes)
     if channels is None:
         channels = x.shape[1] if x is not None else DEFAULT_CHANNELS
     wf = None

@@ -99,3 +99,23 @@ def test_convert_many_into_a_folder_then_verify_each(tmp_path):
         assert r.exit_code == 0 and json.loads(r.stdout)["stacks"][-1]["name"] == "file"
     r = run("convert", *GOOD, "--stride", "4", "--output-dir", out)
     assert r.exit_code == 4 and r.stderr.count("already exists; pass --force") == 3
+
+
+def test_batch_reads_the_input_once(monkeypatch):
+    import scan2conv.inputs
+    import scan2conv.pipeline
+    real, calls = scan2conv.inputs.read_input, []
+    counting = lambda *a, **k: calls.append(a) or real(*a, **k)  # noqa: E731
+    for module in (scan2conv.inputs, scan2conv.pipeline):   # every place that can read it
+        monkeypatch.setattr(module, "read_input", counting)
+    data = os.path.join(FIXTURES, "data.asc")
+    r = run("verify", *GOOD, "--stride", "4", "--input", data, "--json")
+    assert r.exit_code == 0 and len(json_lines(r)) == 3
+    assert all(l["input"]["source"] == data for l in json_lines(r))
+    assert len(calls) == 1
+
+
+def test_a_bad_batch_input_fails_before_any_file():
+    r = run("verify", *GOOD, "--stride", "4", "--input", "missing.asc")
+    assert r.exit_code == 3 and r.stdout == ""
+    assert r.stderr.strip() == "error: missing.asc: no such file"

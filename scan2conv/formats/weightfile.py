@@ -35,12 +35,63 @@ def natural_key(name):
             for part in re.split(r"(\d+)", name)]
 
 
-def check_size(shape, dtype, where, max_bytes):
-    """Refuse an array larger than max_bytes before it is allocated."""
+MAX_ARRAYS = 10_000   # arrays, members or datasets one file may hold: a layer each, far beyond any MLP
+
+
+class Budget:
+    """What one file may materialise, summed over everything read from it.
+
+    A file of a few bytes can declare many large arrays, views that expand, or members that
+    inflate; each is charged here before it is allocated, so the total, not each piece, stays
+    under max_bytes. `count` caps how many arrays a file may hold.
+    """
+
+    def __init__(self, max_bytes=DEFAULT_MAX_BYTES, max_arrays=MAX_ARRAYS):
+        self.max_bytes, self.max_arrays = int(max_bytes), max_arrays
+        self.used, self.arrays = 0, 0
+
+    def take(self, nbytes, where):
+        """Charge nbytes for what `where` is about to allocate; InputError past the limit."""
+        nbytes = int(nbytes)
+        if nbytes < 0 or self.used + nbytes > self.max_bytes:
+            raise InputError(f"{where}: needs {nbytes:,} bytes, and with the {self.used:,} already "
+                             f"read that is over the limit of {self.max_bytes:,} for one file "
+                             "(raise it with --max-size)")
+        self.used += nbytes
+
+    def take_array(self, shape, dtype, where):
+        """Charge an array of shape and dtype, and count it."""
+        self.count(1, where)
+        self.take(array_bytes(shape, dtype), where)
+
+    def count(self, n, where):
+        """Count n more arrays (or members); InputError past max_arrays."""
+        self.arrays += n
+        if self.arrays > self.max_arrays:
+            raise InputError(f"{where}: the file holds more than {self.max_arrays:,} arrays; "
+                             "no scanning MLP has that many layers")
+
+
+def as_budget(limit):
+    """A Budget from a byte limit, or the Budget itself (shared by everything one file reads)."""
+    return limit if isinstance(limit, Budget) else Budget(limit)
+
+
+def array_bytes(shape, dtype):
+    """Bytes an array of shape and dtype needs (Python ints: no overflow)."""
     count = 1
     for d in shape:
         count *= int(d)
-    nbytes = count * np.dtype(dtype).itemsize
+    return count * np.dtype(dtype).itemsize
+
+
+def check_size(shape, dtype, where, max_bytes):
+    """Refuse an array larger than the limit before it is allocated. With a Budget, the array
+    is also charged against what the file has already used."""
+    if isinstance(max_bytes, Budget):
+        max_bytes.take_array(shape, dtype, where)
+        return
+    nbytes = array_bytes(shape, dtype)
     if nbytes > max_bytes:
         raise InputError(f"{where}: array of shape {tuple(shape)} {np.dtype(dtype)} needs "
                          f"{nbytes:,} bytes, over the limit of {max_bytes:,} (raise it with --max-size)")

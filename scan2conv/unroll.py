@@ -69,3 +69,67 @@ def unroll(stack, off_block="nan"):
         biases.append(b)
     return Unrolled(weights, biases, [l.activation for l in stack.layers], spec.receptive_field,
                     spec.total_stride, OFF_BLOCK[off_block])
+
+
+def _strides(found, layers=None, kernel=None, stride=None):
+    """(strides, where they came from) for a ForeignStack: --layers, the file, or the one
+    assignment that gives receptive field `kernel` and total stride `stride`."""
+    from .errors import OptionNeeded
+    from .grade import stride_assignments
+    kernels = found.kernels
+    if layers is not None:
+        if [k for k, _ in layers] != kernels or len(layers) != len(kernels):
+            raise OptionNeeded(f"--layers names kernels {[k for k, _ in layers]}; the stack's "
+                               f"filters have kernels {kernels}")
+        return [s for _, s in layers], "--layers"
+    if found.strides is not None:
+        return found.strides, "the stack file"
+    if kernel is None or stride is None:
+        raise OptionNeeded(f"{found.path} records no strides: pass --layers kernel:stride per "
+                           f"layer (kernels {', '.join(map(str, kernels))}), or --kernel and --stride")
+    options = stride_assignments(kernels, kernel, stride)
+    if len(options) != 1:
+        found_text = ", ".join(map(str, options)) or "none"
+        raise OptionNeeded(f"--kernel {kernel} --stride {stride}: the stride assignments that fit "
+                           f"kernels {kernels} are {found_text}; pass --layers to choose one")
+    return list(options[0]), f"--kernel {kernel} --stride {stride}"
+
+
+def load_stack(path, max_bytes, layers=None, kernel=None, stride=None):
+    """A stack file with or without scan2conv's metadata → (Stack, {source, layout, stride_source})."""
+    from .grade import load_stack_file
+    found = load_stack_file(path, max_bytes)
+    if found.stack is not None:
+        stack, info = found.stack, {"layout": "scan2conv stack", "stride_source": "the stack file"}
+        if layers is not None:
+            strides, _ = _strides(_as_foreign(path, stack), layers)
+            for layer, s in zip(stack.layers, strides):
+                layer.stride = s
+            info["stride_source"] = "--layers"
+    else:
+        strides, source = _strides(found.foreign, layers, kernel, stride)
+        stack = found.foreign.stack(strides)
+        info = {"layout": found.foreign.layout, "stride_source": source}
+    from .grade import chain_problem
+    why = chain_problem(stack, stack.channels, stack_spec(stack).receptive_field)
+    if why:
+        from .errors import InputError
+        raise InputError(f"{path}: {why}")
+    return stack, dict(info, source=path)
+
+
+def _as_foreign(path, stack):
+    from .foreign import ForeignLayer, ForeignStack
+    return ForeignStack(path, "scan2conv stack", [ForeignLayer(f"conv{i}", l.w, l.b)
+                                                  for i, l in enumerate(stack.layers, 1)])
+
+
+def reference_of(unrolled, x):
+    """The scanning MLP's output as the autograder stores it: x (n, c, l) → (n, O·P), channel-major."""
+    from .errors import InputError
+    from .mlp import scan
+    if x.shape[2] < unrolled.kernel:
+        raise InputError(f"the input has {x.shape[2]} frames, fewer than the patch width "
+                         f"K={unrolled.kernel}")
+    y = scan(unrolled.mlp(), x, unrolled.kernel, unrolled.stride)     # (n, O, P)
+    return y.reshape(y.shape[0], -1)

@@ -96,6 +96,10 @@ def diagnose_layer(i, got, mlp_layer, layer, g_in, g_out, biases, stride):
         for mistake, fix, f in cands:
             if not _same(f, right) and _same(w, f):
                 return {"layer": i, "mistake": mistake, "fix": fix}
+        if w.shape[:2] == right.shape[:2] and w.shape != right.shape:
+            return {"layer": i, "mistake": f"kernel {w.shape[2]}, expected {layer.kernel}",
+                    "fix": f"kernel_size={layer.kernel}: the layer sees {layer.kernel} positions "
+                           f"× {layer.c_in} channels"}
         if w.shape != right.shape:
             return {"layer": i, "differs": f"filter shape {w.shape}, expected {right.shape}",
                     "max_abs_diff": None, "at": None}

@@ -60,11 +60,13 @@ class ForeignStack:
         return ["relu"] * (len(found) - 1) + ["identity"]
 
     def stack(self, strides):
-        """A runnable Stack: NaN entries read as 0 (as in MLP weights), a missing bias as 0."""
+        """A runnable Stack in the file's float precision: NaN entries read as 0 (as in MLP
+        weights), a missing bias as 0."""
         layers = []
         for l, s, act in zip(self.layers, strides, self.activations()):
-            w = np.nan_to_num(l.w.astype(np.float64), nan=0.0)
-            b = np.zeros(w.shape[0]) if l.b is None else np.nan_to_num(l.b.astype(np.float64))
+            dtype = l.w.dtype if l.w.dtype.kind == "f" else np.float64
+            w = np.nan_to_num(l.w.astype(dtype), nan=0.0)
+            b = np.zeros(w.shape[0], dtype) if l.b is None else np.nan_to_num(l.b.astype(dtype))
             layers.append(Conv1d(w, b, int(s), activation=act))
         return Stack(layers)
 

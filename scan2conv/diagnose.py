@@ -49,10 +49,12 @@ def _block_mistakes(w, i, layer, g_in, g_out):
     if g_out > 1:
         out.append((f"all {g_out}×{c_out} columns of the first {rows} rows taken as the block",
                     f"take one copy's columns: {right}", block_to_filter(w[:rows, :], c_in, k)))
+    seen = {0}   # offsets p − j·s from a copy's first row; 0 is a true copy
     for p in range(g_in - k + 1):
         for j in range(g_out):
-            if p == j * s:
-                continue   # a true copy
+            if p - j * s in seen:
+                continue   # a copy, or the same offset from another copy: the same filter
+            seen.add(p - j * s)
             win = w[p * c_in:p * c_in + rows, j * c_out:(j + 1) * c_out]
             out.append((f"the block taken from rows {p * c_in}:{p * c_in + rows}, columns "
                         f"{j * c_out}:{(j + 1) * c_out}, which is not a copy of the shared block "
@@ -93,9 +95,12 @@ def diagnose_layer(i, got, mlp_layer, layer, g_in, g_out, biases, stride):
         name = f"W{i}" if whole else f"W{i}[:{block.shape[0]}, :{block.shape[1]}]"
         cands = _filter_mistakes(block, layer.c_in, layer.kernel, name)
         cands += _block_mistakes(mlp_layer.w, i, layer, g_in, g_out)
-        for mistake, fix, f in cands:
-            if not _same(f, right) and _same(w, f):
-                return {"layer": i, "mistake": mistake, "fix": fix}
+        named = [(mistake, fix) for mistake, fix, f in cands if not _same(f, right) and _same(w, f)]
+        if named:
+            # when the shapes coincide (c_out = k, say) two mistakes can make the same filter
+            also = "; ".join(m for m, _ in named[1:])
+            return {"layer": i, "mistake": named[0][0] + (f" (equally: {also})" if also else ""),
+                    "fix": named[0][1]}
         if w.shape[:2] == right.shape[:2] and w.shape != right.shape:
             return {"layer": i, "mistake": f"kernel {w.shape[2]}, expected {layer.kernel}",
                     "fix": f"kernel_size={layer.kernel}: the layer sees {layer.kernel} positions "
@@ -121,8 +126,8 @@ def diagnose(mlp, spec, foreign_layers, strides):
     biases = {i: d.b[:l.c_out] for i, (d, l) in enumerate(zip(mlp.layers, spec.layers), start=1)}
     mistakes, differences = [], []
     if len(foreign_layers) != len(spec.layers):
-        differences.append({"layer": None, "differs": f"{len(foreign_layers)} layers, the "
-                            f"{len(spec.layers)}-layer MLP needs {len(spec.layers)}",
+        differences.append({"layer": None, "differs": f"the stack has {len(foreign_layers)} "
+                            f"layers, the MLP {len(spec.layers)}",
                             "max_abs_diff": None, "at": None})
     for i, (got, d, layer) in enumerate(zip(foreign_layers, mlp.layers, spec.layers), start=1):
         found = diagnose_layer(i, got, d, layer, g[i - 1], g[i], biases, strides[i - 1])

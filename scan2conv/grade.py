@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .diagnose import closest_spec, diagnose
-from .errors import InputError
 from .stack import Stack
 from .verify import reference_output
 
@@ -143,15 +142,20 @@ def settle_strides(foreign, job, plan, rtol=1e-5, atol=1e-8):
                            f"the MLP ({what}: K={job.kernel}, S={plan.stride})")
     options = stride_assignments(kernels, job.kernel, plan.stride)
     if not options:
-        raise InputError(f"{foreign.path}: no strides give kernels {kernels} the receptive field "
-                         f"K={job.kernel} and total stride S={plan.stride}: the stack cannot scan "
-                         "this MLP's patches")
+        # the stack cannot scan these patches; run it with the nearest structure's strides so
+        # that the comparison fails and the diagnosis can say why
+        name, spec = closest_spec({k: v for k, v in specs.items() if v is not None}, foreign.layers)
+        strides = [l.stride for l in spec.layers][:len(kernels)] + [1] * (len(kernels) - len(spec.layers))
+        return Settled(strides, f"the MLP's {name} structure: no strides give kernels "
+                       f"{', '.join(map(str, kernels))} the receptive field K={job.kernel} and "
+                       f"total stride S={plan.stride}")
     reference = reference_output(job.mlp, job.x, job.kernel, plan.stride)
     fitting = [s for s in options if _fits(foreign, s, job, reference, rtol, atol)]
     chosen = fitting[0] if fitting else options[0]
     verdict = "fits" if fitting else "none fits; running the first"
     return Settled(list(chosen), f"tried {len(options)} stride assignments with K={job.kernel}, "
-                   f"S={plan.stride}: {tuple(chosen)} {verdict}", [list(s) for s in options])
+                   f"S={plan.stride}: ({', '.join(map(str, chosen))}) {verdict}",
+                   [list(s) for s in options])
 
 
 def grade(report, foreign, settled, job, plan, name="file"):

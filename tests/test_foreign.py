@@ -213,3 +213,18 @@ def test_a_stack_file_that_holds_an_mlp_is_refused(case):
     assert r.exit_code == 3 and "Traceback" not in r.stderr
     assert r.stderr.strip().endswith("array 'W1' has shape (24, 8), a dense matrix, not a conv filter "
                                      "(c_out, c_in, k); is this the MLP rather than the stack?")
+
+
+def test_scan_runs_a_foreign_stack_that_records_its_strides(case, tmp_path):
+    """read_stack takes a stack without metadata when the file records every stride (ONNX)."""
+    truth, folder = case
+    onnx_file(truth, tmp_path / "s.onnx")
+    r = run("scan", tmp_path / "s.onnx", folder / "x.npy", "-o", tmp_path / "y.npy")
+    assert r.exit_code == 0, r.stderr
+    want, _ = reference(truth, folder)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want[0], rtol=1e-4, atol=1e-4)
+    np.savez(tmp_path / "s.npz", *[a for l in truth.layers for a in (l.w, l.b)])
+    r = run("scan", tmp_path / "s.npz", folder / "x.npy", "--aggregate", "max")
+    assert r.exit_code == 3
+    assert r.stderr.strip().endswith("s.npz: no scan2conv metadata and no strides recorded; "
+                                     "`scan2conv verify MLP --stack` settles the strides from the MLP")

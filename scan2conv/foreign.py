@@ -178,3 +178,22 @@ def stack_without_meta(path, wf, max_bytes):
     spec = stack_spec(stack)
     return stack, {"scan": {"kernel": spec.receptive_field, "stride": spec.total_stride},
                    "foreign": found.as_dict()}
+
+
+def foreign_summary(path, wf, max_bytes):
+    """How a file without scan2conv metadata reads as a conv stack, or why it does not."""
+    try:
+        return read_foreign(path, max_bytes, wf).as_dict()
+    except InputError as e:
+        return {"error": str(e)}
+
+
+def summary_line(s):
+    """'(24→2, k2, s2), …; strides recorded' — one line for inspect."""
+    if "error" in s:
+        return f"no: {s['error']}"
+    layers = ", ".join(f"({l['shape'][1]}→{l['shape'][0]}, k{l['shape'][2]}, "
+                       f"s{'?' if l['stride'] is None else l['stride']})" for l in s["layers"])
+    recorded = all(l["stride"] is not None for l in s["layers"])
+    return layers + ("; strides recorded" if recorded else
+                     "; strides not recorded: verify settles them from the MLP")

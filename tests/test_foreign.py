@@ -228,3 +228,14 @@ def test_scan_runs_a_foreign_stack_that_records_its_strides(case, tmp_path):
     assert r.exit_code == 3
     assert r.stderr.strip().endswith("s.npz: no scan2conv metadata and no strides recorded; "
                                      "`scan2conv verify MLP --stack` settles the strides from the MLP")
+
+
+def test_inspect_shows_how_a_file_reads_as_a_stack(case, tmp_path):
+    truth, _ = case
+    np.savez(tmp_path / "s.npz", **{f"conv{i}.weight": l.w for i, l in enumerate(truth.layers, 1)})
+    r = run("inspect", tmp_path / "s.npz")
+    assert r.exit_code == 0, r.stderr
+    assert ("as a stack   (3→2, k2, s?), (2→2, k2, s?), (2→3, k2, s?); strides not recorded: "
+            "verify settles them from the MLP") in r.stdout
+    r = run("inspect", tmp_path / "s.npz", "--json")
+    assert [l["shape"] for l in json.loads(r.stdout)["conv_stack"]["layers"]] == [[2, 3, 2], [2, 2, 2], [3, 2, 2]]

@@ -82,6 +82,8 @@ def _check(name, a, where):
     if a.ndim == 2:
         raise InputError(f"{where}: array {name!r} has shape {a.shape}, a dense matrix, not a "
                          "conv filter (c_out, c_in, k); is this the MLP rather than the stack?")
+    if a.size == 0:
+        raise InputError(f"{where}: array {name!r} has shape {a.shape}, which holds nothing")
     if a.ndim > 3:
         raise InputError(f"{where}: array {name!r} has shape {a.shape}; a Conv1d filter is "
                          "(c_out, c_in, k)")
@@ -138,11 +140,13 @@ def layers_from_onnx(path, wf):
             if any(a.get("pads", [])) or any(d != 1 for d in a.get("dilations", [1])) or a.get("group", 1) != 1:
                 raise InputError(f"{path}: Conv node {node.name!r} pads, dilates or groups; a scan "
                                  "reads whole windows with plain filters")
-            w = arrays.get(node.input[1])
-            if w is None or w.ndim != 3:
-                raise InputError(f"{path}: Conv node {node.name!r} has no 1-D filter initializer")
+            w = arrays.get(node.input[1]) if len(node.input) > 1 else None
+            strides = list(a.get("strides") or [1])
+            if w is None or w.ndim != 3 or w.size == 0 or len(strides) != 1 or strides[0] < 1:
+                raise InputError(f"{path}: Conv node {node.name!r} is not a 1-D convolution with "
+                                 "a filter initializer and one positive stride")
             b = arrays.get(node.input[2]) if len(node.input) > 2 else None
-            layers.append(ForeignLayer(node.input[1], w, b, int(a.get("strides", [1])[0]), "identity"))
+            layers.append(ForeignLayer(node.input[1], w, b, int(strides[0]), "identity"))
         elif node.op_type in ONNX_ACTIVATIONS and layers:
             layers[-1].activation = ONNX_ACTIVATIONS[node.op_type]
     if not layers:

@@ -5,6 +5,7 @@ K and S, or the inferred sharing) when the stack's kernels are that structure's;
 assignments whose receptive field and total stride equal the scan's K and S, each tried.
 """
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -59,21 +60,33 @@ def read_foreign_keras(path, max_bytes):
     return read_keras_conv(path, family, max_bytes)
 
 
-def stride_assignments(kernels, kernel, stride, limit=MAX_ASSIGNMENTS):
-    """Every (s_1, …, s_L) with 1 + Σ (k_l − 1)·Π_{m<l} s_m = kernel and Π s_l = stride."""
-    out = []
+@lru_cache(maxsize=4096)
+def divisors(n):
+    """The divisors of n in increasing order, in O(√n)."""
+    small = [d for d in range(1, int(n ** 0.5) + 1) if n % d == 0]
+    return tuple(small + [n // d for d in reversed(small) if d * d != n])
+
+
+def stride_assignments(kernels, kernel, stride, limit=MAX_ASSIGNMENTS, budget=100_000):
+    """Every (s_1, …, s_L) with 1 + Σ (k_l − 1)·Π_{m<l} s_m = kernel and Π s_l = stride
+    (the first `limit`, searching at most `budget` partial assignments)."""
+    out, visits = [], [0]
+    # the least each suffix of layers adds to the field per unit of the stride before it
+    rest = [sum(k - 1 for k in kernels[i:]) for i in range(len(kernels) + 1)]
 
     def walk(i, field_, jump, chosen):
-        if len(out) >= limit:
+        visits[0] += 1
+        if len(out) >= limit or visits[0] > budget:
             return
         if i == len(kernels):
             if field_ == kernel and jump == stride:
                 out.append(tuple(chosen))
             return
-        for s in (d for d in range(1, stride // jump + 1) if (stride // jump) % d == 0):
-            f = field_ + (kernels[i] - 1) * jump
-            if f <= kernel:
-                walk(i + 1, f, jump * s, chosen + [s])
+        f = field_ + (kernels[i] - 1) * jump
+        for s in divisors(stride // jump):
+            if f + rest[i + 1] * jump * s > kernel:
+                break           # later layers would widen the field past K
+            walk(i + 1, f, jump * s, chosen + [s])
     if stride >= 1:
         walk(0, 1, 1, [])
     return out

@@ -239,3 +239,16 @@ def test_inspect_shows_how_a_file_reads_as_a_stack(case, tmp_path):
             "verify settles them from the MLP") in r.stdout
     r = run("inspect", tmp_path / "s.npz", "--json")
     assert [l["shape"] for l in json.loads(r.stdout)["conv_stack"]["layers"]] == [[2, 3, 2], [2, 2, 2], [3, 2, 2]]
+
+
+def test_onnx_padded_conv_is_refused(case, tmp_path):
+    import onnx
+    truth, folder = case
+    onnx_file(truth, tmp_path / "s.onnx")
+    model = onnx.load(str(tmp_path / "s.onnx"))
+    model.graph.node[0].attribute.append(onnx.helper.make_attribute("pads", [1, 1]))
+    onnx.save(model, str(tmp_path / "s.onnx"))
+    code, err = verify(folder, tmp_path / "s.onnx")
+    assert code == 3
+    assert err["error"].endswith("s.onnx: Conv node '' pads, dilates or groups; a scan reads whole "
+                                 "windows with plain filters")

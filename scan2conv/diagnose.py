@@ -127,7 +127,7 @@ def diagnose(mlp, spec, foreign_layers, strides):
     mistakes, differences = [], []
     if len(foreign_layers) != len(spec.layers):
         differences.append({"layer": None, "differs": f"the stack has {len(foreign_layers)} "
-                            f"layers, the MLP {len(spec.layers)}",
+                            f"layer{'s' * (len(foreign_layers) != 1)}, the MLP {len(spec.layers)}",
                             "max_abs_diff": None, "at": None})
     for i, (got, d, layer) in enumerate(zip(foreign_layers, mlp.layers, spec.layers), start=1):
         found = diagnose_layer(i, got, d, layer, g[i - 1], g[i], biases, strides[i - 1])

@@ -10,7 +10,8 @@ from .common import EXIT_CODES, INTERNAL_ERROR
 # command → module of this package defining it, imported only when that command runs, so
 # `scan2conv verify` never pays for the readers and writers of `convert` (h5py, …)
 LAZY_COMMANDS = {"convert": "convert", "verify": "verify", "explain": "explain",
-                 "inspect": "inspect", "scan": "scan"}
+                 "inspect": "inspect", "scan": "scan",
+                 "unroll": "unroll"}
 
 
 class Group(click.Group):

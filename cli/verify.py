@@ -3,7 +3,7 @@ import click
 
 from scan2conv.convert import to_stack
 from scan2conv.errors import InputError, OptionNeeded
-from scan2conv.formats.stackfile import read_stack
+from scan2conv.grade import format_grade, grade, load_stack_file, runnable, settle_strides
 from scan2conv.pipeline import load_job, plan
 from scan2conv.verify import build_report, format_report, verify as run_verify
 
@@ -12,10 +12,10 @@ from .common import EXIT_CODES, emit, input_option, job_options
 
 
 def _stack_from_file(path, job, max_bytes):
-    stack, meta = read_stack(path, max_bytes)
-    if stack.channels != job.channels:
-        raise InputError(f"{path}: the stack reads {stack.channels} channels, the input has {job.channels}")
-    return stack, meta["scan"].get("stride")
+    found = load_stack_file(path, max_bytes)   # with or without scan2conv's metadata
+    if found.stack and found.stack.channels != job.channels:
+        raise InputError(f"{path}: the stack reads {found.stack.channels} channels, the input has {job.channels}")
+    return found, found.stride
 
 
 @click.command(epilog=EXIT_CODES)
@@ -60,7 +60,7 @@ def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers
         batch.run(batch.files_of(mlp, from_list), lambda path: verify_report(path, **options),
                   _summary, as_json, debug)
     report = verify_report(mlp[0] if mlp else None, stack_path, **options)
-    emit(as_json, report, format_report(report))
+    emit(as_json, report, format_report(report) + format_grade(report))
     if not report["ok"]:
         raise click.exceptions.Exit(1)
 
@@ -86,10 +86,13 @@ def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, la
     job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes, x)
     stacks, source = {}, "--stride"
     if stack_path:
-        stacks["file"], file_stride = _stack_from_file(stack_path, job, max_bytes)
-        if stride is None and file_stride:
+        found, file_stride = _stack_from_file(stack_path, job, max_bytes)
+        if stride is None and file_stride and not found.foreign:
             stride, source = file_stride, "the stack file"
-    p = plan(job, stride, layers, expect, source, max_bytes)
+    p = _plan_for(job, stride, layers, expect, source, max_bytes, found if stack_path else None)
+    if stack_path:
+        settled = found.foreign and settle_strides(found.foreign, job, p, rtol, atol)
+        stacks["file"] = runnable(found.foreign, settled.strides, job) if settled else found.stack
     built = {"simple": to_stack(job.mlp, p.simple)}
     if p.distributed is not None:
         built["distributed"] = to_stack(job.mlp, p.distributed)
@@ -104,5 +107,16 @@ def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, la
         from scan2conv.pipeline import read_expected
         from scan2conv.verify import check_expected
         expected = check_expected(read_expected(expect, max_bytes), reference, expect, rtol, atol)
-    return build_report(job.mlp, job.x, job.kernel, p.stride, comparisons, reference, job.sources,
-                        rtol, atol, p.as_dict(), grads, expected)
+    report = build_report(job.mlp, job.x, job.kernel, p.stride, comparisons, reference, job.sources,
+                          rtol, atol, p.as_dict(), grads, expected)
+    return grade(report, found.foreign, settled, job, p) if stack_path and settled else report
+
+
+def _plan_for(job, stride, layers, expect, source, max_bytes, found):
+    """plan(); a foreign stack's recorded strides fix the scan stride only when nothing else does."""
+    try:
+        return plan(job, stride, layers, expect, source, max_bytes)
+    except OptionNeeded:
+        if not (found and found.foreign and found.stride):
+            raise
+        return plan(job, found.stride, layers, expect, "the stack file's strides", max_bytes)

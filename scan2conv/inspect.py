@@ -58,6 +58,9 @@ def inspect_file(path, max_bytes=DEFAULT_MAX_BYTES, channels=None):
         report["stack"] = parse_meta(text, path)
     else:
         report["mlp"] = mlp_summary(wf, channels)
+        if any(a.ndim == 3 for _, a in wf.arrays):   # conv filters without scan2conv's metadata
+            from .foreign import foreign_summary
+            report["conv_stack"] = foreign_summary(path, wf, max_bytes)
     return report
 
 
@@ -95,6 +98,9 @@ def format_report(r):
         shape = "(" + ", ".join(map(str, a["shape"])) + ("," if len(a["shape"]) == 1 else "") + ")"
         lines.append(f"  {a['name']:<{width}}  {shape:<14} {a['dtype']:<8}{_range(a)}")
     lines += _stack_lines(r["stack"]) if "stack" in r else _mlp_lines(r["mlp"])
+    if "conv_stack" in r:
+        from .foreign import summary_line
+        lines.append(f"{'as a stack':<12} {summary_line(r['conv_stack'])}")
     for key, value in r["metadata"].items():
         for item in (value if isinstance(value, list) else [value]):
             lines.append(f"{key.rstrip('s') if isinstance(value, list) else key:<12} {item}")

@@ -120,7 +120,8 @@ def test_hostile_pickle_exit_3_and_nothing_runs(tmp_path):
      "(strides that tile 128 frames with K=8: 1, 2, 3, 4, 5, 6, 8)"),
     (["verify", "--stack", DENSE], 2, "error: --stack needs the MLP file it was converted from as MLP"),
     (["verify", DENSE, "--stride", "4", "--stack", DENSE], 3,
-     f"error: {DENSE}: no scan2conv metadata (__meta__); write stacks with `scan2conv convert`"),
+     f"error: {DENSE}: array 'W1' has shape (192, 8), a dense matrix, not a conv filter "
+     "(c_out, c_in, k); is this the MLP rather than the stack?"),
     (["verify", "--stride", "x"], 2,
      "error: Invalid value for '--stride': 'x' is not a valid integer range. (see --help)"),
     (["verify", "--stride", "0"], 2,

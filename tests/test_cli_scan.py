@@ -139,8 +139,8 @@ def test_stack_errors(tmp_path):
     mlp_npz = os.path.join(FIXTURES, "mlp_dense.npz")
     r = run("scan", mlp_npz, DATA, "--aggregate", "max")
     assert r.exit_code == 3
-    assert error_of(r) == (f"error: {mlp_npz}: no scan2conv metadata (__meta__); "
-                           "write stacks with `scan2conv convert`")
+    assert error_of(r) == (f"error: {mlp_npz}: array 'W1' has shape (192, 8), a dense matrix, "
+                           "not a conv filter (c_out, c_in, k); is this the MLP rather than the stack?")
 
 
 def test_json_error_is_one_object(stack, tmp_path):

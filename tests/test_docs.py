@@ -13,7 +13,7 @@ COMMANDS = main.list_commands(None)
 
 
 def test_every_command_has_help_and_a_readme_section():
-    assert set(COMMANDS) == {"convert", "explain", "inspect", "scan", "verify"}
+    assert set(COMMANDS) == {"convert", "explain", "inspect", "scan", "unroll", "verify"}
     for name in COMMANDS:
         r = CliRunner().invoke(main, [name, "--help"])
         assert r.exit_code == 0 and "Exit codes:" in r.stdout

@@ -91,7 +91,8 @@ def read_stack(path, max_bytes):
     arrays = dict(wf.arrays)
     # npz keeps the metadata as an array; HDF5, safetensors and ONNX readers put it in wf.meta
     text = arrays.pop(META_KEY, None) if META_KEY in arrays else wf.meta.get("scan2conv")
-    if text is None:
-        raise InputError(f"{path}: no scan2conv metadata ({META_KEY}); write stacks with `scan2conv convert`")
+    if text is None:   # a stack from elsewhere: runnable when the file records its strides
+        from ..foreign import stack_without_meta
+        return stack_without_meta(path, wf, max_bytes)
     meta = parse_meta(str(text), path)
     return stack_from_arrays(standard_names(arrays), meta, path), meta

@@ -1,0 +1,203 @@
+"""Conv stacks that scan2conv did not write: filters in layer order, strides where recorded (DESIGN §7).
+
+Every file is turned into plain arrays by formats.read_weights (Keras Conv1D files, whose
+Dense-only reader refuses 3-D kernels, by keras_conv.py); here they become ForeignLayers:
+  - MyTorch names of any year (conv1.W, conv1.weight, conv1.conv1d_stride1.W, with .b/.bias),
+    layers.0.weight, nn.Sequential 0.weight / 2.weight, or unnamed rank-3 arrays in order;
+    a 1-D array is the bias of the filter with the same stem, else of the filter before it;
+    integer arrays named <layer>.stride or <layer>…downsampling_factor record strides;
+  - ONNX: Conv nodes in graph order, their `strides`, and the activation node after each.
+"""
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .formats import family_of, read_weights
+from .formats.mytorch import standard_names
+from .formats.order import layer_order, stem
+from .stack import Conv1d, Stack
+
+_STRIDE = re.compile(r"^(.*?)\.(?:conv1d_stride1\.)?(?:stride|(?:downsample1d\.)?downsampling_factor)$")
+ONNX_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu"}
+
+
+@dataclass
+class ForeignLayer:
+    """One conv layer as the file holds it: w (c_out, c_in, k), b (c_out,) or None."""
+
+    name: str
+    w: np.ndarray
+    b: np.ndarray = None
+    stride: int = None
+    activation: str = None
+
+
+@dataclass
+class ForeignStack:
+    """A stack's layers as read; strides and activations only where the file records them."""
+
+    path: str
+    layout: str
+    layers: list
+    notes: list = field(default_factory=list)
+
+    @property
+    def kernels(self):
+        return [l.w.shape[2] for l in self.layers]
+
+    @property
+    def strides(self):
+        """The strides the file records, or None unless it records every layer's."""
+        found = [l.stride for l in self.layers]
+        return None if None in found else found
+
+    def activations(self):
+        found = [l.activation for l in self.layers]
+        if None not in found:
+            return found
+        return ["relu"] * (len(found) - 1) + ["identity"]
+
+    def stack(self, strides):
+        """A runnable Stack in the file's float precision: NaN entries read as 0 (as in MLP
+        weights), a missing bias as 0."""
+        layers = []
+        for l, s, act in zip(self.layers, strides, self.activations()):
+            dtype = l.w.dtype if l.w.dtype.kind == "f" else np.float64
+            w = np.nan_to_num(l.w.astype(dtype), nan=0.0)
+            b = np.zeros(w.shape[0], dtype) if l.b is None else np.nan_to_num(l.b.astype(dtype))
+            layers.append(Conv1d(w, b, int(s), activation=act))
+        return Stack(layers)
+
+    def as_dict(self):
+        return {"source": self.path, "layout": self.layout, "notes": list(self.notes),
+                "layers": [{"name": l.name, "shape": list(l.w.shape), "bias": l.b is not None,
+                            "stride": l.stride, "activation": l.activation} for l in self.layers]}
+
+
+def _check(name, a, where):
+    if a.dtype.kind not in "iuf":
+        raise InputError(f"{where}: array {name!r} has dtype {a.dtype}; filters must be numbers")
+    if a.ndim == 2:
+        raise InputError(f"{where}: array {name!r} has shape {a.shape}, a dense matrix, not a "
+                         "conv filter (c_out, c_in, k); is this the MLP rather than the stack?")
+    if a.size == 0:
+        raise InputError(f"{where}: array {name!r} has shape {a.shape}, which holds nothing")
+    if a.ndim > 3:
+        raise InputError(f"{where}: array {name!r} has shape {a.shape}; a Conv1d filter is "
+                         "(c_out, c_in, k)")
+
+
+def _strides_by_prefix(arrays, where):
+    """{layer prefix: stride} from integer arrays named <prefix>.stride, and the rest."""
+    strides, rest = {}, []
+    for name, a in arrays:
+        m = _STRIDE.match(name)
+        if m and a.size == 1 and a.dtype.kind in "iu":
+            if int(a.ravel()[0]) < 1:
+                raise InputError(f"{where}: {name} is {int(a.ravel()[0])}; a stride is at least 1")
+            strides[m.group(1)] = int(a.ravel()[0])
+        else:
+            rest.append((name, a))
+    return strides, rest
+
+
+def layers_from_arrays(wf):
+    """A WeightFile of named or unnamed arrays → [ForeignLayer] in layer order."""
+    items = list(standard_names(dict(wf.arrays)).items())
+    strides, items = _strides_by_prefix(items, wf.path)
+    items = items if wf.ordered else layer_order(items)
+    layers = []
+    for name, a in items:
+        _check(name, a, wf.path)
+        if a.ndim == 3:
+            prefix = name.rsplit(".", 1)[0]
+            layers.append(ForeignLayer(name, a, stride=strides.get(prefix)))
+        elif a.ndim == 1:
+            owner = next((l for l in layers if stem(l.name) == stem(name)), layers[-1] if layers else None)
+            if owner is None or owner.b is not None:
+                raise InputError(f"{wf.path}: bias {name!r} has no conv filter to belong to")
+            owner.b = a
+    if not layers:
+        raise InputError(f"{wf.path}: no conv filter (a rank-3 array (c_out, c_in, k)) found")
+    return layers
+
+
+def _onnx_attrs(node):
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def layers_from_onnx(path, wf):
+    """Conv nodes in graph order with their strides; Relu/Tanh/… after a Conv is its activation."""
+    import onnx
+    model = onnx.load(path, load_external_data=False)   # read_weights has vetted the file
+    arrays, layers = dict(wf.arrays), []
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            a = _onnx_attrs(node)
+            if any(a.get("pads", [])) or any(d != 1 for d in a.get("dilations", [1])) or a.get("group", 1) != 1:
+                raise InputError(f"{path}: Conv node {node.name!r} pads, dilates or groups; a scan "
+                                 "reads whole windows with plain filters")
+            w = arrays.get(node.input[1]) if len(node.input) > 1 else None
+            strides = list(a.get("strides") or [1])
+            if w is None or w.ndim != 3 or w.size == 0 or len(strides) != 1 or strides[0] < 1:
+                raise InputError(f"{path}: Conv node {node.name!r} is not a 1-D convolution with "
+                                 "a filter initializer and one positive stride")
+            b = arrays.get(node.input[2]) if len(node.input) > 2 else None
+            layers.append(ForeignLayer(node.input[1], w, b, int(strides[0]), "identity"))
+        elif node.op_type in ONNX_ACTIVATIONS and layers:
+            layers[-1].activation = ONNX_ACTIVATIONS[node.op_type]
+    if not layers:
+        raise InputError(f"{path}: the ONNX graph has no Conv node")
+    return layers
+
+
+def read_foreign(path, max_bytes, wf=None):
+    """Any weight file holding conv filters → ForeignStack (wf: the file already read)."""
+    family = family_of(path)
+    if family in ("keras", "hdf5"):
+        from .keras_conv import read_keras_conv
+        found = read_keras_conv(path, family, max_bytes)
+        if found is not None:
+            return found
+    wf = wf if wf is not None else read_weights(path, max_bytes)
+    if family == "onnx":
+        return ForeignStack(path, "ONNX Conv graph", layers_from_onnx(path, wf))
+    notes = [n for n in wf.notes if "activations" not in n]
+    return ForeignStack(path, wf.layout, layers_from_arrays(wf), notes)
+
+
+def stack_without_meta(path, wf, max_bytes):
+    """read_stack's answer for a stack with no scan2conv metadata: (Stack, metadata dict).
+
+    Only a file recording every layer's stride can be run without the MLP it scans."""
+    found = read_foreign(path, max_bytes, wf)
+    if found.strides is None:
+        raise InputError(f"{path}: no scan2conv metadata and no strides recorded; "
+                         "`scan2conv verify MLP --stack` settles the strides from the MLP")
+    stack = found.stack(found.strides)
+    from .unroll import stack_spec
+    spec = stack_spec(stack)
+    return stack, {"scan": {"kernel": spec.receptive_field, "stride": spec.total_stride},
+                   "foreign": found.as_dict()}
+
+
+def foreign_summary(path, wf, max_bytes):
+    """How a file without scan2conv metadata reads as a conv stack, or why it does not."""
+    try:
+        return read_foreign(path, max_bytes, wf).as_dict()
+    except InputError as e:
+        return {"error": str(e)}
+
+
+def summary_line(s):
+    """'(24→2, k2, s2), …; strides recorded' — one line for inspect."""
+    if "error" in s:
+        return f"no: {s['error']}"
+    layers = ", ".join(f"({l['shape'][1]}→{l['shape'][0]}, k{l['shape'][2]}, "
+                       f"s{'?' if l['stride'] is None else l['stride']})" for l in s["layers"])
+    recorded = all(l["stride"] is not None for l in s["layers"])
+    return layers + ("; strides recorded" if recorded else
+                     "; strides not recorded: verify settles them from the MLP")

@@ -1,0 +1,114 @@
+"""Keras Conv1D models as ForeignStacks: .keras archives, legacy .h5 and Keras 3 .weights.h5.
+
+Kernels are (k, c_in, c_out) on channels-last input; they are turned to (c_out, c_in, k).
+Strides and activations come from the config (config.json, or a legacy file's model_config
+attribute), read as JSON only; a bare .weights.h5 records neither.
+"""
+import zipfile
+import zlib
+
+from .errors import InputError
+from .formats import keras
+from .formats.hdf5 import STACK_ATTR, Budget, attr, attr_list, open_h5, parse_json, resolve
+from .foreign import ForeignLayer, ForeignStack
+
+
+def conv_entries(config, prefix="layers/"):
+    """[{path, stride, activation}] of the Conv1D layers in model order; an activation layer
+    after a Conv1D is its activation."""
+    used, out = {}, []
+    for layer in keras._layers_of(config) or []:
+        if not isinstance(layer, dict) or layer.get("class_name") == "InputLayer":
+            continue
+        cls = str(layer.get("class_name", ""))
+        cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+        path = f"{prefix}{keras._unique(keras.snake_case(cls), used)}"
+        act = keras._activation_layer(cls, cfg)
+        if cls == "Conv1D":
+            if cfg.get("padding", "valid") != "valid" or cfg.get("dilation_rate", [1]) not in ([1], 1, (1,)):
+                raise InputError(f"layer {cfg.get('name', path)!r} pads or dilates; a scan reads "
+                                 "whole windows (padding='valid')")
+            strides = cfg.get("strides", [1])
+            out.append({"path": path, "name": cfg.get("name", path),
+                        "stride": int(strides[0] if isinstance(strides, list) else strides),
+                        "activation": keras._act_name(cfg.get("activation"))})
+        elif act is not None and out and out[-1]["activation"] == "linear":
+            out[-1]["activation"] = act
+    return out
+
+
+def _canonical(act):
+    return "identity" if act in (None, "linear") else act
+
+
+def _layers(pairs, entries, where):
+    """[(name, [arrays])] of weighted layers + config entries (or None) → [ForeignLayer]."""
+    layers = []
+    for name, arrays in pairs:
+        kernels = [a for a in arrays if a.ndim == 3]
+        if not kernels:
+            raise InputError(f"{where}: layer {name!r} holds arrays of shapes "
+                             f"{', '.join(str(a.shape) for a in arrays)}; expected a Conv1D kernel "
+                             "(k, c_in, c_out)")
+        bias = next((a for a in arrays if a.ndim == 1), None)
+        layers.append(ForeignLayer(name, kernels[0].transpose(2, 1, 0), bias))
+    if entries is not None and len(entries) == len(layers):
+        for layer, e in zip(layers, entries):
+            layer.stride, layer.activation = e["stride"], _canonical(e["activation"])
+    if not layers:
+        raise InputError(f"{where}: the Keras file holds no Conv1D weights")
+    return layers
+
+
+def _keras3_pairs(f, where, order, max_bytes):
+    budget, found = Budget(where, max_bytes), dict(keras._vars_paths(f["layers"], "layers/", where))
+    order = [p for p in order if p in found] if order else list(found)
+    return [(p, [a for _, a in keras._read_vars(found[p], p, budget, where)]) for p in order]
+
+
+def _legacy_pairs(f, where, max_bytes):
+    root, budget, pairs = keras._legacy_root(f, where), Budget(where, max_bytes), []
+    for name in attr_list(root, "layer_names", where):
+        group = resolve(root, name, where)
+        arrays = [budget.read(resolve(group, w, where)) for w in attr_list(group, "weight_names", where) or []]
+        if arrays:
+            pairs.append((name, arrays))
+    return pairs
+
+
+def _from_h5(f, where, max_bytes, config=None):
+    kind = keras.h5_kind(f, where)
+    if kind is None or attr(f, STACK_ATTR, where) is not None:
+        return None
+    if kind == "legacy":
+        text = attr(f, "model_config", where)
+        entries = conv_entries(parse_json(text, where, "model_config"), "") if text else None
+        return ForeignStack(where, "Keras legacy h5 (Conv1D)", _layers(_legacy_pairs(f, where, max_bytes), entries, where))
+    entries = conv_entries(config) if config is not None else None
+    order = [e["path"] for e in entries] if entries else None
+    layout = "Keras 3 .keras archive (Conv1D)" if config is not None else "Keras 3 .weights.h5 (Conv1D)"
+    return ForeignStack(where, layout, _layers(_keras3_pairs(f, where, order, max_bytes), entries, where))
+
+
+def _archive(path, max_bytes):
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if "model.weights.h5" not in names:
+                raise InputError(f"{path}: the .keras archive holds no model.weights.h5")
+            config = (parse_json(keras._member(zf, "config.json", keras.MAX_CONFIG_BYTES, path), path,
+                                 "config.json") if "config.json" in names else None)
+            return config, keras._member(zf, "model.weights.h5", max_bytes, path)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, ValueError) as e:
+        raise InputError(f"{path}: corrupt .keras archive: {e}") from None
+
+
+def read_keras_conv(path, family, max_bytes):
+    """A Keras Conv1D model → ForeignStack; None when the file is not a Keras one (or is a
+    stack scan2conv wrote, which the ordinary readers take)."""
+    config, source = (None, path) if family == "hdf5" else _archive(path, max_bytes)
+    with open_h5(source, path) as f:
+        try:
+            return _from_h5(f, path, max_bytes, config)
+        except (OSError, RuntimeError, KeyError, ValueError) as e:
+            raise InputError(f"{path}: cannot read the Keras file: {e}") from None

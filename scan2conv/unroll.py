@@ -1,0 +1,135 @@
+"""A conv stack as the scanning MLP it computes: the inverse of convert.to_stack (DESIGN §2, §7).
+
+Layer l of a stack with receptive field K sees g_{l−1} positions of one patch (g_0 = K) and
+feeds g_l = (g_{l−1} − k_l) / s_l + 1; its dense matrix W_l (g_{l−1}·c_{l−1}, g_l·c_l) holds the
+filter's block B_l (k_l·c_{l−1}, c_l) once per output position j, on the rows of input
+positions j·s_l … j·s_l + k_l − 1, and "no connection" (NaN or 0) everywhere else.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .convert import filter_to_block
+from .mlp import MLP, Dense
+from .spec import LayerSpec, ScanSpec
+
+OFF_BLOCK = {"nan": np.nan, "zero": 0.0}
+
+
+def stack_spec(stack):
+    """The ScanSpec of a Stack's layers (kernels and strides as they are)."""
+    return ScanSpec(tuple(LayerSpec(l.c_in, l.c_out, l.kernel, l.stride) for l in stack.layers))
+
+
+def unroll_layer(w, b, g_in, stride, fill=np.nan):
+    """Filter w (c_out, c_in, k), bias b (c_out,) over g_in positions →
+    W (g_in·c_in, g·c_out), b (g·c_out,), g = (g_in − k) // stride + 1."""
+    c_out, c_in, k = w.shape
+    g = (g_in - k) // stride + 1
+    dtype = w.dtype if w.dtype.kind == "f" or fill == 0 else np.float64
+    big = np.full((g_in * c_in, g * c_out), fill, dtype=dtype)
+    block = filter_to_block(w)                                  # (k·c_in, c_out), rows time-major
+    for j in range(g):
+        row = j * stride * c_in
+        big[row:row + k * c_in, j * c_out:(j + 1) * c_out] = block
+    return big, np.tile(b, g)
+
+
+@dataclass
+class Unrolled:
+    """The dense (in, out) matrices of the scanning MLP a stack computes, with its scan geometry.
+
+    weights: [W_l] with `fill` off the blocks; biases: [b_l] copied per position."""
+
+    weights: list
+    biases: list
+    activations: list
+    kernel: int
+    stride: int
+    fill: float
+
+    def mlp(self):
+        """The MLP to run: "no connection" read as 0, as every reader does."""
+        return MLP([Dense(np.nan_to_num(w, nan=0.0), b.astype(np.result_type(w, b)), a)
+                    for w, b, a in zip(self.weights, self.biases, self.activations)])
+
+    @property
+    def widths(self):
+        return [self.weights[0].shape[0]] + [w.shape[1] for w in self.weights]
+
+
+def unroll(stack, off_block="nan"):
+    """Stack → Unrolled: K = the receptive field, S = Π_l s_l (the natural scan stride)."""
+    spec = stack_spec(stack)
+    g = spec.groups()
+    weights, biases = [], []
+    for layer, g_in in zip(stack.layers, g):
+        w, b = unroll_layer(layer.w, layer.b, g_in, layer.stride, OFF_BLOCK[off_block])
+        weights.append(w)
+        biases.append(b)
+    return Unrolled(weights, biases, [l.activation for l in stack.layers], spec.receptive_field,
+                    spec.total_stride, OFF_BLOCK[off_block])
+
+
+def _strides(found, layers=None, kernel=None, stride=None):
+    """(strides, where they came from) for a ForeignStack: --layers, the file, or the one
+    assignment that gives receptive field `kernel` and total stride `stride`."""
+    from .errors import OptionNeeded
+    from .grade import stride_assignments
+    kernels = found.kernels
+    if layers is not None:
+        if [k for k, _ in layers] != kernels or len(layers) != len(kernels):
+            raise OptionNeeded(f"--layers names kernels {[k for k, _ in layers]}; the stack's "
+                               f"filters have kernels {kernels}")
+        return [s for _, s in layers], "--layers"
+    if found.strides is not None:
+        return found.strides, "the stack file"
+    if kernel is None or stride is None:
+        raise OptionNeeded(f"{found.path} records no strides: pass --layers kernel:stride per "
+                           f"layer (kernels {', '.join(map(str, kernels))}), or --kernel and --stride")
+    options = stride_assignments(kernels, kernel, stride)
+    if len(options) != 1:
+        found_text = ", ".join(map(str, options)) or "none"
+        raise OptionNeeded(f"--kernel {kernel} --stride {stride}: the stride assignments that fit "
+                           f"kernels {kernels} are {found_text}; pass --layers to choose one")
+    return list(options[0]), f"--kernel {kernel} --stride {stride}"
+
+
+def load_stack(path, max_bytes, layers=None, kernel=None, stride=None):
+    """A stack file with or without scan2conv's metadata → (Stack, {source, layout, stride_source})."""
+    from .grade import load_stack_file
+    found = load_stack_file(path, max_bytes)
+    if found.stack is not None:
+        stack, info = found.stack, {"layout": "scan2conv stack", "stride_source": "the stack file"}
+        if layers is not None:
+            strides, _ = _strides(_as_foreign(path, stack), layers)
+            for layer, s in zip(stack.layers, strides):
+                layer.stride = s
+            info["stride_source"] = "--layers"
+    else:
+        strides, source = _strides(found.foreign, layers, kernel, stride)
+        stack = found.foreign.stack(strides)
+        info = {"layout": found.foreign.layout, "stride_source": source}
+    from .grade import chain_problem
+    why = chain_problem(stack, stack.channels, stack_spec(stack).receptive_field)
+    if why:
+        from .errors import InputError
+        raise InputError(f"{path}: {why}")
+    return stack, dict(info, source=path)
+
+
+def _as_foreign(path, stack):
+    from .foreign import ForeignLayer, ForeignStack
+    return ForeignStack(path, "scan2conv stack", [ForeignLayer(f"conv{i}", l.w, l.b)
+                                                  for i, l in enumerate(stack.layers, 1)])
+
+
+def reference_of(unrolled, x):
+    """The scanning MLP's output as the autograder stores it: x (n, c, l) → (n, O·P), channel-major."""
+    from .errors import InputError
+    from .mlp import scan
+    if x.shape[2] < unrolled.kernel:
+        raise InputError(f"the input has {x.shape[2]} frames, fewer than the patch width "
+                         f"K={unrolled.kernel}")
+    y = scan(unrolled.mlp(), x, unrolled.kernel, unrolled.stride)     # (n, O, P)
+    return y.reshape(y.shape[0], -1)

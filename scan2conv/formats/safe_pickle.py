@@ -9,7 +9,7 @@ own pickles have (protocols 0-5, numpy 1.x and 2.x module names, Python 2's lati
     _reconstruct(ndarray, (0,), b'b')  + BUILD (1, shape, dtype, fortran, data)
     dtype('f8', False, True)           + BUILD (3, '<', None, None, None, -1, -1, 0)
     _frombuffer(data, dtype, shape, order)               (protocol 5, in-band)
-    _codecs.encode(text, 'latin1')                       (bytes in protocol 2)
+    _codecs.encode(text, 'latin1'), bytes()              (bytes in protocols 0-2)
 
 Calls become inert records; after STOP each record is checked (numeric dtype, no fields or
 subarrays, a sane shape, the exact byte count) and only then is an array made from its bytes,
@@ -29,7 +29,9 @@ _GLOBALS = {
     ("numpy._core.numeric", "_frombuffer"): "frombuffer",
     ("numpy", "ndarray"): "ndarray",
     ("numpy", "dtype"): "dtype",
-    ("_codecs", "encode"): "encode",   # protocol 2 spells bytes as encode(text, 'latin1')
+    ("_codecs", "encode"): "encode",   # protocols 0-2 spell bytes as encode(text, 'latin1')
+    ("__builtin__", "bytes"): "bytes",   # … and empty bytes as bytes()
+    ("builtins", "bytes"): "bytes",
 }
 # dtype codes a numeric array may have; 'O8' only for the outer object array
 _NUMERIC = {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16"}
@@ -205,6 +207,10 @@ def _call(func, args):
                                       "past U+00FF") from None
         _refuse(f"the pickle calls _codecs.encode with {_brief(args[1] if len(args) == 2 else args)}; "
                 "only 'latin1' (Python 2 byte strings) is allowed")
+    if func.role == "bytes":
+        if args == ():
+            return b""
+        _refuse("the pickle calls bytes with arguments; only bytes() (empty data) is allowed")
     if func.role == "frombuffer":
         if len(args) == 4 and isinstance(args[1], _Dtype) and args[3] in ("C", "F"):
             return _Array((1, args[2], args[1], args[3] == "F", args[0]))
@@ -266,7 +272,8 @@ def _array(node, budget, where, nested):
     if len(data) != nbytes:
         raise InputError(f"{where}: shape {shape} {dtype} needs {nbytes:,} bytes of data, "
                          f"the pickle holds {len(data):,}")
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
+    # a copy in native byte order, as numpy itself unpickles a big-endian array
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).astype(dtype.newbyteorder("="))
 
 
 def _object_array(shape, order, items, budget, where):

@@ -8,6 +8,7 @@ import os
 import pickle
 import re
 import struct
+import warnings
 import zipfile
 
 import numpy as np
@@ -49,7 +50,9 @@ def _check_sizes(path, max_bytes):
 
 def _load(torch, path):
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # torch warns of deprecated storages and beta layouts
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         asked = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f"it asks for {asked.group(1)}" if asked else "it holds more than tensors"
@@ -98,6 +101,8 @@ def _numpy_dtype(torch, t, where):
                torch.float64: np.float64, torch.int8: np.int8, torch.int16: np.int16,
                torch.int32: np.int32, torch.int64: np.int64, torch.uint8: np.uint8,
                torch.bool: np.bool_}
+    widened.update({getattr(torch, f"uint{n}"): getattr(np, f"uint{n}") for n in (16, 32, 64)
+                    if hasattr(torch, f"uint{n}")})
     if t.dtype not in widened:
         raise InputError(f"{where}: dtype {str(t.dtype).replace('torch.', '')}; expected float16, "
                          "bfloat16, float32, float64 or an integer type")

@@ -159,6 +159,17 @@ def test_crashing_files_exit_3_in_a_child_as_npy_and_npz(case, tmp_path):
         assert not (tmp_path / "out.npz").exists()
 
 
+@pytest.mark.parametrize("case", HOSTILE)
+def test_state_numpy_would_trust_exits_3_through_the_cli(case, tmp_path):
+    from click.testing import CliRunner
+    from scan2conv.cli import main
+    (tmp_path / "w.npy").write_bytes(asm.npy_bytes(HOSTILE[case]))
+    r = CliRunner().invoke(main, ["convert", str(tmp_path / "w.npy"), "--channels", "3", "--stride", "1",
+                                  "-o", str(tmp_path / "out.npz")])
+    assert_clean_refusal((r.exit_code, r.stdout, r.stderr), "w.npy")
+    assert sorted(os.listdir(tmp_path)) == ["w.npy"]
+
+
 # --- nothing runs ---------------------------------------------------------------------------------
 
 def test_globals_that_would_run_something_are_refused_and_nothing_runs(tmp_path):
@@ -248,7 +259,7 @@ def test_self_references_and_memo_loops_end_cleanly():
 def test_deep_nesting_is_no_recursion():
     depth = 200_000
     nested = asm.MARK * depth + asm.TUPLE * depth
-    with pytest.raises(InputError, match="holds tuple, not a numpy array"):
+    with pytest.raises(InputError, match="holds a tuple, not a numpy array"):
         loads_arrays(asm.program(nested))
     lists = (asm.EMPTY_LIST + asm.MARK) * 1000 + asm.APPENDS * 1000
     with pytest.raises(InputError, match="not a numeric array"):
@@ -322,3 +333,16 @@ def test_numpy_array_pickles_use_only_these_globals_and_no_other_global_can_be_c
     for module, name in names:
         with pytest.raises(InputError):   # called with no arguments: not a shape numpy writes
             loads_arrays(asm.program(asm.call(asm.glob(module, name))))
+
+
+def test_deeply_nested_values_where_arrays_belong_end_cleanly():
+    """Nothing is hashed, compared deeply or printed: a 300,000-deep tuple anywhere is refused."""
+    deep = asm.MARK * 300_000 + asm.TUPLE * 300_000
+    places = [asm.EMPTY_DICT + asm.MARK + deep + asm.text("v") + asm.SETITEMS,
+              asm.call(asm.glob("numpy", "dtype"), deep, F, asm.TRUE),
+              asm.array((1,), asm.dtype("f8", deep), asm.raw(bytes(8))),
+              asm.array((1,), "f8", deep), asm.reconstruct() + deep + asm.BUILD]
+    for place in places:
+        with pytest.raises(InputError) as e:
+            loads_arrays(asm.program(place))
+        assert len(str(e.value)) < 300

@@ -69,7 +69,7 @@ def _brief(x):
         return repr(x)
     if type(x) is tuple and len(x) <= MAX_RANK and all(type(v) in (bool, int) and abs(v) < 10**30 for v in x):
         return repr(x)
-    return {_Array: "an ndarray", _Dtype: "a dtype", _Global: "a global"}.get(type(x), type(x).__name__)
+    return {_Array: "an ndarray", _Dtype: "a dtype", _Global: "a global"}.get(type(x), f"a {type(x).__name__}")
 
 
 def _refuse(what):
@@ -142,7 +142,7 @@ class _Machine:
                 raise UnsafeFileError("malformed pickle data: a dict item without its value")
             if name == "DICT":
                 s.append({})
-            self.top_of(dict, name).update(zip(items[::2], items[1::2]))
+            self.top_of(dict, name)   # no array is ever a dict: its items are dropped unhashed
         elif name in ("APPEND", "APPENDS"):
             items = self.pop() if name == "APPEND" else self.pop_mark()
             self.top_of(list, "APPEND to").extend(items)
@@ -294,8 +294,7 @@ def loads_arrays(data, limit=DEFAULT_MAX_BYTES):
     budget = as_budget(limit)
     try:
         root = _Machine().run(data)
-    except (ValueError, UnicodeDecodeError, OverflowError, TypeError) as e:
-        # genops on damaged bytes; TypeError: a dict key that cannot be hashed
+    except (ValueError, UnicodeDecodeError, OverflowError) as e:   # genops on damaged bytes
         raise UnsafeFileError(f"malformed pickle data ({type(e).__name__}: "
                               f"{' '.join(str(e).split())[:160]})") from None
     if not isinstance(root, _Array):

@@ -40,8 +40,19 @@ MAX_OPS = 64 * MAX_ARRAYS   # a numpy array pickle takes about 50 opcodes per ar
 # opcodes that push a plain value: inert, and refused later wherever an array is expected
 _PUSH = {"FLOAT", "BINFLOAT", "BININT", "BININT1", "BININT2", "INT", "LONG", "LONG1", "LONG4", "BINUNICODE",
          "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING",
-         "BINBYTES", "SHORT_BINBYTES", "BINBYTES8"}
+         "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"}
 _CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+# opcode → the _Machine method that runs it; any other opcode is refused
+_HANDLERS = {
+    **dict.fromkeys(["PROTO", "FRAME"], "proto"), "MARK": "mark",
+    **dict.fromkeys(["TUPLE", "LIST", "EMPTY_TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_LIST",
+                     "EMPTY_DICT"], "sequence"),
+    **dict.fromkeys(["APPEND", "APPENDS"], "append"),
+    **dict.fromkeys(["DICT", "SETITEM", "SETITEMS"], "setitems"),
+    **dict.fromkeys(["PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"], "put"),
+    **dict.fromkeys(["GET", "BINGET", "LONG_BINGET"], "get"),
+    **dict.fromkeys(["GLOBAL", "STACK_GLOBAL"], "global_"), "REDUCE": "reduce", "BUILD": "build",
+}
 
 
 class _Global:
@@ -115,54 +126,62 @@ class _Machine:
         return items
 
     def step(self, name, arg, pos):
-        s = self.stack
         if name in _PUSH:
-            s.append(arg)
+            self.stack.append(bytes(arg) if name == "BYTEARRAY8" else arg)
         elif name in _CONSTANTS:
-            s.append(_CONSTANTS[name])
-        elif name == "BYTEARRAY8":
-            s.append(bytes(arg))
-        elif name == "PROTO":
-            if arg > 5:
-                raise UnsafeFileError(f"malformed pickle data: protocol {arg}")
-        elif name == "FRAME":
-            pass
-        elif name == "MARK":
-            self.marks.append(len(s))
-        elif name in ("TUPLE", "LIST"):
-            items = self.pop_mark()
-            s.append(tuple(items) if name == "TUPLE" else items)
-        elif name in ("EMPTY_TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"):
-            s.append(tuple(self.pop("EMPTY_TUPLE TUPLE1 TUPLE2 TUPLE3".split().index(name))))
-        elif name in ("EMPTY_LIST", "EMPTY_DICT"):
-            s.append([] if name == "EMPTY_LIST" else {})
-        elif name in ("DICT", "SETITEM", "SETITEMS"):
-            items = self.pop(2) if name == "SETITEM" else self.pop_mark()
-            if len(items) % 2:
-                raise UnsafeFileError("malformed pickle data: a dict item without its value")
-            if name == "DICT":
-                s.append({})
-            self.top_of(dict, name)   # no array is ever a dict: its items are dropped unhashed
-        elif name in ("APPEND", "APPENDS"):
-            items = self.pop() if name == "APPEND" else self.pop_mark()
-            self.top_of(list, "APPEND to").extend(items)
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-            self.memo[len(self.memo) if name == "MEMOIZE" else arg] = self.top_of(object, name)
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            if arg not in self.memo:
-                raise UnsafeFileError(f"malformed pickle data: memo entry {_brief(arg)} is not set")
-            s.append(self.memo[arg])
-        elif name in ("GLOBAL", "STACK_GLOBAL"):
-            s.append(self.find_global(*(arg.split(" ", 1) if name == "GLOBAL" else self.pop(2))))
-        elif name == "REDUCE":
-            func, args = self.pop(2)
-            s.append(_call(func, args))
-        elif name == "BUILD":
-            state, = self.pop()
-            _build(self.top_of((_Array, _Dtype), "BUILD"), state)
+            self.stack.append(_CONSTANTS[name])
+        elif name in _HANDLERS:
+            getattr(self, _HANDLERS[name])(name, arg)
         else:
             _refuse(f"the pickle uses opcode {name} at byte {pos}, which numpy's array pickles "
                     "never do")
+
+    def proto(self, name, arg):
+        if name == "PROTO" and arg > 5:
+            raise UnsafeFileError(f"malformed pickle data: protocol {arg}")
+
+    def mark(self, name, arg):
+        self.marks.append(len(self.stack))
+
+    def sequence(self, name, arg):
+        if name in ("TUPLE", "LIST"):
+            items = self.pop_mark()
+            self.stack.append(tuple(items) if name == "TUPLE" else items)
+        elif name in ("EMPTY_LIST", "EMPTY_DICT"):
+            self.stack.append([] if name == "EMPTY_LIST" else {})
+        else:   # EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3
+            self.stack.append(tuple(self.pop(int(name[-1]) if name[-1].isdigit() else 0)))
+
+    def append(self, name, arg):
+        items = self.pop() if name == "APPEND" else self.pop_mark()
+        self.top_of(list, "APPEND to").extend(items)
+
+    def setitems(self, name, arg):
+        items = self.pop(2) if name == "SETITEM" else self.pop_mark()
+        if len(items) % 2:
+            raise UnsafeFileError("malformed pickle data: a dict item without its value")
+        if name == "DICT":
+            self.stack.append({})
+        self.top_of(dict, name)   # no array is ever a dict: its items are dropped unhashed
+
+    def put(self, name, arg):
+        self.memo[len(self.memo) if name == "MEMOIZE" else arg] = self.top_of(object, name)
+
+    def get(self, name, arg):
+        if arg not in self.memo:
+            raise UnsafeFileError(f"malformed pickle data: memo entry {_brief(arg)} is not set")
+        self.stack.append(self.memo[arg])
+
+    def global_(self, name, arg):
+        self.stack.append(self.find_global(*(arg.split(" ", 1) if name == "GLOBAL" else self.pop(2))))
+
+    def reduce(self, name, arg):
+        func, args = self.pop(2)
+        self.stack.append(_call(func, args))
+
+    def build(self, name, arg):
+        state, = self.pop()
+        _build(self.top_of((_Array, _Dtype), "BUILD"), state)
 
     def top_of(self, kind, what):
         if not self.stack or (self.marks and self.marks[-1] == len(self.stack)):

@@ -3,6 +3,8 @@ import os
 
 import click
 
+from scan2conv.atomic import check_target
+from scan2conv.batch import refuse_repeats
 from scan2conv.convert import to_stack
 from scan2conv.formats.stackfile import sha256_of, stack_meta
 from scan2conv.formats.torch_io import module_source
@@ -62,6 +64,7 @@ def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distribu
         if not output_dir:
             raise OptionNeeded("several MLP files need --output-dir DIR (-o names one file)")
         files = batch.files_of(mlp, from_list)
+        refuse_repeats(files, "--output-dir")
         outputs = output_names(output_dir, files, fmt)
         make_folder(output_dir)
         batch.run(files, lambda path: convert_one(path, outputs[path], **options)[0],
@@ -117,6 +120,7 @@ def convert_one(mlp, output, *, fmt, print_code, force, distributed, layers, exp
                 kernel, stride, orientation, activations, max_bytes):
     """Convert one MLP file and write its stack → (report dict, readable text)."""
     fmt = format_for(output, fmt)
+    check_target(output, force, (mlp, expect))   # before the work, not after
     job = load_job(mlp, None, channels, kernel, orientation, activations, max_bytes)
     p = plan(job, stride, layers, expect, max_bytes=max_bytes, form=FORMS[distributed])
     form, spec = p.spec(FORMS[distributed])
@@ -124,7 +128,7 @@ def convert_one(mlp, output, *, fmt, print_code, force, distributed, layers, exp
     stack = to_stack(job.mlp, spec)
     source = {"file": os.path.basename(mlp), "sha256": sha256_of(mlp)}
     meta = stack_meta(stack, form, job.kernel, s, source)
-    written = write_stack(output, stack, meta, fmt, force)
+    written = write_stack(output, stack, meta, fmt, force, inputs=(mlp, expect))
     notes = notes + written["notes"]
     report = {"ok": True, "exit_code": 0, "output": output, "format": fmt, "form": form,
               "layers": meta["layers"], "channels": job.channels,

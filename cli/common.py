@@ -8,7 +8,7 @@ import click
 
 from scan2conv.errors import INTERNAL_ERROR, Scan2ConvError
 from scan2conv.formats import DEFAULT_MAX_BYTES
-from scan2conv.text import numeric_trouble
+from scan2conv.text import numeric_trouble, one_line
 
 
 EXIT_CODES = """\b
@@ -86,6 +86,7 @@ class Failed(click.ClickException):
 def fail(code, message, as_json=False):
     """Report one error (one JSON object on stdout with --json; the line on stderr is printed
     by the group's error printer), then exit with code."""
+    message = one_line(message)
     if as_json:
         click.echo(json.dumps({"ok": False, "exit_code": code, "error": message}))
     raise Failed(message, code)

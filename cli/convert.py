@@ -4,7 +4,7 @@ import os
 import click
 
 from scan2conv.atomic import check_target
-from scan2conv.batch import refuse_repeats
+from scan2conv.batch import refuse_overwrites, refuse_repeats
 from scan2conv.convert import to_stack
 from scan2conv.formats.stackfile import sha256_of, stack_meta
 from scan2conv.formats.torch_io import module_source
@@ -66,6 +66,7 @@ def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distribu
         files = batch.files_of(mlp, from_list)
         refuse_repeats(files, "--output-dir")
         outputs = output_names(output_dir, files, fmt)
+        refuse_overwrites(files, outputs.values(), "--output-dir")
         make_folder(output_dir)
         batch.run(files, lambda path: convert_one(path, outputs[path], **options)[0],
                   lambda r: f"wrote {r['output']} ({r['form']})", as_json, debug)

@@ -36,6 +36,7 @@ import secrets
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -50,7 +51,7 @@ _CANNOT_NAME = (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOENT, errno.EPERM, errno.
 
 _STREAMS = {stat.S_IFIFO: "FIFO", stat.S_IFCHR: "character device"}
 _REFUSED = {stat.S_IFSOCK: "a socket", stat.S_IFBLK: "a block device", stat.S_IFDIR: "a directory"}
-_OWN_DESCRIPTOR = re.compile(r"/proc/(?:self|thread-self|%d)(?:/task/\d+)?/fd/(\d+)" % os.getpid())
+_DESCRIPTOR = re.compile(r"/proc/(self|thread-self|\d+)(?:/task/\d+)?/fd/(\d+)")
 
 
 def _identity(path):
@@ -68,9 +69,10 @@ def _own_descriptor(path):
     p = os.path.abspath(path)
     for _ in range(40):   # the kernel's own limit on links followed
         p = os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))
-        match = _OWN_DESCRIPTOR.fullmatch(p)
+        match = _DESCRIPTOR.fullmatch(p)
         if match:   # only standard output and error: a higher number may be one of ours
-            return int(match.group(1)) if match.group(1) in ("1", "2") else None
+            mine = match.group(1) in ("self", "thread-self", str(os.getpid()))
+            return int(match.group(2)) if mine and match.group(2) in ("1", "2") else None
         if not os.path.islink(p):
             return None
         p = os.path.join(os.path.dirname(p), os.readlink(p))
@@ -298,6 +300,10 @@ def _write_stream(path, write, fd=None):
         tmp.flush()
         tmp.seek(0)
         own = fd is None
+        if not own:   # what Python holds unwritten for that descriptor goes first
+            for stream in (sys.stdout, sys.stderr):
+                if getattr(stream, "fileno", None) and _fileno(stream) == fd:
+                    stream.flush()
         fd = _open_stream(path) if own else fd
         try:
             while chunk := tmp.read(2**20):
@@ -307,6 +313,13 @@ def _write_stream(path, write, fd=None):
         finally:
             if own:
                 os.close(fd)
+
+
+def _fileno(stream):
+    try:
+        return stream.fileno()
+    except (OSError, ValueError):   # replaced by an object with no descriptor, or closed
+        return None
 
 
 def write_atomic(path, write, force=False, inputs=()):

@@ -52,19 +52,35 @@ def collect_paths(paths=(), from_list=None, stdin=None):
     return out
 
 
-def refuse_repeats(paths, flag):
-    """OptionNeeded if two paths name the same file (any spelling, symbolic or hard link):
-    with flag (e.g. --output-dir) both would write one output. Missing files are left to fail."""
-    seen = {}
+def _identities(paths):
+    """[((device, inode), path)] of the paths that name something."""
+    out = []
     for path in paths:
         try:
             st = os.stat(path)
         except (OSError, ValueError):
             continue
-        first = seen.get((st.st_dev, st.st_ino))
-        seen[st.st_dev, st.st_ino] = path
-        if first is not None:
-            raise OptionNeeded(f"{flag}: {first} and {path} are the same file; list each file once")
+        out.append(((st.st_dev, st.st_ino), path))
+    return out
+
+
+def refuse_repeats(paths, flag):
+    """OptionNeeded if two paths name the same file (any spelling, symbolic or hard link): with
+    flag (e.g. --output-dir) one output would be written twice. Missing files fail on their own."""
+    seen = {}
+    for key, path in _identities(paths):
+        if key in seen:
+            raise OptionNeeded(f"{flag}: {seen[key]} and {path} are the same file; list each file once")
+        seen[key] = path
+
+
+def refuse_overwrites(paths, outputs, flag):
+    """OptionNeeded if one of outputs names one of the input paths (any spelling)."""
+    inputs = dict(_identities(paths))
+    for key, output in _identities(outputs):
+        if key in inputs:
+            raise OptionNeeded(f"{flag}: the output {output} is the input {inputs[key]}; "
+                               "choose another folder")
 
 
 @dataclass

@@ -1,6 +1,4 @@
 """Numeric options in range, --debug, numeric warnings, and the shape of every error line."""
-import os
-
 import numpy as np
 import pytest
 

@@ -120,6 +120,18 @@ def test_a_socket_is_refused_and_left_alone(tmp_path, force, through_link):
         server.close()
 
 
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_a_block_device_is_refused_and_left_alone(tmp_path, force):
+    path = tmp_path / "disk"
+    try:
+        os.mknod(path, stat.S_IFBLK | 0o600, os.makedev(7, 0))   # never opened: only its kind is read
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    line = one_error(run(*CONVERT, "-o", path, *force), 4)
+    assert line == f"error: {path}: is a block device; it is never written to or replaced"
+    assert stat.S_ISBLK(os.lstat(path).st_mode) and os.lstat(path).st_rdev == os.makedev(7, 0)
+
+
 def test_scan_refuses_a_socket_before_scanning(tmp_path):
     path = tmp_path / "s.sock"
     server = socket.socket(socket.AF_UNIX)
@@ -230,3 +242,18 @@ def test_one_input_listed_twice_with_output_dir_is_a_usage_error(tmp_path, monke
     assert one_error(r, 2) == (f"error: --output-dir: a.npz and {second} are the same file; "
                                "list each file once")
     assert not os.path.exists("out")
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_no_output_of_a_batch_replaces_another_input(tmp_path, monkeypatch, force):
+    """a.npy → out/a.npz, and out/a.npz is the batch's other input."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.npz").write_bytes(open(MLP, "rb").read())
+    np.save(tmp_path / "a.npy", np.ones((12, 5)))
+    monkeypatch.chdir(tmp_path)
+    r = run("convert", "a.npy", "out/a.npz", "--channels", "3", "--stride", "2", "--output-dir", "out",
+            *force)
+    assert one_error(r, 2) == ("error: --output-dir: the output out/a.npz is the input out/a.npz; "
+                               "choose another folder")
+    assert (tmp_path / "out" / "a.npz").read_bytes() == open(MLP, "rb").read()
+    assert sorted(os.listdir("out")) == ["a.npz"]

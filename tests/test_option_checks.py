@@ -62,8 +62,8 @@ def complex_stack(folder):
 def test_complex_stack_weights_are_bad_input_not_a_warning(tmp_path):
     path = complex_stack(tmp_path)
     line = one_error(run("scan", path, INPUT, "--aggregate", "max"), 3)
-    assert "imaginary part" in line or "complex" in line
-    one_error(run("verify", *SMALL, "--stack", path), 3)
+    assert line == f"error: {path}: conv1.weight has dtype complex128; weights must be integer or float"
+    assert one_error(run("verify", *SMALL, "--stack", path), 3) == line
 
 
 def test_overflowing_weights_are_bad_input_not_a_warning(tmp_path):
@@ -121,3 +121,24 @@ def test_one_line_folds_escapes_and_cuts_the_middle():
     assert line.startswith("start: line \\x1b[0mline") and line.endswith("end (pass --stride)")
     assert "…" in line
     assert one_line("short\r\n  message") == "short message"
+
+
+@pytest.mark.parametrize("category,code", [(UserWarning, 0), (DeprecationWarning, 0),
+                                           (RuntimeWarning, 3), (np.exceptions.ComplexWarning, 3)])
+def test_no_warning_reaches_stderr(monkeypatch, category, code):
+    import warnings
+
+    from scan2conv.cli import inspect as command
+    real = command.inspect_file
+
+    def chatty(*args):
+        warnings.warn("something numpy or a library says", category)
+        return real(*args)
+    monkeypatch.setattr(command, "inspect_file", chatty)
+    r = run("inspect", MLP)
+    if code:
+        assert one_error(r, code) == ("error: numeric trouble in the input's values: something numpy "
+                                      "or a library says (numpy); they are out of range for this "
+                                      "computation (rerun with --debug to see where)")
+    else:
+        assert r.exit_code == 0 and r.stderr == ""

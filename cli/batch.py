@@ -5,7 +5,7 @@ import click
 
 from scan2conv.batch import collect_paths, run_batch
 from scan2conv.errors import OptionNeeded
-from scan2conv.text import one_line
+from scan2conv.text import one_line, printable
 
 from . import echo_error
 
@@ -47,7 +47,7 @@ def run(files, process, summarize, as_json, debug):
         if result["exit_code"] not in (0, 1):
             result["error"] = one_line(result["error"])
             echo_error(result["error"])
-        click.echo(json.dumps(result) if as_json else _line(result, summarize))
+        click.echo(json.dumps(result) if as_json else printable(_line(result, summarize)))
 
     batch = run_batch(files, process, show, debug)
     counts = batch.counts

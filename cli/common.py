@@ -8,7 +8,7 @@ import click
 
 from scan2conv.errors import INTERNAL_ERROR, Scan2ConvError
 from scan2conv.formats import DEFAULT_MAX_BYTES
-from scan2conv.text import numeric_trouble, one_line
+from scan2conv.text import numeric_trouble, one_line, printable
 
 
 EXIT_CODES = """\b
@@ -121,8 +121,9 @@ def _traceback(kwargs):
 
 
 def emit(as_json, report, text):
-    """Print the report: one JSON object on stdout with --json, else the readable text."""
-    click.echo(json.dumps(report) if as_json else text)
+    """Print the report: one JSON object on stdout with --json, else the readable text (control
+    characters escaped: it names things from files)."""
+    click.echo(json.dumps(report) if as_json else printable(text))
 
 
 def options(*decorators):

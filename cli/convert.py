@@ -11,6 +11,7 @@ from scan2conv.formats.torch_io import module_source
 from scan2conv.formats.writers import FORMATS, format_for, write_stack
 from scan2conv.errors import OptionNeeded, OutputError
 from scan2conv.pipeline import load_job, plan
+from scan2conv.text import printable
 
 from . import batch
 from .common import EXIT_CODES, emit, job_options
@@ -141,6 +142,6 @@ def convert_one(mlp, output, *, fmt, print_code, force, distributed, layers, exp
                      + [f"note: {n}" for n in notes])
     if print_code:
         report["torch_module"] = module_source(stack, output, fmt)
-        click.echo(text, err=True)
+        click.echo(printable(text), err=True)
         text = report["torch_module"]
     return report, text

@@ -23,6 +23,12 @@ def quote(value, limit=80):
     return "".join(out)
 
 
+def printable(text):
+    """text with every control or non-printable character but the line breaks escaped: what a
+    command prints can name things from files and still never drive the terminal."""
+    return "\n".join("".join(map(_escaped, line)) for line in str(text).split("\n"))
+
+
 def one_line(message, limit=300):
     """message as one line of at most limit characters: runs of whitespace (newlines, tabs)
     folded to one space, other control characters escaped, the middle cut out ('…') when too

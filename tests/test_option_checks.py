@@ -142,3 +142,19 @@ def test_no_warning_reaches_stderr(monkeypatch, category, code):
                                       "computation (rerun with --debug to see where)")
     else:
         assert r.exit_code == 0 and r.stderr == ""
+
+
+def test_no_command_prints_a_file_name_raw(tmp_path):
+    """Names from files and folders reach the terminal with control characters escaped."""
+    path = tmp_path / "\x1b]0;owned\x07\x1b[2Jmlp.npz"
+    path.write_bytes(open(MLP, "rb").read())
+    shown = "\\x1b]0;owned\\x07\\x1b[2Jmlp.npz"
+    runs = [run("verify", path, "--channels", "3", "--stride", "2"),
+            run("verify", path, MLP, "--channels", "3", "--stride", "2"),
+            run("explain", path, "--channels", "3", "--stride", "2"),
+            run("convert", path, "--channels", "3", "--stride", "2", "-o",
+                tmp_path / "\x1b]0;owned\x07\x1b[2Jmlp.npz.out.npz", "--print", "torch")]
+    for r in runs:
+        assert r.exit_code == 0, r.stderr
+        assert not any(ch in r.stdout + r.stderr for ch in "\x1b\x07")
+        assert shown in r.stdout + r.stderr

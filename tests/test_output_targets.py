@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from scan2conv import atomic
+from scan2conv import targets
 from scan2conv.atomic import check_target, write_atomic
 from scan2conv.errors import OutputError
 
@@ -66,7 +66,7 @@ def test_a_fifo_is_written_into_never_replaced(tmp_path, expected, force):
 
 
 def test_a_fifo_nobody_reads_is_an_error_not_a_wait(tmp_path, monkeypatch):
-    monkeypatch.setattr(atomic, "FIFO_WAIT", 0.2)
+    monkeypatch.setattr(targets, "FIFO_WAIT", 0.2)
     fifo = tmp_path / "out.npz"
     os.mkfifo(fifo)
     line = one_error(run(*CONVERT, "-o", fifo, "--force"), 4)
@@ -214,9 +214,9 @@ def test_scan_never_writes_over_its_inputs(tmp_path, monkeypatch, which):
     source, names = spellings(tmp_path, "x.asc")
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path)
-    targets = names if which == "input" else ["stack.npz", str(stack)]
+    tried = names if which == "input" else ["stack.npz", str(stack)]
     given = "x.asc" if which == "input" else "stack.npz"
-    for name in targets:
+    for name in tried:
         r = run("scan", "stack.npz", "x.asc", "-o", name, "--force")
         assert one_error(r, 4) == f"error: {name}: is the input file {given}; write the output elsewhere"
     assert source.read_bytes() == open(INPUT, "rb").read()

@@ -82,6 +82,8 @@ def check_target(path, force, inputs=()):
     """Raise OutputError if path cannot be written: an input file under any name, exists
     without force, no folder, or something that is never replaced → its kind (target_kind)."""
     path = os.fspath(path)
+    if "\0" in path:
+        raise OutputError(f"{path!r}: a file name cannot hold a NUL character")
     here = _identity(path)
     if here is not None:
         for source in inputs:

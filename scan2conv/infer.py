@@ -19,7 +19,7 @@ def infer_kernel(mlp, channels, kernel=None):
 
 def tiling_strides(l_in, kernel):
     """Strides whose windows end exactly at the last frame of an l_in-frame sample."""
-    return [s for s in range(1, max(l_in - kernel, 0) + 1) if (l_in - kernel) % s == 0 and s <= kernel] or [1]
+    return [s for s in range(1, min(max(l_in - kernel, 0), kernel) + 1) if (l_in - kernel) % s == 0] or [1]
 
 
 def require_stride(stride, l_in, kernel):

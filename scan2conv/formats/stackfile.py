@@ -71,6 +71,10 @@ def stack_from_arrays(arrays, meta, where):
             if w.ndim != 3 or (w.shape[0], w.shape[1], w.shape[2]) != (spec["c_out"], spec["c_in"], spec["kernel"]):
                 raise InputError(f"{where}: conv{i}.weight has shape {w.shape}, metadata says "
                                  f"({spec['c_out']}, {spec['c_in']}, {spec['kernel']})")
+            for name, a in ((f"conv{i}.weight", w), (f"conv{i}.bias", b)):
+                if a.dtype.kind not in "iuf" or a.dtype.itemsize > 8:   # complex, object, text
+                    raise InputError(f"{where}: {name} has dtype {a.dtype}; weights must be "
+                                     "integer or float")
             if b.shape != (w.shape[0],):
                 raise InputError(f"{where}: conv{i}.bias has shape {b.shape}, expected ({w.shape[0]},)")
             layers.append(Conv1d(w, b, int(spec["stride"]), activation=spec["activation"]))

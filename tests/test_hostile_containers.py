@@ -268,3 +268,27 @@ def test_onnx_initializers_charge_one_budget(tmp_path):
     assert path.stat().st_size < 3000
     assert "with the 8,000 already read that is over the limit of 15,000" in refused(
         path, "--max-size", "15000")
+
+
+def test_hdf5_chunks_are_counted_over_the_file(tmp_path):
+    path = tmp_path / "chunks.h5"
+    with h5py.File(path, "w") as f:   # a few kB of file: reading them would visit 70,000 chunks
+        for name in ("W1", "W2"):
+            f.create_dataset(name, shape=(35_000,), dtype="f8", chunks=(1,))
+    started = time.monotonic()
+    assert "dataset /W2 is stored in 35,000 chunks; the datasets of one file may be cut into " \
+           "65,536 chunks in all" in refused(path)
+    assert time.monotonic() - started < 5
+
+
+def test_keras_attribute_split_into_too_many_parts(tmp_path):
+    path = tmp_path / "k.h5"
+    with h5py.File(path, "w") as f:
+        for i in range(1001):
+            f.attrs[f"layer_names{i}"] = np.array([b"dense"])
+    assert "attribute layer_names of / is split into more than 1,000 parts" in refused(path)
+
+
+def test_onnx_of_too_many_metadata_entries(tmp_path):
+    path = onnx_file(tmp_path / "w.onnx", [("W", np.ones((3, 2)))], {f"k{i}": "v" for i in range(1001)})
+    assert "1,001 metadata entries, over the limit of 1,000" in refused(path)

@@ -24,7 +24,7 @@ STACK_ATTR = "scan2conv"   # root attribute holding a stack's metadata JSON
 MAX_OBJECTS = 50_000       # groups and datasets one walk visits (each once, by address)
 MAX_ATTR_BYTES = 16 * 2**20
 MAX_ATTR_PARTS = 1_000     # layer_names0, layer_names1, …
-MAX_CHUNKS = 1_000_000     # chunks one dataset read may visit
+MAX_CHUNKS = 65_536       # chunks the datasets of one file may be cut into
 
 
 def open_h5(source, where):
@@ -184,22 +184,26 @@ def read_dataset(ds, where, budget):
         raise InputError(f"{name} has no data (null dataspace)")
     check_size(ds.shape, ds.dtype, name, budget.max_bytes)   # alone, then with the rest
     budget.take(array_bytes(ds.shape, ds.dtype), name)
-    _check_chunks(ds, name)
+    _check_chunks(ds, name, budget)
     try:
         return np.asarray(ds[()])
     except (OSError, ValueError, TypeError) as e:
         raise InputError(f"{name}: cannot read: {quote(_one_line(e), 160)}") from None
 
 
-def _check_chunks(ds, name):
-    """Refuse a dataset cut into so many chunks that reading it would take minutes."""
+def _check_chunks(ds, name, budget):
+    """Refuse datasets cut into so many chunks (summed over the file) that reading them would
+    take minutes: each chunk costs time even when the file stores nothing for it."""
     if ds.chunks is None:
         return
     chunks = 1
     for n, c in zip(ds.shape, ds.chunks):
         chunks *= -(-int(n) // int(c))
-    if chunks > MAX_CHUNKS:
-        raise InputError(f"{name} is stored in {chunks:,} chunks, over the limit of {MAX_CHUNKS:,}")
+    total = getattr(budget, "hdf5_chunks", 0) + chunks   # the Budget carries the file's count
+    if total > MAX_CHUNKS:
+        raise InputError(f"{name} is stored in {chunks:,} chunks; the datasets of one file may "
+                         f"be cut into {MAX_CHUNKS:,} chunks in all")
+    budget.hdf5_chunks = total
 
 
 def attr(obj, name, where, default=None):

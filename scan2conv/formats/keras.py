@@ -213,7 +213,9 @@ def read_legacy(f, where, budget):
         raise InputError(f"{where}: the Keras file lists no weights (layer_names is empty)")
     acts, notes = _config_activations(f, where, layer_names)
     version = attr(root, "keras_version", where) or attr(f, "keras_version", where)
-    meta = {"keras_version": version, "backend": attr(root, "backend", where)}
+    backend = attr(root, "backend", where)
+    meta = {key: None if value is None else quote(value)   # shown as they are: kept short
+            for key, value in (("keras_version", version), ("backend", backend))}
     return WeightFile(where, "Keras legacy h5", arrays, True, "in_out", acts, meta, notes)
 
 

@@ -89,7 +89,7 @@ def test_hdf5_of_more_datasets_than_a_file_may_hold(tmp_path):
     assert len(read_weights(str(path)).arrays) == 60   # the default limit is far higher
 
 
-def test_hdf5_group_of_too_many_links(tmp_path, monkeypatch):
+def test_hdf5_of_too_many_links(tmp_path, monkeypatch):
     monkeypatch.setattr(hdf5, "MAX_OBJECTS", 100)
     path = tmp_path / "links.h5"
     with h5py.File(path, "w") as f:
@@ -97,7 +97,7 @@ def test_hdf5_group_of_too_many_links(tmp_path, monkeypatch):
         g = f.create_group("g")
         for i in range(101):
             g[f"to_w{i}"] = f["W1"]   # one dataset: HDF5's own count sees two objects
-    with pytest.raises(InputError, match=r"group /g holds 101 members, over the limit of 100"):
+    with pytest.raises(InputError, match=r"more than 100 links; not a weight file"):
         read_weights(str(path))
 
 
@@ -292,3 +292,15 @@ def test_keras_attribute_split_into_too_many_parts(tmp_path):
 def test_onnx_of_too_many_metadata_entries(tmp_path):
     path = onnx_file(tmp_path / "w.onnx", [("W", np.ones((3, 2)))], {f"k{i}": "v" for i in range(1001)})
     assert "1,001 metadata entries, over the limit of 1,000" in refused(path)
+
+
+def test_keras3_group_of_too_many_members(tmp_path, monkeypatch):
+    monkeypatch.setattr(hdf5, "MAX_OBJECTS", 100)
+    path = tmp_path / "k.weights.h5"
+    with h5py.File(path, "w") as f:
+        layer = f.create_group("layers/dense")
+        layer["vars/0"] = np.ones((4, 3))
+        for i in range(101):
+            f["layers"][f"copy{i}"] = layer   # one group: HDF5's own count sees four objects
+    with pytest.raises(InputError, match=r"group /layers holds 102 members, over the limit of 100"):
+        read_weights(str(path))

@@ -146,23 +146,47 @@ def members(group, where):
     return list(group)
 
 
-def walk(group, where, budget=None):
-    """Yield (path, dataset) for every dataset under group, each object once; each dataset
-    is counted against budget's limit of arrays as it is found, before any is read."""
-    visits, todo = Visits(where), [group]
-    visits.first(group)
-    while todo:
-        g = todo.pop()
-        for name in members(g, where):
-            obj = child(g, name, where)
-            if obj is None or not visits.first(obj):
-                continue
-            if isinstance(obj, h5py.Group):
-                todo.append(obj)
-            elif isinstance(obj, h5py.Dataset):
-                if budget is not None:
-                    budget.count(1, where)
-                yield obj.name.lstrip("/"), obj
+def walk(f, where, budget):
+    """[(path, dataset)] for every dataset in the file, each object once, every dataset counted
+    against budget before any is opened. HDF5's own visits (in C) list the links, each group's
+    once however often it is linked: every link that is not a hard link is judged by `child`
+    (external and unknown ones refused); then only the datasets are opened."""
+    for parent, name in _links_to_judge(f, where):
+        child(f[parent] if parent else f, name, where)
+    paths = []
+
+    def visit(name, info):
+        if info.type == h5py.h5o.TYPE_DATASET:
+            paths.append(name)
+
+    h5py.h5o.visit(f.id, visit, info=True)   # census() has bounded the number of objects
+    budget.count(len(paths), where)
+    return [(_decoded(p, where), f[p]) for p in paths]
+
+
+def _links_to_judge(f, where):
+    """[(parent path, name)] of every soft, external or user-defined link; InputError past
+    MAX_OBJECTS links."""
+    links, found = [0], []
+
+    def visit(name, info):
+        links[0] += 1
+        if info.type != h5py.h5l.TYPE_HARD:
+            found.append(name)
+        return True if links[0] > MAX_OBJECTS else None   # True stops the visit
+
+    f.id.links.visit(visit, info=True)
+    if links[0] > MAX_OBJECTS:
+        raise InputError(f"{where}: more than {MAX_OBJECTS:,} links; not a weight file")
+    return [tuple(_decoded(n, where).rpartition("/")[::2]) for n in found]
+
+
+def _decoded(name, where):
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: the member {quote(name)} has a name that is not UTF-8; "
+                         "the file is damaged") from None
 
 
 def is_numeric(ds):
@@ -261,7 +285,7 @@ def attr_list(obj, name, where):
 def read_plain(f, where, budget):
     """Every numeric dataset, in layer order; non-numeric and scalar ones are listed as skipped."""
     arrays, skipped = [], []
-    for path, ds in list(walk(f, where, budget)):   # every dataset counted before any is read
+    for path, ds in walk(f, where, budget):
         if not is_numeric(ds):
             skipped.append(path)
             continue

@@ -21,7 +21,7 @@ from .order import layer_order
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
 STACK_ATTR = "scan2conv"   # root attribute holding a stack's metadata JSON
-MAX_OBJECTS = 50_000       # groups and datasets one walk visits (each once, by address)
+MAX_OBJECTS = 30_000       # links, and groups and datasets, in one file: 10,000 layers' worth
 MAX_ATTR_BYTES = 16 * 2**20
 MAX_ATTR_PARTS = 1_000     # layer_names0, layer_names1, …
 MAX_CHUNKS = 65_536       # chunks the datasets of one file may be cut into
@@ -120,9 +120,9 @@ class Visits:
 
 
 def census(f, where, budget):
-    """Count the file's objects with HDF5's own visit (in C, each object once however many
-    links lead to it) and refuse a file of more objects, or more datasets, than may be read,
-    before the walk opens any of them."""
+    """Count the file's links and objects with HDF5's own visits (in C, each object once however
+    many links lead to it) and refuse a file of more links or objects, or more datasets, than
+    may be read, before any walk opens one of them."""
     found = {"objects": 0, "datasets": 0}
 
     def visit(_name, info):
@@ -130,6 +130,7 @@ def census(f, where, budget):
         found["datasets"] += info.type == h5py.h5o.TYPE_DATASET
         return True if found["objects"] > MAX_OBJECTS else None   # True stops the visit
 
+    _links_to_judge(f, where)   # bounds the links as well
     h5py.h5o.visit(f.id, visit, info=True)
     if found["objects"] > MAX_OBJECTS:
         raise InputError(f"{where}: more than {MAX_OBJECTS:,} groups and datasets; not a weight file")
@@ -138,20 +139,12 @@ def census(f, where, budget):
                          f"of {budget.max_arrays:,} arrays; no scanning MLP has that many layers")
 
 
-def members(group, where):
-    """The link names in group; InputError if there are more than a walk may visit."""
-    if len(group) > MAX_OBJECTS:
-        raise InputError(f"{where}: group {quote(group.name)} holds {len(group):,} members, over "
-                         f"the limit of {MAX_OBJECTS:,}; not a weight file")
-    return list(group)
-
-
 def walk(f, where, budget):
     """[(path, dataset)] for every dataset in the file, each object once, every dataset counted
     against budget before any is opened. HDF5's own visits (in C) list the links, each group's
     once however often it is linked: every link that is not a hard link is judged by `child`
     (external and unknown ones refused); then only the datasets are opened."""
-    for parent, name in _links_to_judge(f, where):
+    for parent, name in _links_to_judge(f, where):   # bounded by census()
         child(f[parent] if parent else f, name, where)
     paths = []
 

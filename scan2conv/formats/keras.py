@@ -17,8 +17,8 @@ import zlib
 
 from ..errors import InputError
 from ..text import quote
-from .hdf5 import (STACK_ATTR, Visits, attr, attr_list, census, child, is_numeric, members,
-                   open_h5, read_dataset, resolve)
+from .hdf5 import (STACK_ATTR, Visits, attr, attr_list, census, child, is_numeric, open_h5,
+                   read_dataset, resolve)
 from .jsontext import parse_json
 from .weightfile import MAX_ARRAYS, NO_ACTIVATIONS, WeightFile, as_budget, natural_key
 
@@ -245,7 +245,7 @@ def _vars_paths(group, prefix, where, visits=None):
     while todo:
         kind, g, path = todo.pop()
         if kind == "layers":
-            subs = [(name, _group(g, name, where)) for name in sorted(members(g, where), key=_name_key)]
+            subs = [(name, _group(g, name, where)) for name in sorted(g, key=_name_key)]
             todo += [("layer", sub, f"{path}{name}") for name, sub in reversed(subs)
                      if sub is not None and visits.first(sub)]
             continue
@@ -260,7 +260,7 @@ def _vars_paths(group, prefix, where, visits=None):
 def _vars_datasets(vars_group, path, where, visits):
     """A layer's numeric variables 0, 1, … as [(name, dataset)], not yet read."""
     out = []
-    for name in sorted(members(vars_group, where), key=_name_key):
+    for name in sorted(vars_group, key=_name_key):
         ds = child(vars_group, name, where)
         if ds is not None and hasattr(ds, "dtype") and visits.first(ds) and is_numeric(ds):
             out.append((f"{path}/vars/{name}", ds))

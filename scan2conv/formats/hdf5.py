@@ -43,11 +43,6 @@ def _one_line(e):
     return " ".join(str(e).split()) or type(e).__name__
 
 
-def _object_id(obj):
-    info = h5py.h5o.get_info(obj.id)
-    return info.fileno, info.addr
-
-
 def child(group, name, where):
     """The object a hard link names, or None for a soft link; refuses links out of the file."""
     try:
@@ -100,66 +95,45 @@ def resolve(group, path, where):
     return obj
 
 
-class Visits:
-    """Objects already reached in one file, by address: a file whose groups link to the same
-    group twice per level has 2^depth paths but few objects, and each is visited once."""
-
-    def __init__(self, where, limit=MAX_OBJECTS):
-        self.where, self.limit, self.seen = where, limit, set()
-
-    def first(self, obj):
-        """True the first time obj is reached; InputError past the limit of objects."""
-        key = _object_id(obj)
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        if len(self.seen) > self.limit:
-            raise InputError(f"{self.where}: more than {self.limit:,} groups and datasets; "
-                             "not a weight file")
-        return True
-
-
 def census(f, where, budget):
-    """Count the file's links and objects with HDF5's own visits (in C, each object once however
-    many links lead to it) and refuse a file of more links or objects, or more datasets, than
-    may be read, before any walk opens one of them."""
-    found = {"objects": 0, "datasets": 0}
-
-    def visit(_name, info):
-        found["objects"] += 1
-        found["datasets"] += info.type == h5py.h5o.TYPE_DATASET
-        return True if found["objects"] > MAX_OBJECTS else None   # True stops the visit
-
-    _links_to_judge(f, where)   # bounds the links as well
-    h5py.h5o.visit(f.id, visit, info=True)
-    if found["objects"] > MAX_OBJECTS:
-        raise InputError(f"{where}: more than {MAX_OBJECTS:,} groups and datasets; not a weight file")
-    if found["datasets"] > budget.max_arrays:
-        raise InputError(f"{where}: the file holds {found['datasets']:,} datasets, over the limit "
+    """Judge every link that is not a hard link (`child` refuses external and unknown ones and
+    checks where soft ones lead) and count the file's objects; refuse a file of more links or
+    objects, or more datasets, than may be read, before anything is opened."""
+    for parent, name in _links_to_judge(f, where):
+        child(f[parent] if parent else f, name, where)
+    datasets = sum(is_dataset for _, is_dataset in objects_under(f, where))
+    if datasets > budget.max_arrays:
+        raise InputError(f"{where}: the file holds {datasets:,} datasets, over the limit "
                          f"of {budget.max_arrays:,} arrays; no scanning MLP has that many layers")
 
 
-def walk(f, where, budget):
-    """[(path, dataset)] for every dataset in the file, each object once, every dataset counted
-    against budget before any is opened. HDF5's own visits (in C) list the links, each group's
-    once however often it is linked: every link that is not a hard link is judged by `child`
-    (external and unknown ones refused); then only the datasets are opened."""
-    for parent, name in _links_to_judge(f, where):   # bounded by census()
-        child(f[parent] if parent else f, name, where)
-    paths = []
+def objects_under(group, where):
+    """[(path relative to group, is a dataset)] for every object below group, each once however
+    many links lead to it (HDF5's own visit, in C); InputError past MAX_OBJECTS."""
+    found = []
 
     def visit(name, info):
-        if info.type == h5py.h5o.TYPE_DATASET:
-            paths.append(name)
+        if name != b".":
+            found.append((name, info.type == h5py.h5o.TYPE_DATASET))
+        return True if len(found) > MAX_OBJECTS else None   # True stops the visit
 
-    h5py.h5o.visit(f.id, visit, info=True)   # census() has bounded the number of objects
+    h5py.h5o.visit(group.id, visit, info=True)
+    if len(found) > MAX_OBJECTS:
+        raise InputError(f"{where}: more than {MAX_OBJECTS:,} groups and datasets; not a weight file")
+    return [(_decoded(name, where), is_dataset) for name, is_dataset in found]
+
+
+def walk(f, where, budget):
+    """[(path, dataset)] for every dataset in the file (each once, after census()), every one
+    counted against budget before any is opened."""
+    paths = [path for path, is_dataset in objects_under(f, where) if is_dataset]
     budget.count(len(paths), where)
-    return [(_decoded(p, where), f[p]) for p in paths]
+    return [(path, f[path]) for path in paths]
 
 
 def _links_to_judge(f, where):
-    """[(parent path, name)] of every soft, external or user-defined link; InputError past
-    MAX_OBJECTS links."""
+    """[(parent path, name)] of every soft, external or user-defined link (HDF5's own visit, each
+    group's links once); InputError past MAX_OBJECTS links."""
     links, found = [0], []
 
     def visit(name, info):

@@ -17,8 +17,8 @@ import zlib
 
 from ..errors import InputError
 from ..text import quote
-from .hdf5 import (STACK_ATTR, Visits, attr, attr_list, census, child, is_numeric, open_h5,
-                   read_dataset, resolve)
+from .hdf5 import (STACK_ATTR, attr, attr_list, census, child, is_numeric, objects_under,
+                   open_h5, read_dataset, resolve)
 from .jsontext import parse_json
 from .weightfile import MAX_ARRAYS, NO_ACTIVATIONS, WeightFile, as_budget, natural_key
 
@@ -237,40 +237,29 @@ def _name_key(name):
     return natural_key(name if isinstance(name, str) else name.decode("utf-8", "replace"))
 
 
-def _vars_paths(group, prefix, where, visits=None):
-    """[(path, vars group)] under a Keras 3 `layers` group, in natural order, nested models
-    too (depth first, without recursion); each group is visited once however often it is linked."""
-    visits = visits or Visits(where)
-    out, todo = [], [("layers", group, prefix)]
-    while todo:
-        kind, g, path = todo.pop()
-        if kind == "layers":
-            subs = [(name, _group(g, name, where)) for name in sorted(g, key=_name_key)]
-            todo += [("layer", sub, f"{path}{name}") for name, sub in reversed(subs)
-                     if sub is not None and visits.first(sub)]
-            continue
-        variables, layers = _group(g, "vars", where), _group(g, "layers", where)
-        if variables is not None and len(variables):
-            out.append((path, variables))
-        if layers is not None:
-            todo.append(("layers", layers, f"{path}/layers/"))
-    return out
+def _vars_paths(group, prefix, where):
+    """[(path, [variable dataset paths])] under a Keras 3 `layers` group, layers that hold
+    variables only, nested models too, in natural order depth first. Read from HDF5's own
+    visit: each object once however often it is linked, and nothing opened."""
+    variables = {}
+    for path, is_dataset in objects_under(group, where):
+        layer, _, name = path.rpartition("/vars/")
+        if is_dataset and name and "/" not in name and _is_layer_path(layer):
+            variables.setdefault(layer, []).append(path)
+    order = sorted(variables, key=lambda p: [_name_key(part) for part in p.split("/")[::2]])
+    return [(f"{prefix}{p}", sorted(variables[p], key=_name_key)) for p in order]
 
 
-def _vars_datasets(vars_group, path, where, visits):
-    """A layer's numeric variables 0, 1, … as [(name, dataset)], not yet read."""
-    out = []
-    for name in sorted(vars_group, key=_name_key):
-        ds = child(vars_group, name, where)
-        if ds is not None and hasattr(ds, "dtype") and visits.first(ds) and is_numeric(ds):
-            out.append((f"{path}/vars/{name}", ds))
-    return out
+def _is_layer_path(path):
+    """name, or name/layers/name, …: a layer or a layer of a nested model."""
+    parts = path.split("/")
+    return bool(path) and len(parts) % 2 == 1 and all(p == "layers" for p in parts[1::2])
 
 
 def read_keras3(f, where, budget, config=None):
     """Keras 3 weights (`layers/<name>/vars/0, 1`); config orders them exactly when given."""
-    notes, acts, visits = [], None, Visits(where)
-    found = dict(_vars_paths(_group(f, "layers", where), "layers/", where, visits))
+    notes, acts, layers = [], None, _group(f, "layers", where)
+    found = dict(_vars_paths(layers, "layers/", where))
     order = list(found)
     if config is not None:
         entries = config_layers(config, "layers/", where, "config.json")
@@ -281,7 +270,8 @@ def read_keras3(f, where, budget, config=None):
     elif any("/layers/" in p for p in order):
         notes.append("nested models: layers are taken in name order, which may not be the "
                      "model's; the .keras archive or model.save('x.h5') records the order")
-    datasets = [kv for path in order for kv in _vars_datasets(found[path], path, where, visits)]
+    datasets = [(f"layers/{p}", layers[p]) for path in order for p in found[path]]
+    datasets = [(name, ds) for name, ds in datasets if is_numeric(ds)]
     budget.count(len(datasets), where)
     arrays = [(name, read_dataset(ds, where, budget)) for name, ds in datasets]
     stack_text = attr(f, STACK_ATTR, where)

@@ -149,3 +149,13 @@ def test_every_stack_format_checks_its_metadata(tmp_path, fmt, name):
     meta["scan"] = [4, 2]
     write_stack(str(tmp_path / name), STACK, meta, fmt)
     assert "stack metadata scan is [4, 2]" in error_line(tmp_path / name, tmp_path)
+
+
+@pytest.mark.parametrize("fmt, name", [("h5", "s.h5"), ("safetensors", "s.safetensors"),
+                                       ("onnx", "s.onnx")])
+def test_deep_metadata_in_every_format(tmp_path, fmt, name):
+    meta = json.loads(json.dumps(META))
+    for _ in range(70):
+        meta["source"] = {"a": meta["source"]}
+    write_stack(str(tmp_path / name), STACK, meta, fmt)
+    assert "the stack metadata nests deeper than 64 levels" in error_line(tmp_path / name, tmp_path)

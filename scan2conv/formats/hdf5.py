@@ -1,10 +1,11 @@
 """HDF5 files, read without touching anything outside them.
 
-Every object is reached link by link: hard links are followed, soft links are skipped (they
-name objects the walk reaches anyway), external and user-defined links are refused, as are
-virtual datasets and datasets whose data lives in external files. Each object is visited
-once (by its address), however many links lead to it. Each dataset is counted, and its
-declared size charged to the file's one budget, before anything is read.
+Before anything is opened, HDF5's own visits (in C, each group's links once however often the
+group is linked, so a file of 2^40 paths costs what its objects cost) count the links and
+objects, and judge every link that is not a hard link: soft links are skipped (they name
+objects reached anyway) unless they lead nowhere, external and user-defined links are refused.
+Virtual datasets and datasets whose data lives in external files are refused. Each dataset is
+counted, and its declared size and chunks charged to the file's one budget, before it is read.
 
 Plain files: every numeric dataset at any depth, in natural order of its path (layer2 before
 layer10), a matrix before the vector of the same stem. Keras files are recognised here and

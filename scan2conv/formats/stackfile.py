@@ -137,7 +137,8 @@ def _real(arrays, name, where):
 
 def stack_from_arrays(arrays, meta, where):
     """Rebuild a Stack from conv{i}.weight / conv{i}.bias arrays and the metadata's layer list
-    (checked by check_meta)."""
+    (checked again here: callers may build it themselves)."""
+    check_meta(meta, where)
     layers, names = [], set()
     for i, spec in enumerate(meta["layers"], start=1):
         w_name, b_name = f"conv{i}.weight", f"conv{i}.bias"

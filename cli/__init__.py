@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from .common import EXIT_CODES, INTERNAL_ERROR
+from .common import EXIT_CODES, INTERNAL_ERROR, FallbackStream, needs_fallback
 
 
 # command → module of this package defining it, imported only when that command runs, so
@@ -25,7 +25,25 @@ class Group(click.Group):
             self.add_command(getattr(module, name))
         return super().get_command(ctx, name)
 
+    def parse_args(self, ctx, args):
+        if not args:   # bare `scan2conv`: the help, as --help prints it
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        streams = sys.stdout, sys.stderr
+        # a console or log that cannot encode → × ■ gets ASCII fall-backs instead of a crash
+        sys.stdout, sys.stderr = (FallbackStream(s) if needs_fallback(s) else s for s in streams)
+        try:
+            return self._main(args, prog_name, complete_var, standalone_mode, **extra)
+        finally:
+            for new, old in zip((sys.stdout, sys.stderr), streams):
+                if isinstance(new, FallbackStream):
+                    new.flush()
+            sys.stdout, sys.stderr = streams
+
+    def _main(self, args, prog_name, complete_var, standalone_mode, **extra):
         try:
             code = super().main(args, prog_name or "scan2conv", complete_var,
                                 standalone_mode=False, **extra)
@@ -43,7 +61,7 @@ class Group(click.Group):
 
 
 @click.group(cls=Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="scan2conv")
+@click.version_option(None, "-V", "--version", package_name="scan2conv")
 def main():
     """Turn a scanning MLP into the equivalent Conv1d stacks, and prove they agree."""
 

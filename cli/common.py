@@ -1,7 +1,9 @@
 """Options, error reporting and output shared by the commands."""
 import functools
+import io
 import json
 import sys
+import unicodedata
 
 import click
 
@@ -38,6 +40,66 @@ class Size(click.ParamType):
         if int(n * _UNITS[unit]) < 1:
             self.fail(f"{value!r} must be at least one byte", param, ctx)
         return int(n * _UNITS[unit])
+
+
+# what a stream that cannot encode a character prints instead (cp1252, ascii, old consoles)
+ASCII_FALLBACKS = {"→": "->", "←": "<-", "×": "x", "■": "#", "·": ".", "≤": "<=", "≥": ">=",
+                   "–": "-", "—": "--", "−": "-", "±": "+/-", "…": "...", "≈": "~", "Σ": "sum",
+                   "Π": "prod", "‘": "'", "’": "'", "“": '"', "”": '"'}
+
+
+def printable(text, encoding):
+    """text with every character encoding cannot hold replaced by its ASCII fall-back."""
+    try:
+        text.encode(encoding)
+        return text
+    except UnicodeEncodeError:
+        pass
+    out = []
+    for ch in text:
+        try:
+            ch.encode(encoding)
+            out.append(ch)
+        except UnicodeEncodeError:
+            plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+            out.append(ASCII_FALLBACKS.get(ch, plain or "?"))
+    return "".join(out)
+
+
+class FallbackStream(io.TextIOBase):
+    """A text stream that prints what its encoding cannot hold as ASCII fall-backs.
+
+    It has no binary buffer, so click writes to it as it is instead of re-wrapping an ASCII
+    stream as UTF-8."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    @property
+    def encoding(self):
+        return self.stream.encoding
+
+    def write(self, text):
+        self.stream.write(printable(text, self.stream.encoding or "ascii"))
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+
+    def isatty(self):
+        return self.stream.isatty()
+
+    def fileno(self):
+        return self.stream.fileno()
+
+
+def needs_fallback(stream):
+    """Whether stream cannot print the characters the reports use."""
+    try:
+        "→×■·≤–".encode(getattr(stream, "encoding", None) or "ascii")
+        return False
+    except (UnicodeEncodeError, LookupError):
+        return True
 
 
 def fail(code, message, as_json=False):
@@ -84,6 +146,8 @@ def options(*decorators):
 
 channels_option = click.option("--channels", type=click.IntRange(min=1),
                                help="Features per frame (default: the input's column count, else 24).")
+file_channels_option = click.option("--channels", type=click.IntRange(min=1),
+                                    help="Features per frame (default 24).")
 kernel_option = click.option("--kernel", type=click.IntRange(min=1),
                              help="Patch width K in frames (checked against the weights).")
 stride_option = click.option("--stride", type=click.IntRange(min=1), help="Scan stride S in frames.")
@@ -100,8 +164,9 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on stdout; messages go to stderr.")
 debug_option = click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
 
-mlp_options = options(channels_option, kernel_option, stride_option, orientation_option,
+mlp_options_no_input = options(kernel_option, stride_option, orientation_option,
                       activations_option, max_size_option)
+mlp_options = options(channels_option, mlp_options_no_input)
 
 
 def _parse_layers(ctx, param, value):
@@ -114,6 +179,24 @@ def _parse_layers(ctx, param, value):
     except OptionNeeded as e:
         raise click.BadParameter(str(e).split(": ", 1)[1]) from None
 
+
+def _parse_widths(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        widths = [int(v) for v in value.replace("x", ",").split(",")]
+    except ValueError:
+        widths = []
+    if len(widths) < 2 or min(widths) < 1:
+        raise click.BadParameter(f"{value!r} is not layer widths like 192,8,16,4 (the input width, "
+                                 "then each layer's outputs)")
+    return widths
+
+
+require_shape_option = click.option(
+    "--require-shape", callback=_parse_widths, metavar="W0,W1,…",
+    help="Refuse (exit 3) an MLP whose layer widths are not these, e.g. 192,8,16,4: the input "
+         "width, then each layer's outputs.")
 
 layers_option = click.option(
     "--layers", callback=_parse_layers, metavar="K:S,…",
@@ -130,5 +213,8 @@ input_option = click.option("--input", "input_path",
 
 # the options of every command that reads an MLP and settles its structure; reports_errors last
 # so it wraps the command itself
-job_options = options(layers_option, expect_option, mlp_options, json_option, debug_option,
-                      reports_errors)
+job_options = options(layers_option, expect_option, require_shape_option, mlp_options, json_option,
+                      debug_option, reports_errors)
+# the same for a command that takes no --input (convert): --channels defaults to 24 alone
+job_options_no_input = options(layers_option, expect_option, require_shape_option, file_channels_option,
+                               mlp_options_no_input, json_option, debug_option, reports_errors)

@@ -82,7 +82,7 @@ def test_batch_errors_on_the_command_line():
         "error: several MLP files need --output-dir DIR (-o names one file)")
     r = run("convert", GOOD[0], "--stride", "4")
     assert r.exit_code == 2 and r.stderr.strip() == (
-        "error: give the output file with -o FILE (--output-dir is for several MLP files)")
+        "error: give the output file with -o FILE, or a folder with --output-dir DIR")
     r = run("convert", "--stride", "4", "-o", "x.npz")
     assert r.exit_code == 2 and r.stderr.strip() == "error: name the MLP file to convert"
 

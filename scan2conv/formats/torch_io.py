@@ -94,8 +94,14 @@ def to_numpy(torch, t, where):
 def read_torch(path, max_bytes):
     torch = _import_torch(path)
     _check_sizes(path, max_bytes)
-    items, note = state_dict(torch, _load(torch, path), path)
+    obj = _load(torch, path)
+    items, note = state_dict(torch, obj, path)
     arrays = [(name, to_numpy(torch, t, f"{path}: tensor {name!r}")) for name, t in items]
+    stack_meta = (getattr(obj, "_metadata", None) or {}).get("", {}).get("scan2conv")
+    if isinstance(stack_meta, str):   # a stack written by `scan2conv convert -o x.pt`
+        from .safetensors_io import sequential_to_stack
+        return WeightFile(path, "scan2conv stack (PyTorch state dict, nn.Sequential)",
+                          sequential_to_stack(arrays), True, meta={"scan2conv": stack_meta})
     notes = ([note] if note else []) + [NO_ACTIVATIONS.format(kind="a PyTorch state dict")]
     return WeightFile(path, "PyTorch state dict", arrays, True, "out_in", notes=notes)
 
@@ -146,6 +152,8 @@ def _load_lines(stack, output, fmt):
     if fmt == "safetensors":
         return ["", "from safetensors.torch import load_file",
                 f"model.load_state_dict(load_file({output!r}))"]
+    if fmt == "torch":
+        return ["", f"model.load_state_dict(torch.load({output!r}, weights_only=True))"]
     opener = {"npz": ["import numpy as np", "", f"arrays = np.load({output!r})"],
               "h5": ["import h5py", "", f"arrays = {{k: v[()] for k, v in h5py.File({output!r}, 'r').items()}}"]}
     if fmt not in opener:

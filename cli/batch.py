@@ -54,7 +54,6 @@ def _line(result, summarize):
 
 def files_of(paths, from_list):
     """The files named, then those listed (- reads the list from stdin)."""
-    check_paths(paths)
     return collect_paths(paths, from_list)
 
 

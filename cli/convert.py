@@ -55,6 +55,7 @@ def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distribu
     files (any number, or --from-list FILE, - for stdin) are converted in one process: one line
     per file (one JSON object per line with --json), the worst exit code of all.
     """
+    batch.check_paths(mlp)
     if layers is not None and distributed is False:
         raise OptionNeeded("--layers describes a distributed stack; it cannot go with --simple")
     options = dict(fmt=fmt, print_code=print_code, force=force, distributed=distributed,
@@ -72,7 +73,6 @@ def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distribu
                   lambda r: f"wrote {r['output']} ({r['form']})", as_json, debug, verdicts=False)
     if not mlp:
         raise OptionNeeded("name the MLP file to convert")
-    batch.check_paths(mlp)
     if not output:
         raise OptionNeeded("give the output file with -o FILE, or a folder with --output-dir DIR")
     report, text = convert_one(mlp[0], output, **options)

@@ -58,6 +58,7 @@ def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers
                    expect=expect, require_shape=require_shape, channels=channels, kernel=kernel,
                    stride=stride, orientation=orientation, activations=activations,
                    max_bytes=max_bytes)
+    batch.check_paths(mlp)
     if batch.is_batch(mlp, from_list):
         batch.refuse_with_batch(**{"--stack": stack_path})
         if input_path:   # one sample for the whole class: read it once
@@ -65,7 +66,6 @@ def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers
             options["x"] = read_input(input_path, channels, max_bytes)
         batch.run(batch.files_of(mlp, from_list), lambda path: verify_report(path, **options),
                   _summary, as_json, debug)
-    batch.check_paths(mlp)
     report = verify_report(mlp[0] if mlp else None, stack_path, **options)
     emit(as_json, report, format_report(report))
     if not report["ok"]:

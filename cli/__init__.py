@@ -26,7 +26,7 @@ class Group(click.Group):
         return super().get_command(ctx, name)
 
     def parse_args(self, ctx, args):
-        if not args:   # bare `scan2conv`: the help, as --help prints it
+        if not args and not ctx.resilient_parsing:   # bare `scan2conv`: the help, as --help prints it
             click.echo(ctx.get_help())
             ctx.exit(0)
         return super().parse_args(ctx, args)

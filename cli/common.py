@@ -102,10 +102,11 @@ def needs_fallback(stream):
         return True
 
 
-def fail(code, message, as_json=False):
-    """Report one error as one line on stderr (and one JSON object with --json), then exit."""
+def fail(code, message, as_json=False, extra=None):
+    """Report one error as one line on stderr (and one JSON object with --json, led by extra's
+    keys), then exit."""
     if as_json:
-        click.echo(json.dumps({"ok": False, "exit_code": code, "error": message}))
+        click.echo(json.dumps({**(extra or {}), "ok": False, "exit_code": code, "error": message}))
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -115,19 +116,23 @@ def reports_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         as_json = kwargs.get("as_json", False)
+        # a report about one MLP file carries its path, error or not (None: the embedded default)
+        mlp = kwargs.get("mlp", ())
+        extra = {"path": mlp if isinstance(mlp, str) or mlp is None else
+                 (mlp[0] if len(mlp) == 1 else None)} if "mlp" in kwargs else None
         try:
             return command(*args, **kwargs)
         except Scan2ConvError as e:
             if kwargs.get("debug"):
                 raise
-            fail(e.exit_code, str(e), as_json)
+            fail(e.exit_code, str(e), as_json, extra)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as e:  # a bug: never a traceback unless asked
             if kwargs.get("debug"):
                 raise
             fail(INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e} (rerun with --debug "
-                 "for a traceback)", as_json)
+                 "for a traceback)", as_json, extra)
     return wrapper
 
 

@@ -35,5 +35,5 @@ def explain(mlp, input_path, frames, layers, expect, require_shape, channels, ke
             raise OptionNeeded(f"--frames {frames} is shorter than the patch width K={job.kernel}")
         job.x = np.zeros((1, job.channels, frames))
     p = plan(job, stride, layers, expect, max_bytes=max_bytes)
-    report = run_explain(job.mlp, p, job.kernel, job.x.shape[2], job.sources)
+    report = {"path": mlp, **run_explain(job.mlp, p, job.kernel, job.x.shape[2], job.sources)}
     emit(as_json, report, format_explain(report))

@@ -158,7 +158,8 @@ def test_input_errors(tmp_path):
 def test_json_error_is_one_object_on_stdout():
     r = run("verify", "missing.npz", "--json")
     assert r.exit_code == 3
-    assert json.loads(r.stdout) == {"ok": False, "exit_code": 3, "error": "missing.npz: no such file"}
+    assert json.loads(r.stdout) == {"path": "missing.npz", "ok": False, "exit_code": 3,
+                                    "error": "missing.npz: no such file"}
     assert error_of(r) == "error: missing.npz: no such file"
 
 

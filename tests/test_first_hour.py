@@ -57,6 +57,11 @@ def test_single_reports_carry_their_path(tmp_path):
     assert json.loads(run("verify", "--json").stdout)["path"] is None
     r = run("convert", PART_C, "-o", tmp_path / "s.npz", "--json")
     assert json.loads(r.stdout)["path"] == PART_C
+    assert json.loads(run("explain", PART_C, "--json").stdout)["path"] == PART_C
+    for command in (["verify", "missing.npy"], ["convert", "missing.npy", "-o", tmp_path / "x.npz"]):
+        error = json.loads(run(*command, "--json").stdout)   # an error's report has the same shape
+        assert error == {"path": "missing.npy", "ok": False, "exit_code": 3,
+                         "error": "missing.npy: no such file"}
 
 
 # --- .pt written by torch.save, every written name readable --------------------------------

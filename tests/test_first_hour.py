@@ -376,3 +376,14 @@ def test_print_keras_loads_the_written_file(tmp_path, name):
     ref = scan(load_job(PART_C).mlp, x.transpose(0, 2, 1), 8, 4).reshape(1, -1)
     got = keras.ops.convert_to_numpy(scope["model"].predict(x, verbose=0))
     np.testing.assert_allclose(got, ref, atol=1e-10)
+
+
+def test_shell_completion_as_documented():
+    # README: eval "$(_SCAN2CONV_COMPLETE=bash_source scan2conv)"; the shell then asks like this
+    env = {"_SCAN2CONV_COMPLETE": "bash_complete", "COMP_WORDS": "scan2conv ver", "COMP_CWORD": "1"}
+    r = CliRunner().invoke(main, [], env=env, prog_name="scan2conv")
+    assert r.exit_code == 0 and r.stdout.split() == ["plain,verify"]
+    env = {"_SCAN2CONV_COMPLETE": "bash_complete", "COMP_WORDS": "scan2conv verify --req",
+           "COMP_CWORD": "2"}
+    r = CliRunner().invoke(main, [], env=env, prog_name="scan2conv")
+    assert r.stdout.split() == ["plain,--require-shape"]

@@ -29,7 +29,7 @@ def _input_mismatch(input_path, x, n_in):
     hint = (" (is it stored features × frames? transpose it)" if n_in % frames == 0
             else "; the file's columns are the features of one frame")
     return InputError(f"{input_path}: input has {c} features per frame, but the MLP's layer 1 "
-                      f"takes {n_in} inputs, not a multiple of {c}{hint}")
+                      f"takes {n_in} inputs, not a multiple of {c} channels{hint}")
 
 
 def _build(wf, channels, orientation, activation_names, x, input_path):

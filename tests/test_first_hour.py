@@ -169,10 +169,11 @@ def test_a_wrong_input_width_blames_the_input(tmp_path):
     r = run("verify", PART_B, "--stride", "4", "--input", tmp_path / "data23.asc")
     assert r.exit_code == 3
     assert error_of(r) == (f"error: {tmp_path / 'data23.asc'}: input has 23 features per frame, but "
-                           "the MLP's layer 1 takes 192 inputs, not a multiple of 23; the file's "
+                           "the MLP's layer 1 takes 192 inputs, not a multiple of 23 channels; the file's "
                            "columns are the features of one frame")
     r = run("verify", PART_B, "--stride", "4", "--input", tmp_path / "data_t.asc")
-    assert error_of(r).endswith("not a multiple of 128 (is it stored features × frames? transpose it)")
+    assert error_of(r).endswith("not a multiple of 128 channels (is it stored features × frames? "
+                                "transpose it)")
     r = run("verify", os.path.join(FIXTURES, "bad_no_chain.npz"), "--input", DATA)
     assert "bad_no_chain.npz" in error_of(r)   # a broken weight file is still the file's fault
 

@@ -5,13 +5,13 @@ Convention (README, "Commands"): in a ```console block a line starting with `$ `
 (`# …` at its end is a comment); the lines after it, up to the next `$ ` line, are what it prints,
 stdout and stderr in the order written. The folder is `try/` beside a link to the repository's
 fixtures/, as a reader who runs `mkdir try && cd try` in the repository root has it. Only figures
-that vary from run to run (times, dates) are masked.
+that vary from run to run or machine to machine are masked: times, dates, and floating-point
+rounding errors below 1e-9 (their digits depend on the BLAS and the CPU).
 
     python tests/test_readme.py --update    # rewrite the outputs in README.md from a real run
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -20,9 +20,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 BLOCK = re.compile(r"^```console\n(.*?)^```\n", re.M | re.S)
-# what varies from run to run: times and dates
+# what varies from run to run or machine to machine: times, dates, rounding errors
 VARYING = [(re.compile(r"\b\d+(\.\d+)? ?(ms|s)\b"), "<time>"),
-           (re.compile(r"\d{4}-\d\d-\d\d( \d\d:\d\d(:\d\d)?)?( UTC)?"), "<date>")]
+           (re.compile(r"\d{4}-\d\d-\d\d( \d\d:\d\d(:\d\d)?)?( UTC)?"), "<date>"),
+           (re.compile(r"\b\d(\.\d+)?e-(09|[1-9]\d)\b"), "<rounding>")]
 # a command naming one of these needs that package (installed in CI, optional elsewhere)
 NEEDS = {"torch": re.compile(r"\.pt\b|--print torch"), "onnx": re.compile(r"onnx"),
          "keras": re.compile(r"keras")}
@@ -76,6 +77,13 @@ def run(command, folder):
     p = subprocess.run(["bash", "-c", command], cwd=folder, env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=300)
     return p.stdout.decode()
+
+
+def test_masks_only_what_varies():
+    assert mask("max |error| 3.64e-12; in 1.5 s on 2026-11-26 12:09 UTC") == (
+        "max |error| <rounding>; in <time> on <date>")
+    assert mask("max |error| 0.5; 89,999 positions; 1e-05, 1e-08") == (
+        "max |error| 0.5; 89,999 positions; 1e-05, 1e-08")
 
 
 def test_readme_blocks_parse():

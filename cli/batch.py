@@ -38,12 +38,12 @@ def plural(n, word):
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def refuse_with_batch(**flags):
-    """OptionNeeded for a single-file flag given in a batch."""
+def refuse_with_batch(batch_flags="--from-list", **flags):
+    """OptionNeeded for a single-file flag given in a batch (made by several files or batch_flags)."""
     for flag, value in flags.items():
         if value:
             raise OptionNeeded(f"{flag} applies to one MLP file; it cannot go with several files "
-                               "or --from-list")
+                               f"or {batch_flags}")
 
 
 def _line(result, summarize):

@@ -63,7 +63,8 @@ def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distribu
                    orientation=orientation, activations=activations, max_bytes=max_bytes,
                    require_shape=require_shape)
     if batch.is_batch(mlp, from_list, output_dir):
-        batch.refuse_with_batch(**{"-o/--output": output, "--print": print_code})
+        batch.refuse_with_batch("--from-list or --output-dir",
+                                **{"-o/--output": output, "--print": print_code})
         if not output_dir:
             raise OptionNeeded("several MLP files need --output-dir DIR (-o names one file)")
         files = batch.files_of(mlp, from_list)

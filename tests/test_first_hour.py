@@ -388,3 +388,10 @@ def test_shell_completion_as_documented():
            "COMP_CWORD": "2"}
     r = CliRunner().invoke(main, [], env=env, prog_name="scan2conv")
     assert r.stdout.split() == ["plain,--require-shape"]
+
+
+def test_output_dir_refuses_single_file_flags_by_name(tmp_path):
+    r = run("convert", PART_B, "--stride", "4", "--output-dir", tmp_path, "--print", "torch")
+    assert r.exit_code == 2
+    assert error_of(r) == ("error: --print applies to one MLP file; it cannot go with several files "
+                           "or --from-list or --output-dir")

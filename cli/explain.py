@@ -11,8 +11,8 @@ from .common import EXIT_CODES, MAX_FRAMES, count, emit, input_option, job_optio
 @click.option("--frames", type=count(MAX_FRAMES),
               help="Input length for the cost table (default: the input's, else 128).")
 @job_options
-def explain(mlp, input_path, frames, layers, expect, channels, kernel, stride, orientation,
-            activations, max_bytes, as_json, debug):
+def explain(mlp, input_path, frames, layers, expect, require_shape, channels, kernel, stride,
+            orientation, activations, max_bytes, as_json, debug):
     """Show how the scanning MLP in MLP reads as a conv stack.
 
     Per layer: channels, kernel and stride, the positions of a patch it reads and the copies of
@@ -28,11 +28,12 @@ def explain(mlp, input_path, frames, layers, expect, channels, kernel, stride, o
     from scan2conv.errors import OptionNeeded
     from scan2conv.explain import explain as run_explain, format_explain
     from scan2conv.pipeline import load_job, plan
-    job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes)
+    job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes,
+                   require_shape=require_shape)
     if frames is not None:
         if frames < job.kernel:
             raise OptionNeeded(f"--frames {frames} is shorter than the patch width K={job.kernel}")
         job.x = np.broadcast_to(np.zeros((1, job.channels, 1)), (1, job.channels, frames))
     p = plan(job, stride, layers, expect, max_bytes=max_bytes)
-    report = run_explain(job.mlp, p, job.kernel, job.x.shape[2], job.sources)
+    report = {"path": mlp, **run_explain(job.mlp, p, job.kernel, job.x.shape[2], job.sources)}
     emit(as_json, report, format_explain(report))

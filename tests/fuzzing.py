@@ -71,7 +71,7 @@ class Seed:
                     ["convert", f, "--stride", s, "--channels", ch, "-o", f"{out}/stack.npz",
                      "--json"]]
         if self.role == "stack":
-            return [["verify", c["mlp"], "--stack", f, "--input", c["input"]],
+            return [["verify", c["mlp"], "--stack", f, "--input", c["input"], "--stride", s],
                     ["scan", f, c["input"], "-o", f"{out}/y.npy", "--aggregate", "max", "--json"],
                     ["inspect", f]]
         return [["verify", c["mlp"], "--input", f, "--stride", s, "--json"],
@@ -282,7 +282,7 @@ def describe(case, result, found):
     """One failure, as a line a person can act on (files by their names alone)."""
     argv = " ".join(os.path.basename(a) if a.startswith("/") else a for a in case["argv"])
     err = (result.get("stderr") or "").splitlines()
-    first = err[0][:200] if err else ""
+    first = CONTROL.sub(lambda m: ascii(m.group())[1:-1], err[0][:200]) if err else ""
     return (f"{case['seed']} [{case['mutation']}] scan2conv {argv}: exit {result.get('exit')}: "
             f"{'; '.join(found)}" + (f" | {first}" if first else ""))
 

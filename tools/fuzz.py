@@ -47,7 +47,7 @@ def problem_class(case, found, result):
     first = ((result.get("stderr") or "").splitlines() or [""])[0]
     first = re.sub(r"\S*/\S*|\d[\d,.e+-]*|'[^']*'", "…", first)[:100]
     kinds = sorted(re.sub(r"\d[\d,]*", "N", p.split(":")[0]) for p in found)
-    return case["seed"], case["argv"][0], "; ".join(kinds), first
+    return case["seed"], "; ".join(kinds), first
 
 
 def confirm(case, timeout):

@@ -132,15 +132,17 @@ def _write_keras(folder):
     model.save_weights(folder / "keras3.weights.h5")
     model.save(folder / "legacy.h5")
     model.save(folder / "model.keras")
-    _zip_fixed_dates(folder / "model.keras")
+    _zip_deterministic(folder / "model.keras")
     return ["keras3.weights.h5", "legacy.h5", "model.keras"]
 
 
-def _zip_fixed_dates(path):
-    """Rewrite a zip with fixed dates and no save time, so the same model gives the same bytes."""
+def _zip_deterministic(path):
+    """Rewrite a Keras archive without what changes from one save to the next (dates, save
+    time, object ids), so the same model gives the same bytes."""
     with zipfile.ZipFile(path) as zf:
         members = [(i, zf.read(i)) for i in zf.infolist()]
-    members = [(i, re.sub(rb'"date_saved": "[^"]*"', b'"date_saved": ""', data))
+    members = [(i, re.sub(rb'("date_saved": )"[^"]*"', rb'\1""',
+                          re.sub(rb'("shared_object_id": )\d+', rb"\g<1>1", data)))
                for i, data in members]
     Path(path).write_bytes(zip_bytes(members))
 

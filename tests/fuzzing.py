@@ -170,8 +170,8 @@ def _convert_stacks(folder):
     for name, extra in STACKS.items():
         if name == "stack.onnx" and not _importable("onnx"):
             continue
-        r = CliRunner().invoke(main, ["convert", str(folder / "mlp.npz"), "--stride", str(S), "--channels", str(C),
-                                      "-o", str(folder / name), *extra])
+        r = CliRunner().invoke(main, ["convert", str(folder / "mlp.npz"), "--stride", str(S),
+                                      "--channels", str(C), "-o", str(folder / name), *extra])
         assert r.exit_code == 0, (name, r.output, r.stderr)
         written.append(name)
     return written
@@ -270,7 +270,7 @@ def _stdout_problems(case, code, out):
             obj, = [json.loads(line) for line in out.splitlines()]
         except ValueError:
             return [f"stdout is not one JSON object: {out[:80]!r}"]
-        if not isinstance(obj, dict) or obj.get("exit_code") != code or obj.get("ok") != (code == 0):
+        if not isinstance(obj, dict) or (obj.get("exit_code"), obj.get("ok")) != (code, code == 0):
             return [f"JSON exit_code/ok do not match exit {code}"]
         return []
     if code in (0, 1) and not out.strip():
@@ -285,8 +285,8 @@ def describe(case, result, found):
     argv = " ".join(os.path.basename(a) if a.startswith("/") else a for a in case["argv"])
     err = (result.get("stderr") or "").splitlines()
     first = CONTROL.sub(lambda m: ascii(m.group())[1:-1], err[0][:200]) if err else ""
-    return (f"{case['seed']} [{case['mutation']}] scan2conv {argv}: exit {result.get('exit')}: "
-            f"{'; '.join(found)}" + (f" | {first}" if first else ""))
+    return (f"{case['seed']} [{case['mutation']}] scan2conv {argv}: exit {result.get('exit')}"
+            + (f": {'; '.join(found)}" if found else "") + (f" | {first}" if first else ""))
 
 
 # ---- the worker processes

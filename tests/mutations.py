@@ -88,9 +88,9 @@ def mutate_bytes(data, rng, other):
 
 # npy: the header dict and the pickle after it
 
-NPY_SHAPES = ["()", "(0,)", "(True, 5)", "(10**30, 0)", "(-1, 4)", "(16, 6, 1)", "(2147483648,)",
-              "(4611686018427387904, 4611686018427387904, 0)", "(6, 16)", "(3, 6.0)", "None",
-              "(" + "1, " * 40 + ")", "(100000000,)", "(1, 96)"]
+NPY_SHAPES = ["()", "(0,)", "(True, 5)", "(" + "9" * 31 + ", 0)", "(-1, 4)", "(16, 6, 1)",
+              "(2147483648,)", "(4611686018427387904, 4611686018427387904, 0)", "(6, 16)",
+              "(3, 6.0)", "None", "(" + "1, " * 40 + ")", "(100000000,)", "(1, 96)"]
 NPY_DESCRS = ["'|O'", "'<c16'", "'<U8'", "'|V8'", "'>f8'", "'<f2'", "'|b1'", "'<M8[s]'",
               "[('a', '<f8')]", "('<f8', (2,))", "'<i8'", "'|S4'", "'<f16'", "'<f4'", "'x'",
               "[('a', '|O')]"]
@@ -124,13 +124,15 @@ def mutate_npy(data, rng, other):
     how = rng.choice(["shape", "descr", "fortran", "version", "header-length", "header-bytes"])
     if how == "shape":
         v = rng.choice(NPY_SHAPES)
-        return _npy_join(re.sub(r"'shape': \([^)]*\)", f"'shape': {v}", header), body), f"npy shape={v}"
+        header = re.sub(r"'shape': \([^)]*\)", f"'shape': {v}", header)
+        return _npy_join(header, body), f"npy shape={v}"
     if how == "descr":
         v = rng.choice(NPY_DESCRS)
-        return _npy_join(re.sub(r"'descr': '[^']*'", f"'descr': {v}", header), body), f"npy descr={v}"
+        header = re.sub(r"'descr': '[^']*'", f"'descr': {v}", header)
+        return _npy_join(header, body), f"npy descr={v}"
     if how == "fortran":
-        flipped = header.replace("False", "True") if "False" in header else header.replace("True", "False")
-        return _npy_join(flipped, body), "npy fortran_order flipped"
+        old, new = ("False", "True") if "False" in header else ("True", "False")
+        return _npy_join(header.replace(old, new), body), "npy fortran_order flipped"
     if how == "version":
         v = rng.choice([0, 2, 3, 4, 0xff])
         return data[:6] + bytes([v]) + data[7:], f"npy version={v}"

@@ -397,11 +397,24 @@ def _invoke(main, runner, case):
             return 1, "", "Traceback (most recent call last):\n" + "".join(
                 traceback.format_exception(e))
     r = runner.invoke(main, case["argv"], catch_exceptions=True)
-    err = r.stderr
+    code, out, err = r.exit_code, r.stdout, r.stderr
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         err += "Traceback (most recent call last):\n" + "".join(
             traceback.format_exception(r.exception))
-    return r.exit_code, r.stdout, err
+    del r
+    return code, out, err + _collected()
+
+
+def _collected():
+    """What freeing the run's garbage prints ("Exception ignored in …"): a fresh process would
+    print it at exit, so it belongs to this run, not to whichever run happens to free it."""
+    import contextlib
+    import gc
+    import io
+    late = io.StringIO()
+    with contextlib.redirect_stderr(late):
+        gc.collect()
+    return late.getvalue()
 
 
 def _run_one(main, runner, case):

@@ -151,8 +151,22 @@ PICKLE_GLOBALS = [("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
                   ("torch", "HalfStorage"), ("numpy._core.multiarray", "_reconstruct")]
 
 
+PICKLE_STRINGS = ["O8", "V8", "<f8", "U4", "S4", "c16", "M8[s]", "f2", "|", ">", "numpy", "dtype",
+                  "ndarray", "_reconstruct", "frombuffer", "scalar", "numpy.core.multiarray",
+                  "builtins", "eval", "_codecs", "encode", "", "x" * 200]
+
+
+def _unframed(data):
+    """A protocol 4 pickle without its FRAME opcode (frames are optional), so that a change
+    inside it is read, not refused for a frame length that no longer fits."""
+    if data[:2] == b"\x80\x04" and data[2:3] == b"\x95":
+        return data[:2] + data[11:]
+    return data
+
+
 def mutate_pickle(data, rng, other):
     """One change at the level of the pickle's opcodes and their arguments."""
+    data = _unframed(data)
     try:
         ops = [(op.name, arg, pos) for op, arg, pos in pickletools.genops(data)]
     except Exception:
@@ -161,23 +175,32 @@ def mutate_pickle(data, rng, other):
     k = rng.randrange(len(ops))
     name, arg, pos = ops[k]
     end = bounds[k + 1]
-    how = rng.choice(["arg", "drop", "duplicate", "swap", "global", "cut"])
-    if how == "arg" and end - pos > 1:
+    named = {n: [(p, b) for (op, _, p), b in zip(ops, bounds[1:]) if op == n]
+             for n in ["GLOBAL", "SHORT_BINUNICODE"]}
+    how = rng.choice(["drop", "duplicate", "cut"]
+                     + ["arg"] * (end - pos > 1) + ["swap"] * (k + 2 < len(bounds))
+                     + ["global"] * bool(named["GLOBAL"])
+                     + ["string"] * bool(named["SHORT_BINUNICODE"]))
+    if how == "arg":
         v = _interesting_bytes(rng)[:end - pos - 1]
         return data[:pos + 1] + v + data[pos + 1 + len(v):], f"pickle {name}@{pos} arg={v.hex()}"
     if how == "drop":
         return data[:pos] + data[end:], f"pickle drop {name}@{pos}"
     if how == "duplicate":
         return data[:end] + data[pos:end] + data[end:], f"pickle duplicate {name}@{pos}"
-    if how == "swap" and k + 2 < len(bounds):
+    if how == "swap":
         nxt = bounds[k + 2]
         return data[:pos] + data[end:nxt] + data[pos:end] + data[nxt:], f"pickle swap {name}@{pos}"
-    globals_ = [(p, b) for (n, _, p), b in zip(ops, bounds[1:]) if n == "GLOBAL"]
-    if how == "global" and globals_:
-        p, b = rng.choice(globals_)
+    if how == "global":
+        p, b = rng.choice(named["GLOBAL"])
         mod, attr = rng.choice(PICKLE_GLOBALS)
         return (data[:p] + f"c{mod}\n{attr}\n".encode() + data[b:],
                 f"pickle GLOBAL@{p}={mod}.{attr}")
+    if how == "string":     # a global's module or name (protocol 4), a dtype code
+        p, b = rng.choice(named["SHORT_BINUNICODE"])
+        new = rng.choice(PICKLE_STRINGS).encode()
+        return (data[:p] + b"\x8c" + bytes([len(new)]) + new + data[b:],
+                f"pickle string@{p}={new[:20]!r}")
     return data[:pos], f"pickle cut@{pos} before {name}"
 
 

@@ -11,6 +11,9 @@ Shared by tests/test_fuzz.py (a few hundred mutations) and tools/fuzz.py (thousa
 
 A case is reproducible from (seed, index) alone: file i is mutated by random.Random(f"{seed}/{i}").
 """
+import contextlib
+import gc
+import io
 import json
 import os
 import random
@@ -401,20 +404,20 @@ def _invoke(main, runner, case):
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         err += "Traceback (most recent call last):\n" + "".join(
             traceback.format_exception(r.exception))
-    del r
-    return code, out, err + _collected()
+    with _late_output() as late:
+        del r
+    return code, out, err + late.getvalue()
 
 
-def _collected():
-    """What freeing the run's garbage prints ("Exception ignored in …"): a fresh process would
+@contextlib.contextmanager
+def _late_output():
+    """What freeing a run's objects prints ("Exception ignored in …"): a fresh process would
     print it at exit, so it belongs to this run, not to whichever run happens to free it."""
-    import contextlib
-    import gc
-    import io
     late = io.StringIO()
     with contextlib.redirect_stderr(late):
+        yield late
         gc.collect()
-    return late.getvalue()
+    gc.freeze()     # what lives on (modules, caches) is not scanned again after every run
 
 
 def _run_one(main, runner, case):

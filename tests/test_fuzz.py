@@ -5,7 +5,7 @@ no output left behind. tools/fuzz.py runs thousands of the same cases.
 """
 import pytest
 
-from fuzzing import (build_seeds, describe, make_cases, missing_libraries, problems, run_cases)
+from fuzzing import build_seeds, describe, make_cases, missing_libraries, problems, run_cases
 from scan2conv.formats import READERS, family_of
 
 FILES = 240          # mutated files, round robin over the seeds: about 800 command runs

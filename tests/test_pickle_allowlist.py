@@ -214,3 +214,12 @@ def test_getattr_is_refused_and_its_escape_runs_nothing(tmp_path, proto):
     assert not marker.exists()
     _unsafe_load(path)
     assert marker.exists(), "the getattr chain does not reach eval: the test proves nothing"
+
+
+@pytest.mark.parametrize("proto", [2, 4])
+def test_a_persistent_id_is_refused_even_unused(tmp_path, proto):
+    """numpy never writes one; a reader that resolved it to anything would return the arrays."""
+    _, data = _saved_arrays(proto)
+    spliced = data[:2] + _unicode("pid") + b"Q" + b"0" + data[2:]    # BINPERSID, POP
+    with pytest.raises(InputError):
+        read_weights(_npy(tmp_path / "persistent.npy", spliced))

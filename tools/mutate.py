@@ -163,6 +163,8 @@ def main(argv=None):
     ap.add_argument("--no-baseline", action="store_true",
                     help="skip the first run of the tests on the unmutated code")
     args = ap.parse_args(argv)
+    # a kill, like Ctrl-C, stops the running tests and removes the copy on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     chosen = [m for m in MUTATIONS if not args.only or args.only in m.path or args.only in m.why]
     if args.list:
         for i, m in enumerate(chosen, 1):

@@ -12,7 +12,7 @@ def test_arrays_are_charged_together():
     check_size((50,), np.float64, "a", budget)          # 400 bytes
     check_size((10, 10), np.float32, "b", budget)       # 400 more: 800
     assert budget.used == 800 and budget.arrays == 2
-    with pytest.raises(InputError, match=r"c: needs 400 bytes, and with the 800 already read"):
+    with pytest.raises(InputError, match=r"c: array of shape \(50,\) float64 needs 400 bytes beside the 800 already read"):
         check_size((50,), np.float64, "c", budget)     # 1,200 > 1,000, though 400 alone fits
     assert budget.used == 800
 

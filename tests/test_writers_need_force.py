@@ -43,6 +43,25 @@ def scan_to(tmp_path):
     return [tmp_path / "y.npy"], ["scan", stack, DATA, "-o", tmp_path / "y.npy"]
 
 
+def _stack(tmp_path):
+    stack = tmp_path / "made" / "stack.npz"
+    stack.parent.mkdir()
+    assert run(["convert", PART_B, "--stride", "4", "-o", stack]).exit_code == 0
+    return stack
+
+
+def unroll_to(ext):
+    def case(tmp_path):
+        out = tmp_path / f"mlp{ext}"
+        return [out], ["unroll", _stack(tmp_path), "-o", out]
+    return case
+
+
+def unroll_reference(tmp_path):
+    out, ref = tmp_path / "mlp.npy", tmp_path / "ref.npy"
+    return [ref], ["unroll", _stack(tmp_path), "-o", out, "--reference", ref, "--input", DATA]
+
+
 # command → the cases that write with it; every command with a --force option needs one
 WRITERS = {
     "convert": {"convert -o npz": convert_to(".npz"), "convert -o h5": convert_to(".h5"),
@@ -50,6 +69,9 @@ WRITERS = {
                 "convert -o safetensors": convert_to(".safetensors"),
                 "convert -o onnx": convert_to(".onnx"), "convert --output-dir": convert_many},
     "scan": {"scan -o": scan_to},
+    "unroll": {"unroll -o npy": unroll_to(".npy"), "unroll -o npz": unroll_to(".npz"),
+               "unroll -o h5": unroll_to(".h5"), "unroll -o safetensors": unroll_to(".safetensors"),
+               "unroll --reference": unroll_reference},
 }
 CASES = {name: case for cases in WRITERS.values() for name, case in cases.items()}
 

@@ -24,10 +24,10 @@ def _stack_from_file(path, job, max_bytes):
 @click.option("--stack", "stack_path", type=click.Path(dir_okay=True, readable=False),
               help="A stack written by `scan2conv convert` to check as well.")
 @input_option
-@click.option("--rtol", type=Tolerance(),
+@click.option("--rtol", type=Tolerance(), metavar="FLOAT",
               help="Relative tolerance: outputs a and b agree where |a − b| ≤ atol + rtol·|b| "
                    "(np.allclose). Default 1e-5.")
-@click.option("--atol", type=Tolerance(),
+@click.option("--atol", type=Tolerance(), metavar="FLOAT",
               help="Absolute tolerance (see --rtol). Default 1e-8; 1e-5 when a compared side is "
                    "float32 (float32 weights or --expect values), which the report says.")
 @click.option("--gradients", is_flag=True,

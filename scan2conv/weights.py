@@ -91,9 +91,8 @@ def _order_hint(wf, layers, channels):
             if _fits(mats, [b for _, _, b in order], channels) is None:
                 names = ", ".join(name for name, _, _ in layers)
                 chained = ", ".join(name for name, _, _ in order)
-                return (f"; the layer order comes from the array names sorted naturally "
-                        f"({names}), and they chain as {chained}: rename the arrays so they "
-                        "sort in layer order (e.g. W1, W2, W3 or arr_0, arr_1, arr_2)")
+                return (f"; the order comes from the names sorted naturally ({names}), and "
+                        f"they chain as {chained}: rename them to sort in layer order (e.g. W1, W2, W3)")
     return ""
 
 

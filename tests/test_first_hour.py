@@ -191,9 +191,9 @@ def test_npz_name_order_is_explained(tmp_path):
              c_w=rng.normal(size=(8, 16)))
     r = run("verify", tmp_path / "m.npz", "--stride", "4")
     assert r.exit_code == 3
-    assert error_of(r).endswith("the layer order comes from the array names sorted naturally (a_w, b_w, "
-                                "c_w), and they chain as b_w, c_w, a_w: rename the arrays so they sort "
-                                "in layer order (e.g. W1, W2, W3 or arr_0, arr_1, arr_2)")
+    assert error_of(r).endswith("the order comes from the names sorted naturally (a_w, b_w, c_w), and "
+                                "they chain as b_w, c_w, a_w: rename them to sort in layer order "
+                                "(e.g. W1, W2, W3)")
 
 
 # --- scan writes what the extension says ---------------------------------------------------

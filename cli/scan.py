@@ -62,7 +62,7 @@ def _text(report, result):
 @click.option("--aggregate", type=click.Choice(["max", "mean"]),
               help="Summarise each channel over positions: its max (and where) or its mean.")
 @click.option("--chunk-frames", type=click.IntRange(min=1),
-              help="Frames per chunk (default: what fits 32 MiB); rounded up to whole blocks.")
+              help="Frames per chunk (default: what fits 16 MiB); rounded up to whole blocks.")
 @max_size_option
 @json_option
 @debug_option

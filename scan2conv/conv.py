@@ -77,6 +77,21 @@ def _fill(buf, x, k, stride, block, width=None):
     return cols
 
 
+def _direct(x, k, stride, block):
+    """The windows of a one-sample block as a view (l, k·c_in) that BLAS reads in place, or None.
+
+    That is when x lies channel-last (frames of c_in contiguous numbers, as time-major input
+    does) and windows do not overlap (k ≤ stride): window j is then one run of k·c_in numbers,
+    stride·c_in apart.
+    """
+    i0, i1, j0, j1 = block
+    item, c_in = x.itemsize, x.shape[1]
+    if i1 - i0 != 1 or k > stride or x.strides[1] != item or x.strides[2] != c_in * item:
+        return None
+    return as_strided(x[i0, :, j0 * stride:], (j1 - j0, k * c_in), (stride * c_in * item, item),
+                      writeable=False)
+
+
 def _matrix(w):
     """w (c_out, c_in, k) → (c_out, k·c_in), columns ordered (tap, channel) like the windows."""
     return np.ascontiguousarray(w.transpose(0, 2, 1).reshape(w.shape[0], -1))
@@ -105,12 +120,24 @@ def conv1d(x, w, b=None, stride=1, padding=0, rows=None):
     for block in _blocks(n, l_out, per_block, aligned=bool(rows)):
         i0, i1, j0, j1 = block
         out = y[i0:i1, :, j0:j1]
-        cols = _fill(buf, x, k, stride, block, rows)
-        if rows:   # always the same shape, zero-filled: the same rounding wherever it lies
+        direct = _direct(x, k, stride, block)
+        if rows and k <= stride:
+            # always (rows, k·c_in) read transposed, in place or from a zero-filled copy: the
+            # same rounding wherever the block lies and whatever x's layout
+            if direct is None or j1 - j0 < rows:
+                full = np.zeros((rows, k, c_in), dtype)
+                np.copyto(full[:j1 - j0], _window_view(x, k, stride, block)[0].transpose(2, 0, 1))
+                direct = full.reshape(rows, k * c_in)
+            out[0] = (w_kc @ direct.T)[:, :j1 - j0]
+        elif direct is not None and not rows:
+            np.matmul(w_kc, direct.T, out=out[0])
+        elif rows:   # always the same shape, zero-filled: the same rounding wherever it lies
+            _fill(buf, x, k, stride, block, rows)
             full = buf.reshape(k * c_in, rows)
             full[:, j1 - j0:] = 0
             out[0] = (w_kc @ full)[:, :j1 - j0]
         else:
+            cols = _fill(buf, x, k, stride, block)
             # (c_out, k·c_in) · (m, k·c_in, l) → (m, c_out, l), written in place
             np.matmul(w_kc, cols, out=out)
     if b is not None:

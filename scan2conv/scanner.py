@@ -26,11 +26,12 @@ from .formats.npy import read_header
 from .inputs import read_input
 from .spec import LayerSpec, ScanSpec
 
-CHUNK_BYTES = 32 * 2**20     # default budget for one chunk's input and layer outputs
+CHUNK_BYTES = 16 * 2**20     # default budget for one chunk's input and layer outputs: cache-sized
 TEXT_LINES = 8192            # lines parsed at a time, at most
 TEXT_BYTES = 2**20           # characters parsed at a time, about
 MAX_LINE = 2**20             # characters in one line: a frame of ~100,000 numbers
-ROWS = 256                   # windows per matrix multiply; chunks hold a multiple of it
+ROWS = 2048                  # windows per matrix multiply; chunks hold a multiple of it
+SPILL_BYTES = 16 * 2**20     # output kept in memory up to this, then moved to a temporary file
 
 
 def geometry(stack):
@@ -88,8 +89,9 @@ class ArraySource:
 
     def read(self, start, stop):
         """Frames start … stop − 1 (fewer at the end) → x (n, c, t) float64, checked finite."""
-        part = self.a[start:stop].T[None] if self.time_major else self.a[:, :, start:stop]
-        x = np.asarray(part, dtype=np.float64)
+        # time-major frames are copied as they lie and seen through a (1, c, t) view
+        x = np.asarray(self.a[start:stop], np.float64).T[None] if self.time_major \
+            else np.asarray(self.a[:, :, start:stop], np.float64)
         self.done = min(stop, self.frames)
         return check_finite(x, self.where, start)
 
@@ -103,7 +105,8 @@ def check_array(dtype, shape, where):
 
 
 def check_finite(x, where, start):
-    if not np.isfinite(x).all():
+    # a sum is NaN or infinite when any term is (and, rarely, when finite terms overflow)
+    if not np.isfinite(x.sum()) and not np.isfinite(x).all():
         bad = int(np.argwhere(~np.isfinite(x))[0][2]) + start
         raise InputError(f"{where}: frame {bad} holds a NaN or infinite value")
     return x
@@ -164,7 +167,7 @@ class NpySource:
         stop = min(stop, self.frames)
         t, per_frame = max(stop - start, 0), self.n * self.channels
         if self.frames_outer:   # (t, c) C order or (n, c, t) Fortran order
-            part = self._pread(t * per_frame, start * per_frame)
+            part = self._pread(t * per_frame, start * per_frame).astype(np.float64)
             x = part.reshape(t, self.channels, self.n).transpose(2, 1, 0)
         else:                    # (t, c) Fortran order or (n, c, t) C order
             x = np.stack([self._pread(t, j * self.frames + start) for j in range(per_frame)])
@@ -173,7 +176,7 @@ class NpySource:
         self.done = stop
         if stop == self.frames:
             self.close()
-        return check_finite(x.astype(np.float64), self.where, start)
+        return check_finite(x.astype(np.float64, copy=False), self.where, start)
 
 
 class TextSource:
@@ -280,34 +283,47 @@ def open_source(path, max_bytes):
 
 
 class Collected:
-    """The output of a scan, piece by piece in a temporary file: memory holds one piece at a time.
+    """The output of a scan, piece by piece: in memory up to SPILL_BYTES, then in a temporary
+    file, so memory holds a bounded amount whatever the input's length.
 
     Read back whole (y), written channel-major to an .npy stream (write_npy), or summarised
-    per channel (aggregate) from running figures kept as the pieces pass.
+    per channel (aggregate), one piece of one row at a time.
     """
 
     def __init__(self):
-        self.file, self.pieces, self.shape = tempfile.TemporaryFile(), [], None
-        self.max = self.where = self.sum = None
+        self.file, self.pieces, self.held, self.shape = None, [], [], None
 
     def add(self, y):
         """y (n, c_out, p), the next positions of every sample and channel."""
         y = np.ascontiguousarray(y, dtype=np.float64)
         first = 0 if self.shape is None else self.shape[2]
         self.shape = y.shape if self.shape is None else y.shape[:2] + (first + y.shape[2],)
-        self.pieces.append((self.file.tell(), y.shape[2]))
-        self.file.write(y.data)
-        if y.shape[2]:
-            best, at = y.max(axis=2), y.argmax(axis=2) + first
-            if self.max is None:
-                self.max, self.where, self.sum = best, at, y.sum(axis=2)
-            else:
-                better = best > self.max
-                self.max, self.where = np.where(better, best, self.max), np.where(better, at, self.where)
-                self.sum = self.sum + y.sum(axis=2)
+        self.held.append(y)
+        if sum(h.nbytes for h in self.held) > SPILL_BYTES:
+            self.spill()
+
+    def spill(self):
+        """Move the pieces held in memory to the temporary file."""
+        if self.file is None:
+            self.file = tempfile.TemporaryFile()
+        self.file.seek(0, 2)
+        for y in self.held:
+            self.pieces.append((self.file.tell(), y.shape[2]))
+            self.file.write(y.data)
+        self.held = []
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
 
     def rows(self):
         """(sample, channel, values) for every row of the output, one piece at a time."""
+        if self.file is None:    # all in memory
+            for i in range(self.shape[0]):
+                for o in range(self.shape[1]):
+                    yield i, o, (y[i, o] for y in self.held)
+            return
+        self.spill()
         n, c, _ = self.shape
         for i in range(n):
             for o in range(c):
@@ -336,13 +352,18 @@ class Collected:
                 fp.write(part.data)
 
     def aggregate(self, kind, kernel, stride):
-        """aggregate() of the whole output, from the running figures."""
-        if kind == "mean":
-            return [[{"channel": c, "mean": float(v)} for c, v in enumerate(row)]
-                    for row in self.sum / self.shape[2]]
-        return [[{"channel": c, "max": float(self.max[i, c]), "position": int(p),
-                  "frames": [int(p) * stride, int(p) * stride + kernel - 1]}
-                 for c, p in enumerate(row)] for i, row in enumerate(self.where)]
+        """aggregate() of the whole output, read one piece of one row at a time."""
+        rows = [[] for _ in range(self.shape[0])]
+        for i, o, parts in self.rows():
+            best, at, total, first = -np.inf, 0, 0.0, 0
+            for part in parts:
+                if len(part) and part.max() > best:     # the first of equal maxima, as argmax
+                    best, at = float(part.max()), first + int(part.argmax())
+                total, first = total + float(part.sum()), first + len(part)
+            rows[i].append({"channel": o, "mean": total / first} if kind == "mean" else
+                           {"channel": o, "max": best, "position": at,
+                            "frames": [at * stride, at * stride + kernel - 1]})
+        return rows
 
 
 @dataclass
@@ -391,7 +412,7 @@ def run(stack, source, chunk_frames=None, progress=None):
                 break
             start += count * s
     except BaseException:
-        out.file.close()
+        out.close()
         raise
     finally:
         if hasattr(source, "close"):

@@ -53,13 +53,23 @@ def _blocks(n, l_out, rows, aligned=False):
             yield i, min(i + step, n), 0, l_out
 
 
+def _strided(a, i, f, shape, strides):
+    """A view of a's memory from a[i, 0, f] with the given shape and strides.
+
+    Built directly on a C-contiguous array (as_strided costs microseconds that small blocks
+    feel); as_strided on anything else.
+    """
+    if a.flags.c_contiguous and a.size:
+        return np.ndarray(shape, a.dtype, a, i * a.strides[0] + f * a.strides[2], strides)
+    return as_strided(a[i:, :, f:], shape, strides)
+
+
 def _window_view(x, k, stride, block):
     """The windows of a block as a view (m, k, c_in, l): [i, t, c, j] = x[i0 + i, c, (j0 + j)·stride + t]."""
     i0, i1, j0, j1 = block
     s0, s1, s2 = x.strides
-    part = x[i0:i1, :, j0 * stride:]
-    return as_strided(part, (i1 - i0, k, x.shape[1], j1 - j0), (s0, s2, s1, stride * s2),
-                      writeable=False)
+    return _strided(x, i0, j0 * stride, (i1 - i0, k, x.shape[1], j1 - j0),
+                    (s0, s2, s1, stride * s2))
 
 
 def _fill(buf, x, k, stride, block, width=None):
@@ -187,7 +197,7 @@ def _col2im(dx, dcols, k, stride, block):
         r = min(stride, k - q * stride)
         start = (j0 + q) * stride
         # [i, u, c, j] → dx[i0 + i, c, start + j·stride + u]
-        span = as_strided(dx[i0:i1, :, start:], (m, r, c_in, l), (s0, s2, s1, stride * s2))
+        span = _strided(dx, i0, start, (m, r, c_in, l), (s0, s2, s1, stride * s2))
         if k <= stride:   # windows do not overlap: each frame has one share
             span[...] = taps[:, q * stride:q * stride + r]
         else:

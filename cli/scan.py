@@ -62,10 +62,10 @@ def _writer(path, kind, y):
 
 
 def _text(report, result):
-    n = result.y.shape[0]
+    n = result.shape[0]
     lines = [f"scanned {report['input']}: {result.frames:,} frames × {report['channels']} features"
              + (f", batch {n}" if n > 1 else "")
-             + f" → {report['output_shape'][-2]} × {result.y.shape[2]:,} positions "
+             + f" → {report['output_shape'][-2]} × {result.shape[2]:,} positions "
              f"(K={result.kernel}, stride {result.stride}) in {result.chunks} chunk"
              + ("s" if result.chunks > 1 else "") + f" of ≤ {result.chunk_frames:,} frames"]
     if report["output"]:
@@ -91,7 +91,7 @@ def _text(report, result):
 @click.option("--aggregate", type=click.Choice(["max", "mean"]),
               help="Summarise each channel over positions: its max (and where) or its mean.")
 @click.option("--chunk-frames", type=count(MAX_CHUNK_FRAMES),
-              help="Frames per chunk (default: what fits 32 MiB); rounded up to whole blocks.")
+              help="Frames per chunk (default: what fits 16 MiB); rounded up to whole blocks.")
 @max_size_option
 @json_option
 @debug_option
@@ -100,8 +100,8 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
     """Run the conv stack in STACK over INPUT, of any length, in overlapping chunks.
 
     STACK is any stack `scan2conv convert` writes (.npz, .h5, .safetensors, .onnx, …).
-    INPUT is frames × features: .npy (memory-mapped), text (.asc/.txt/.csv, read a block at a
-    time) or .npz. The output is the same, number for number, whatever the chunk size.
+    INPUT is frames × features: .npy (read a chunk at a time), text (.asc/.txt/.csv, read a block
+    at a time) or .npz. The output is the same, number for number, whatever the chunk size.
     A progress bar shows on a terminal only (never in pipes or with --json).
 
     \b
@@ -117,17 +117,21 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
     stack = _load_stack(stack_path, max_bytes)
     source = scanner.open_source(input_path, max_bytes)
     result = _run(stack, source, chunk_frames, sys.stderr.isatty() and not as_json)
-    y = result.y[0] if result.y.shape[0] == 1 else result.y
-    if output:
+    shape = result.shape[1:] if result.shape[0] == 1 else result.shape
+    if output and kind == "npy":   # streamed from the scan's temporary file: never whole in memory
+        write_atomic(output, lambda fp: result.out.write_npy(fp, squeeze=True), force,
+                     (stack_path, input_path))
+    elif output:
+        y = result.y[0] if result.shape[0] == 1 else result.y
         write_atomic(output, _writer(output, kind, y), force, (stack_path, input_path))
     summary = None
     if aggregate:
-        rows = scanner.aggregate(result.y, aggregate, result.kernel, result.stride)
+        rows = result.out.aggregate(aggregate, result.kernel, result.stride)
         summary = {"kind": aggregate,
                    "channels": [{"sample": i, **entry} for i, row in enumerate(rows) for entry in row]}
     report = {"ok": True, "exit_code": 0, "stack": stack_path, "input": input_path,
-              "frames": result.frames, "channels": stack.channels, "samples": result.y.shape[0],
-              "scan": {"kernel": result.kernel, "stride": result.stride, "positions": result.y.shape[2]},
-              "output_shape": list(y.shape), "output": output, "chunks": result.chunks,
+              "frames": result.frames, "channels": stack.channels, "samples": result.shape[0],
+              "scan": {"kernel": result.kernel, "stride": result.stride, "positions": result.shape[2]},
+              "output_shape": list(shape), "output": output, "chunks": result.chunks,
               "chunk_frames": result.chunk_frames, "aggregate": summary}
     emit(as_json, report, _text(report, result))

@@ -15,6 +15,8 @@ The last line reads `N/M killed`; the exit status is 0 only when every mutation 
     python tools/mutate.py                 every mutation (many minutes)
     python tools/mutate.py --list          the list, without running anything
     python tools/mutate.py --only npy      the mutations whose file or description contains "npy"
+    python tools/mutate.py --shard 2/3     every third mutation from the second on (run the
+                                           shards side by side on a machine with cores to spare)
 """
 import argparse
 import os
@@ -159,6 +161,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--list", action="store_true", help="print the mutations and exit")
     ap.add_argument("--only", help="run the mutations whose path or description contains this")
+    ap.add_argument("--shard", metavar="K/N", help="only the K-th of N interleaved shares of the list")
     ap.add_argument("--timeout", type=float, default=300, help="seconds per mutation (default 300)")
     ap.add_argument("--no-baseline", action="store_true",
                     help="skip the first run of the tests on the unmutated code")
@@ -166,6 +169,14 @@ def main(argv=None):
     # a kill, like Ctrl-C, stops the running tests and removes the copy on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     chosen = [m for m in MUTATIONS if not args.only or args.only in m.path or args.only in m.why]
+    if args.shard:
+        try:
+            k, n = (int(v) for v in args.shard.split("/"))
+            if not 1 <= k <= n:
+                raise ValueError
+        except ValueError:
+            ap.error(f"--shard {args.shard!r}: expected K/N with 1 <= K <= N")
+        chosen = chosen[k - 1::n]
     if args.list:
         for i, m in enumerate(chosen, 1):
             print(f"{i:3}. {m.path}: {m.why}\n     tests: {' '.join(m.tests)}")

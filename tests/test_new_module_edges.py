@@ -1,6 +1,7 @@
 """Edges of the newer modules that the broader tests pass over: an input one frame short of the
 patch, a kernel longer than the frames it gets, NaN entries of a foreign filter, a Keras
-activation given as its own layer, and the bound on the opcodes of a pickle."""
+activation given as its own layer, the bound on the opcodes of a pickle, and an array over
+the size limit on its own."""
 import numpy as np
 import pytest
 
@@ -60,3 +61,25 @@ def test_a_pickle_of_too_many_opcodes_is_refused_by_its_count():
     data = b"\x80\x02N" + b"q\x00" * (MAX_OPS + 10) + b"."    # None, then BINPUT 0 again and again
     with pytest.raises(InputError, match="opcodes"):
         loads_arrays(data)
+
+
+@pytest.mark.parametrize("ext", ["safetensors", "h5"])
+def test_an_array_too_large_on_its_own_is_reported_alone(tmp_path, ext):
+    """Each declared array is checked alone before it is charged with the rest: one over the
+    limit by itself is named as such, not as too much beside what was read before it."""
+    from scan2conv.formats import read_weights
+    arrays = {"a": np.zeros(100), "b": np.zeros(1000)}     # 800 and 8,000 bytes
+    path = str(tmp_path / f"w.{ext}")
+    if ext == "h5":
+        import h5py
+        with h5py.File(path, "w") as f:
+            for name, a in arrays.items():
+                f.create_dataset(name, data=a)
+    else:
+        from safetensors.numpy import save_file
+        save_file(arrays, path)
+    with pytest.raises(InputError, match="8,000 bytes, over the limit of 4,000") as e:
+        read_weights(path, max_bytes=4000)
+    assert "beside" not in str(e.value)
+    with pytest.raises(InputError, match="beside the 800 already read"):
+        read_weights(path, max_bytes=8500)

@@ -1,7 +1,7 @@
 """Edges of the newer modules that the broader tests pass over: an input one frame short of the
 patch, a kernel longer than the frames it gets, NaN entries of a foreign filter, a Keras
-activation given as its own layer, the bound on the opcodes of a pickle, and an array over
-the size limit on its own."""
+activation given as its own layer, the bound on the opcodes of a pickle, an array over
+the size limit on its own, block copies pictured where windows overlap."""
 import numpy as np
 import pytest
 
@@ -83,3 +83,13 @@ def test_an_array_too_large_on_its_own_is_reported_alone(tmp_path, ext):
     assert "beside" not in str(e.value)
     with pytest.raises(InputError, match="beside the 800 already read"):
         read_weights(path, max_bytes=8500)
+
+
+def test_pictured_copies_of_a_block_are_a_stride_apart_when_windows_overlap():
+    """Kernel 3, stride 2: copy j of the block reads positions 2j … 2j + 2 (they share one)."""
+    from scan2conv import plot
+    from scan2conv.spec import LayerSpec, ScanSpec
+    spec = ScanSpec((LayerSpec(1, 1, 3, 2), LayerSpec(1, 1, 2, 1)))
+    assert spec.receptive_field == 5 and spec.groups()[:2] == [5, 2]
+    pairs = {tuple(p) for p in plot.connections(spec, 1).tolist()}
+    assert pairs == {(0, 0), (1, 0), (2, 0), (2, 1), (3, 1), (4, 1)}

@@ -466,7 +466,7 @@ MUTATIONS += [
     M("scan2conv/plot.py",
       "    src = (j * layer.stride + t) * layer.c_in + i",
       "    src = (j * layer.kernel + t) * layer.c_in + i",
-      "tests/test_plot.py", "pictured block copies a kernel apart, not a stride apart"),
+      "tests/test_new_module_edges.py tests/test_plot.py", "pictured block copies a kernel apart, not a stride apart"),
     M("scan2conv/plot.py",
       "        centre = np.arange(g) * jump + (field - 1) / 2",
       "        centre = np.arange(g) * jump + field / 2",

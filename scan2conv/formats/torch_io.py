@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
+from ..text import one_line
 from .weightfile import NO_ACTIVATIONS, WeightFile, as_budget
 from .zipdir import check_zip_directory
 
@@ -40,7 +41,7 @@ def _check_sizes(path, max_bytes):
             with zipfile.ZipFile(path) as zf:
                 total = sum(i.file_size for i in zf.infolist() if "/data/" in i.filename)
         except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as e:
-            raise InputError(f"{path}: corrupt PyTorch archive: {e}") from None
+            raise InputError(f"{path}: corrupt PyTorch archive: {one_line(e, 200)}") from None
     else:
         total = os.path.getsize(path)
     if total > max_bytes:
@@ -62,7 +63,7 @@ def _load(torch, path):
             IndexError, TypeError, AttributeError, struct.error, NotImplementedError,
             OverflowError, MemoryError) as e:   # a damaged pickle trips the unpickler anywhere
         raise InputError(f"{path}: not a readable PyTorch file: "
-                         f"{' '.join(str(e).split())[:200]}") from None
+                         f"{one_line(e, 200)}") from None
 
 
 def _is_tensor_dict(torch, obj):

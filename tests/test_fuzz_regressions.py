@@ -143,3 +143,51 @@ def test_inspect_prints_names_from_the_file_escaped(tmp_path):
         assert all(c.isprintable() or c == "\n" for c in r.stdout), repr(r.stdout)
         assert "W1\\x1b[2J" in r.stdout or "W1\\u001b[2J" in r.stdout
 
+
+
+def _mlp_file(path, scale):
+    np.savez(path, W1=np.full((16, 6), scale), W2=np.full((6, 2), scale))
+    return path
+
+
+def test_weights_that_overflow_on_the_input_are_refused_naming_the_file(tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((20, 4)))
+    mlp = _mlp_file(tmp_path / "huge.npz", 1e300)
+    for verb, source in ((("verify", mlp, "--stride", "2", "--input", x), x),
+                         (("convert", mlp, "--stride", "2", "--channels", "4", "-o",
+                           tmp_path / "s.npz"), "embedded sample")):
+        line = one_error(run(*verb), 3)
+        assert f"{mlp}: on {source}" in line and "layer 2" in line and "float64 overflows" in line
+    assert not (tmp_path / "s.npz").exists()
+    # large weights that stay in range on this input run as any others
+    r = run("verify", _mlp_file(tmp_path / "large.npz", 1e150), "--stride", "2", "--input", x)
+    assert r.exit_code == 0 and r.stderr == "", r.stderr
+
+
+def test_stack_weights_that_overflow_are_refused_where_the_stack_is_read(tmp_path):
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((20, 4)))
+    mlp = _mlp_file(tmp_path / "mlp.npz", 1.0)
+    arrays = dict(stack_arrays(STACK), **{"conv1.weight": np.full((6, 4, 4), 1e308)})
+    stack = tmp_path / "s.npz"
+    np.savez(stack, **arrays, **{META_KEY: np.array(json.dumps(META))})
+    for verb in (("scan", stack, x, "--aggregate", "max"),
+                 ("verify", mlp, "--stack", stack, "--stride", "2", "--input", x)):
+        line = one_error(run(*verb), 3)
+        assert f"{stack}: the weights of layer 1" in line and "float64 overflows" in line
+
+
+def test_the_reach_bounds_every_value_a_forward_pass_computes():
+    from scan2conv.mlp import MLP, Dense
+    from scan2conv.reach import layer_bounds
+    rng = np.random.default_rng(3)
+    for activations in (("relu", "identity"), ("tanh", "sigmoid"), ("leaky_relu", "relu")):
+        layers = [Dense(rng.standard_normal((8, 5)) * 10, rng.standard_normal(5), activations[0]),
+                  Dense(rng.standard_normal((5, 3)) * 10, rng.standard_normal(3), activations[1])]
+        v = rng.standard_normal((50, 8)) * 100
+        h, bounds = v, layer_bounds(MLP(layers), np.abs(v).max())
+        for d, bound in zip(layers, bounds):
+            z = h @ d.w + d.b
+            assert np.abs(z).max() <= bound
+            h = MLP([d]).forward(h)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import activations
 from ..errors import InputError
+from ..reach import check_stack_gain
 from ..stack import Conv1d, Stack
 from ..text import quote
 from .jsontext import parse_json
@@ -158,6 +159,7 @@ def stack_from_arrays(arrays, meta, where):
     if extra:
         raise InputError(f"{where}: the stack holds arrays its metadata does not list: "
                          f"{quote(', '.join(extra))}")
+    check_stack_gain(Stack(layers), where)
     return Stack(layers)
 
 

@@ -191,3 +191,14 @@ def test_the_reach_bounds_every_value_a_forward_pass_computes():
             z = h @ d.w + d.b
             assert np.abs(z).max() <= bound
             h = MLP([d]).forward(h)
+
+
+@pytest.mark.parametrize("key", [0, b"a\xff"])
+def test_a_torch_state_dict_keyed_by_other_than_names_is_refused(tmp_path, key):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "m.pt"
+    torch.save({key: torch.ones(6, 16), "2.weight": torch.ones(2, 6)}, path)
+    assert f"({type(key).__name__}); a state dict's keys are parameter names" in refused(path)
+    np.save(tmp_path / "x.npy", np.ones((20, 16)))
+    line = one_error(run("scan", path, tmp_path / "x.npy", "--aggregate", "max"), 3)
+    assert "parameter names" in line

@@ -31,7 +31,7 @@ def read_header(fp, where):
         raise InputError(f"{where}: not a valid npy array: {one_line(e, 200)}") from None
     if dtype.names is not None or dtype.subdtype is not None:   # reshape would mix up the sizes
         raise InputError(f"{where}: dtype {quote(str(dtype))} has fields or a subarray; "
-                         "weights are plain arrays of numbers")
+                         "weights must be integer or float arrays")
     check_shape(shape, dtype.itemsize, f"{where}: not a valid npy array")
     return shape, fortran, dtype
 

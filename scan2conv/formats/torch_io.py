@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
-from ..text import one_line
+from ..text import one_line, quote
 from .weightfile import NO_ACTIVATIONS, WeightFile, as_budget
 from .zipdir import check_zip_directory
 
@@ -88,6 +88,14 @@ def state_dict(torch, obj, path):
     raise InputError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
 
 
+def named(items, path):
+    """InputError unless every key is a name (text), as PyTorch's own state dicts are."""
+    key = next((k for k, _ in items if not isinstance(k, str)), None)
+    if key is not None:
+        raise InputError(f"{path}: the state dict has the key {quote(repr(key), 60)} "
+                         f"({type(key).__name__}); a state dict's keys are parameter names")
+
+
 def _numpy_dtype(torch, t, where):
     """The numpy dtype a dense tensor becomes (half and bfloat16 widen to float32)."""
     if t.layout != torch.strided:
@@ -135,6 +143,7 @@ def read_torch(path, limit):
     _check_sizes(path, budget.max_bytes)
     obj = _load(torch, path)
     items, note = state_dict(torch, obj, path)
+    named(items, path)
     arrays = [(name, to_numpy(torch, t, f"{path}: tensor {name!r}", budget)) for name, t in items]
     stack_meta = _stack_meta(obj)
     if stack_meta is not None:   # a stack written by `scan2conv convert -o x.pt`

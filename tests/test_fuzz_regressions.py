@@ -202,3 +202,38 @@ def test_a_torch_state_dict_keyed_by_other_than_names_is_refused(tmp_path, key):
     np.save(tmp_path / "x.npy", np.ones((20, 16)))
     line = one_error(run("scan", path, tmp_path / "x.npy", "--aggregate", "max"), 3)
     assert "parameter names" in line
+
+
+def _heap_objects(data):
+    """(offset of the first global heap collection, [offset of each object up to free space])."""
+    at = data.find(b"GCOL")
+    p, objects = at + 16, []
+    while True:
+        objects.append(p)
+        index, length = struct.unpack_from("<H", data, p)[0], struct.unpack_from("<Q", data, p + 8)[0]
+        if index == 0:
+            return at, objects
+        p += 16 + (length + 7) // 8 * 8
+
+
+@pytest.mark.parametrize("damage", ["free space of size 0", "an object past its collection"])
+def test_a_damaged_hdf5_global_heap_is_refused_before_hdf5_loops_on_it(tmp_path, damage):
+    import subprocess
+    import sys
+    h5py = pytest.importorskip("h5py")
+    good = tmp_path / "good.h5"
+    with h5py.File(good, "w") as f:
+        f["W1"], f["W2"] = np.ones((16, 6)), np.ones((6, 2))
+        f.attrs["scan2conv"] = json.dumps(META)   # variable-length text: in the global heap
+    data = bytearray(good.read_bytes())
+    at, objects = _heap_objects(data)
+    p = objects[-1] if damage.startswith("free") else objects[0]
+    data[p + 8:p + 16] = struct.pack("<Q", 0 if damage.startswith("free") else 5000)
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(bytes(data))
+    # HDF5 itself never returns from reading this attribute: run where a hang can be timed out
+    r = subprocess.run([sys.executable, "-m", "scan2conv", "inspect", str(bad)], timeout=30,
+                       capture_output=True, text=True)
+    assert r.returncode == 3 and r.stdout == "", r.stderr
+    assert f"{bad}: the variable-length data at byte " in r.stderr
+    assert "damaged" in refused(bad)

@@ -18,14 +18,18 @@ _MIN_SIZE = 4096    # HDF5 never writes a smaller collection: anything smaller i
 _HEADER = 16        # of the collection and of each object (8-byte lengths, as h5py writes)
 
 
-def _damaged_at(data, start, size):
-    """Offset of the first object that does not step forward within the collection, or None."""
+def _damaged_at(read_at, start, size):
+    """Offset of the first object that does not step forward within the collection, or None;
+    only the objects' headers are read."""
     end, p = start + size, start + _HEADER
     while p < end:
         if p + _HEADER > end:   # too little room for an object: HDF5 takes it as free space
             return None
-        index, = struct.unpack_from("<H", data, p)
-        length, = struct.unpack_from("<Q", data, p + 8)
+        head = read_at(p, _HEADER)
+        if len(head) < _HEADER:
+            return p
+        index, = struct.unpack_from("<H", head, 0)
+        length, = struct.unpack_from("<Q", head, 8)
         need = _HEADER + (length + 7) // 8 * 8 if index else length
         if need <= 0 or p + need > end:
             return p
@@ -40,7 +44,7 @@ def _refuse(where, offset):
 
 def _collections(read_at, length):
     """(offset, size) of every plausible collection: magic, version 1, a size that fits."""
-    at, step = 0, 1 << 20
+    at, step = 0, 1 << 18   # a quarter MiB at a time: reading costs no memory to speak of
     while at < length:
         chunk = read_at(at, step + len(_MAGIC) - 1)
         found = chunk.find(_MAGIC)
@@ -65,7 +69,6 @@ def check_global_heaps(source, where):
 
 def _check(read_at, length, where):
     for start, size in _collections(read_at, length):
-        data = read_at(start, size)
-        bad = _damaged_at(data, 0, len(data)) if len(data) == size else None
+        bad = _damaged_at(read_at, start, size)
         if bad is not None:
-            raise _refuse(where, start + bad)
+            raise _refuse(where, bad)

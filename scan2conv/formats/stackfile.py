@@ -129,8 +129,7 @@ def _real(arrays, name, where):
     """arrays[name] as an array of real, finite numbers."""
     a = np.asarray(arrays[name])
     if a.dtype.kind not in "iuf" or a.dtype.itemsize > 8:
-        raise InputError(f"{where}: {name} has dtype {a.dtype}; stack weights must be real "
-                         "integers or floats")
+        raise InputError(f"{where}: {name} has dtype {a.dtype}; weights must be integer or float")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise InputError(f"{where}: {name} holds NaN or infinite values")
     return a

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from .errors import InputError
+from .text import one_line
 from .formats import DEFAULT_MAX_BYTES, open_checked, sniff
 
 _NPZ_KEYS = ("x", "input", "data", "arr_0")
@@ -42,7 +43,7 @@ def read_text(path, max_bytes=DEFAULT_MAX_BYTES):
                 try:
                     values.extend(float(v) for v in row)
                 except ValueError as e:
-                    raise InputError(f"{path}: line {i}: {e}") from None
+                    raise InputError(f"{path}: line {i}: {one_line(e, 160)}") from None
                 if values.itemsize * len(values) > max_bytes:
                     raise InputError(f"{path}: more than {max_bytes:,} bytes of numbers by line "
                                      f"{i}, over the limit (raise it with --max-size)")

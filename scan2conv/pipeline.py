@@ -8,6 +8,7 @@ from .errors import InputError, OptionNeeded, StructureError
 from .formats import DEFAULT_MAX_BYTES, read_weights
 from .infer import DEFAULT_CHANNELS, infer_kernel
 from .inputs import as_network_input, read_input
+from .reach import check_reach
 from .weights import build_mlp
 
 
@@ -81,6 +82,7 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
         raise InputError(f"{where}: input has {x.shape[2]} frames, fewer than the "
                          f"patch width K={k}")
     sources = {"mlp": mlp_source, "input": input_path or "embedded sample"}
+    check_reach(mlp, x, mlp_source, sources["input"])
     return Job(mlp, x, channels, k, sources, wf)
 
 

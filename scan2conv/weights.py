@@ -79,8 +79,9 @@ def choose_orientation(wf, layers, channels, orientation=None):
     if len(ok) == 1:
         return ok[0]
     if not ok:
-        raise InputError(f"{wf.path}: the weight shapes {shapes} do not chain: {why['in_out']}"
-                         + _order_hint(wf, layers, channels))
+        hint = _order_hint(wf, layers, channels)   # says it all, and an error line is short
+        raise InputError(f"{wf.path}: the arrays do not chain{hint}" if hint else
+                         f"{wf.path}: the weight shapes {shapes} do not chain: {why['in_out']}")
     raise InputError(f"{wf.path}: orientation is undecidable: shapes {shapes} chain both as "
                      "(in, out) and as (out, in) (verify, convert and explain take --orientation "
                      "in-out or out-in)")

@@ -123,7 +123,7 @@ def test_values_from_the_file_are_quoted_short(tmp_path):
 
 
 @pytest.mark.parametrize("dtype, value, message", [
-    (np.complex128, 1 + 2j, "conv1.weight has dtype complex128; stack weights must be real"),
+    (np.complex128, 1 + 2j, "conv1.weight has dtype complex128; weights must be integer or float"),
     (np.float64, np.nan, "conv1.weight holds NaN or infinite values"),
     (np.bool_, True, "conv1.weight has dtype bool"),
 ])

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError, UnsafeFileError
 from ..text import quote
+from .h5heap import check_global_heaps
 from .order import layer_order
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
@@ -32,9 +33,11 @@ def open_h5(source, where):
     """h5py.File opened read-only on a path or on bytes; InputError if it is not HDF5."""
     try:
         if isinstance(source, bytes):
+            check_global_heaps(source, where)
             return h5py.File(io.BytesIO(source), "r")
         if not h5py.is_hdf5(source):
             raise InputError(f"{where}: not an HDF5 file")
+        check_global_heaps(source, where)
         return h5py.File(source, "r", locking=False)
     except OSError as e:
         raise InputError(f"{where}: cannot open as HDF5: {quote(_one_line(e), 160)}") from None

@@ -1,4 +1,5 @@
 """npy and npz: plain arrays, and pickled object arrays read through the safe unpickler."""
+import warnings
 import zipfile
 import zlib
 from tokenize import TokenError
@@ -6,6 +7,7 @@ from tokenize import TokenError
 import numpy as np
 
 from ..errors import InputError
+from ..text import one_line, quote
 from .safe_pickle import loads_arrays
 from .weightfile import WeightFile, as_budget, check_shape, check_size
 from .zipdir import check_zip_directory
@@ -21,10 +23,15 @@ def read_header(fp, where):
                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
         if reader is None:
             raise ValueError(f"npy format version {version} is not supported")
-        shape, fortran, dtype = reader(fp, max_header_size=100_000)
+        with warnings.catch_warnings():   # a header with Python 2 longs (16L) is still a header
+            warnings.filterwarnings("ignore", "Reading `.npy`.*Python 2", UserWarning)
+            shape, fortran, dtype = reader(fp, max_header_size=100_000)
     except (ValueError, EOFError, SyntaxError, OSError, TypeError, TokenError, RecursionError,
             MemoryError) as e:
-        raise InputError(f"{where}: not a valid npy array: {' '.join(str(e).split())}") from None
+        raise InputError(f"{where}: not a valid npy array: {one_line(e, 200)}") from None
+    if dtype.names is not None or dtype.subdtype is not None:   # reshape would mix up the sizes
+        raise InputError(f"{where}: dtype {quote(str(dtype))} has fields or a subarray; "
+                         "weights must be integer or float arrays")
     check_shape(shape, dtype.itemsize, f"{where}: not a valid npy array")
     return shape, fortran, dtype
 
@@ -108,9 +115,9 @@ def read_npz(path, limit):
                 arrays.extend(arrays_of(obj, where) if obj.dtype == object else [(name, obj)])
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
             NotImplementedError, ValueError) as e:   # ValueError: e.g. names that are not UTF-8
-        raise InputError(f"{path}: corrupt npz archive: {e}") from None
+        raise InputError(f"{path}: corrupt npz archive: {quote(e, 200)}") from None
     except RuntimeError as e:  # zipfile raises it for encrypted members
-        raise InputError(f"{path}: unreadable npz entry: {e}") from None
+        raise InputError(f"{path}: unreadable npz entry: {quote(e, 200)}") from None
     if not arrays:
         raise InputError(f"{path}: the npz archive holds no arrays")
     return WeightFile(path, "npz", arrays, ordered=False)

@@ -59,6 +59,16 @@ def build_model(stack, meta):
     return model
 
 
+def check_float32_range(stack, where):
+    """InputError when a weight cannot be stored as float32 (it would turn infinite)."""
+    limit = float(np.finfo(np.float32).max)
+    peak = max(float(np.abs(a).max(initial=0)) for l in stack.layers for a in (l.w, l.b))
+    if peak > limit:
+        raise InputError(f"{where}: the stack's weights reach {peak:.3g}, beyond float32's range "
+                         f"(±{limit:.3g}) in which ONNX stores weights; write .npz, .h5, "
+                         ".safetensors or .pt instead")
+
+
 def write_stack(fp, stack, meta):
     fp.write(build_model(stack, meta).SerializeToString())
 

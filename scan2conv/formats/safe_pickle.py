@@ -20,6 +20,7 @@ import pickletools
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
+from ..text import one_line
 from .weightfile import DEFAULT_MAX_BYTES, MAX_ARRAYS, MAX_RANK, as_budget, check_shape, check_size
 
 _GLOBALS = {
@@ -315,7 +316,7 @@ def loads_arrays(data, limit=DEFAULT_MAX_BYTES):
         root = _Machine().run(data)
     except (ValueError, UnicodeDecodeError, OverflowError) as e:   # genops on damaged bytes
         raise UnsafeFileError(f"malformed pickle data ({type(e).__name__}: "
-                              f"{' '.join(str(e).split())[:160]})") from None
+                              f"{one_line(e, 160)})") from None
     if not isinstance(root, _Array):
         raise InputError(f"the pickle holds {_brief(root)}, not a numpy array")
     return _array(root, budget, "the pickled array", nested=False)

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import activations
 from ..errors import InputError
+from ..reach import check_stack_gain
 from ..stack import Conv1d, Stack
 from ..text import quote
 from .jsontext import parse_json
@@ -128,8 +129,7 @@ def _real(arrays, name, where):
     """arrays[name] as an array of real, finite numbers."""
     a = np.asarray(arrays[name])
     if a.dtype.kind not in "iuf" or a.dtype.itemsize > 8:
-        raise InputError(f"{where}: {name} has dtype {a.dtype}; stack weights must be real "
-                         "integers or floats")
+        raise InputError(f"{where}: {name} has dtype {a.dtype}; weights must be integer or float")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise InputError(f"{where}: {name} holds NaN or infinite values")
     return a
@@ -158,6 +158,7 @@ def stack_from_arrays(arrays, meta, where):
     if extra:
         raise InputError(f"{where}: the stack holds arrays its metadata does not list: "
                          f"{quote(', '.join(extra))}")
+    check_stack_gain(Stack(layers), where)
     return Stack(layers)
 
 

@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
+from ..text import one_line, quote
 from .weightfile import NO_ACTIVATIONS, WeightFile, as_budget
 from .zipdir import check_zip_directory
 
@@ -40,7 +41,7 @@ def _check_sizes(path, max_bytes):
             with zipfile.ZipFile(path) as zf:
                 total = sum(i.file_size for i in zf.infolist() if "/data/" in i.filename)
         except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as e:
-            raise InputError(f"{path}: corrupt PyTorch archive: {e}") from None
+            raise InputError(f"{path}: corrupt PyTorch archive: {one_line(e, 200)}") from None
     else:
         total = os.path.getsize(path)
     if total > max_bytes:
@@ -62,7 +63,7 @@ def _load(torch, path):
             IndexError, TypeError, AttributeError, struct.error, NotImplementedError,
             OverflowError, MemoryError) as e:   # a damaged pickle trips the unpickler anywhere
         raise InputError(f"{path}: not a readable PyTorch file: "
-                         f"{' '.join(str(e).split())[:200]}") from None
+                         f"{one_line(e, 200)}") from None
 
 
 def _is_tensor_dict(torch, obj):
@@ -85,6 +86,14 @@ def state_dict(torch, obj, path):
     if isinstance(obj, torch.Tensor):
         return [("arr_0", obj)], None
     raise InputError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
+
+
+def named(items, path):
+    """InputError unless every key is a name (text), as PyTorch's own state dicts are."""
+    key = next((k for k, _ in items if not isinstance(k, str)), None)
+    if key is not None:
+        raise InputError(f"{path}: the state dict has the key {quote(repr(key), 60)} "
+                         f"({type(key).__name__}); a state dict's keys are parameter names")
 
 
 def _numpy_dtype(torch, t, where):
@@ -134,6 +143,7 @@ def read_torch(path, limit):
     _check_sizes(path, budget.max_bytes)
     obj = _load(torch, path)
     items, note = state_dict(torch, obj, path)
+    named(items, path)
     arrays = [(name, to_numpy(torch, t, f"{path}: tensor {name!r}", budget)) for name, t in items]
     stack_meta = _stack_meta(obj)
     if stack_meta is not None:   # a stack written by `scan2conv convert -o x.pt`

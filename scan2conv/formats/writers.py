@@ -135,8 +135,9 @@ def write_stack(path, stack, meta, fmt=None, force=False, inputs=()):
     fmt = format_for(path, fmt)
     check_target(path, force, inputs)
     if fmt == "onnx":
-        from .onnx_io import import_onnx
+        from .onnx_io import check_float32_range, import_onnx
         import_onnx(path, reading=False)
+        check_float32_range(stack, path)
     if fmt == "torch":
         _import_torch(path)
     meta = dict(meta, layout=fmt)

@@ -125,7 +125,7 @@ def test_dash_capital_v_prints_the_version():
 
 def test_help_texts():
     verify_help = run("verify", "--help").stdout
-    assert "--rtol TOLERANCE" in verify_help and "Relative tolerance" in verify_help
+    assert "--rtol FLOAT" in verify_help and "Relative tolerance" in verify_help
     assert "Absolute tolerance" in verify_help
     assert "--from-list FILE" in verify_help
     for command in ("convert", "inspect"):

@@ -62,7 +62,7 @@ def complex_stack(folder):
 def test_complex_stack_weights_are_bad_input_not_a_warning(tmp_path):
     path = complex_stack(tmp_path)
     line = one_error(run("scan", path, INPUT, "--aggregate", "max"), 3)
-    assert line == f"error: {path}: conv1.weight has dtype complex128; stack weights must be real integers or floats"
+    assert line == f"error: {path}: conv1.weight has dtype complex128; weights must be integer or float"
     assert one_error(run("verify", *SMALL, "--stack", path), 3) == line
 
 

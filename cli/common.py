@@ -84,9 +84,34 @@ def options(*decorators):
 
 channels_option = click.option("--channels", type=click.IntRange(min=1),
                                help="Features per frame (default: the input's column count, else 24).")
-kernel_option = click.option("--kernel", type=click.IntRange(min=1),
-                             help="Patch width K in frames (checked against the weights).")
-stride_option = click.option("--stride", type=click.IntRange(min=1), help="Scan stride S in frames.")
+class Axes(click.IntRange):
+    """A positive whole number (one axis), or one per axis: 8x8, 8×8 (an image's rows, columns)."""
+
+    def __init__(self):
+        super().__init__(min=1)
+
+    def convert(self, value, param, ctx):
+        from scan2conv import axes
+        text = str(value)
+        per_axis = any(t in text.lower() for t in "x×,") and any(t.isdigit() for t in text)
+        if isinstance(value, (int, tuple)) or not per_axis:
+            return super().convert(value, param, ctx)
+        try:
+            return axes.parse(text)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+kernel_option = click.option("--kernel", type=Axes(),
+                             help="Patch size K: frames, or rows×columns of an image (8x8); "
+                                  "checked against the weights.")
+stride_option = click.option("--stride", type=Axes(),
+                             help="Scan stride S: frames, or rows×columns of an image (4x4).")
+flatten_option = click.option(
+    "--flatten", type=click.Choice(["hwc", "chw"]),
+    help="How an image patch is flattened: hwc (row-major, channels last: the default) or chw "
+         "(channels first, as a PyTorch tensor's flatten()); default: the order the shared "
+         "blocks fit, else hwc.")
 orientation_option = click.option(
     "--orientation", type=click.Choice(["in-out", "out-in"]),
     callback=lambda ctx, p, v: v and v.replace("-", "_"),
@@ -100,8 +125,8 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on stdout; messages go to stderr.")
 debug_option = click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
 
-mlp_options = options(channels_option, kernel_option, stride_option, orientation_option,
-                      activations_option, max_size_option)
+mlp_options = options(channels_option, kernel_option, stride_option, flatten_option,
+                      orientation_option, activations_option, max_size_option)
 
 
 def _parse_layers(ctx, param, value):

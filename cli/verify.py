@@ -31,32 +31,37 @@ def _stack_from_file(path, job, max_bytes):
                    "compare the weight gradients (summed over shared copies).")
 @job_options
 def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers, expect, channels, kernel,
-           stride, orientation, activations, max_bytes, as_json, debug):
+           stride, flatten, orientation, activations, max_bytes, as_json, debug):
     """Check that the conv stacks compute what the scanning MLP (file MLP) computes.
 
     Runs the scanning MLP, the simple stack and, when the weights share blocks, the
     distributed stack (structure inferred, or given with --layers). With no MLP, runs the
     embedded default: a 192 → 8 → 16 → 4 MLP with ±1 weights in shared blocks (the
     homework's part c), K=8, stride 4, on a 128-frame × 24-feature sample (output 4 × 31).
+    With --kernel 8x8 and no MLP, the image default: 192 → 32 → 32 → 4 in shared 2×2
+    blocks on a 32×32×3 sample, stride 4×4 (output 4 × 7 × 7).
 
     \b
     Examples:
       scan2conv verify
       scan2conv verify mlp.npz --stride 4 --input data.asc --stack stack.npz --json
       scan2conv verify mlp_weights_part_c.npy --layers 2:2,2:2,2:1 --gradients
+      scan2conv verify --kernel 8x8 --gradients
+      scan2conv verify patch_mlp.npz --kernel 8x8 --stride 4x4 --input image.npy
       scan2conv verify submissions/*.npy --stride 4 --json     # one JSON line per file
 
     Several MLP files (or --from-list FILE, - for stdin) run in one process: one line per file
     (one JSON object per line with --json) and the worst exit code of all.
     """
     options = dict(input_path=input_path, rtol=rtol, atol=atol, gradients=gradients, layers=layers,
-                   expect=expect, channels=channels, kernel=kernel, stride=stride,
+                   expect=expect, channels=channels, kernel=kernel, stride=stride, flatten=flatten,
                    orientation=orientation, activations=activations, max_bytes=max_bytes)
     if batch.is_batch(mlp, from_list):
         batch.refuse_with_batch(**{"--stack": stack_path})
         if input_path:   # one sample for the whole class: read it once
             from scan2conv.inputs import read_input
-            options["x"] = read_input(input_path, channels, max_bytes)
+            from scan2conv.axes import ndim
+            options["x"] = read_input(input_path, channels, max_bytes, kernel and ndim(kernel))
         batch.run(batch.files_of(mlp, from_list), lambda path: verify_report(path, **options),
                   _summary, as_json, debug)
     report = verify_report(mlp[0] if mlp else None, stack_path, **options)
@@ -77,13 +82,15 @@ def _summary(report):
 
 
 def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, layers, expect,
-                  channels, kernel, stride, orientation, activations, max_bytes, x=None):
+                  channels, kernel, stride, orientation, activations, max_bytes, x=None, flatten=None):
     """Run one MLP (None: the embedded default) against its stacks → the report dict.
 
     x: the input at input_path, when the caller has read it already."""
     if stack_path and not mlp:
         raise OptionNeeded("--stack needs the MLP file it was converted from as MLP")
-    job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes, x)
+    if stack_path and kernel is None:
+        kernel = _stack_kernel(stack_path, max_bytes)
+    job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes, x, flatten)
     stacks, source = {}, "--stride"
     if stack_path:
         found, file_stride = _stack_from_file(stack_path, job, max_bytes)
@@ -110,6 +117,18 @@ def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, la
     report = build_report(job.mlp, job.x, job.kernel, p.stride, comparisons, reference, job.sources,
                           rtol, atol, p.as_dict(), grads, expected)
     return grade(report, found.foreign, settled, job, p) if stack_path and settled else report
+
+
+def _stack_kernel(path, max_bytes):
+    """An image stack's patch (rows, columns) from its metadata; None for anything else (a
+    broken file is reported when it is read for the comparison)."""
+    from scan2conv.errors import Scan2ConvError
+    try:
+        meta = load_stack_file(path, max_bytes).meta or {}
+    except Scan2ConvError:
+        return None
+    kernel = meta.get("scan", {}).get("kernel") if isinstance(meta.get("scan"), dict) else None
+    return tuple(kernel) if isinstance(kernel, list) and all(isinstance(k, int) for k in kernel) else None
 
 
 def _plan_for(job, stride, layers, expect, source, max_bytes, found):

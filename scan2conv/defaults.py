@@ -56,12 +56,22 @@ def _distributed(layers, kernel, seed):
     return MLP(dense)
 
 
-def default_mlp(ndim=1):
-    """The distributed default MLP: ±1 shared blocks scattered into (in, out) float64 matrices;
-    ndim 2: the image default."""
-    if ndim == 2:
-        return _distributed(IMAGE_DISTRIBUTED, IMAGE_KERNEL, IMAGE_SEED)
+def default_mlp():
+    """The distributed default MLP: ±1 shared blocks scattered into (in, out) float64 matrices."""
     return _distributed(DISTRIBUTED, KERNEL, SEED)
+
+
+def default_image_mlp():
+    """The image default: 192 → 32 → 32 → 4 in shared 2×2 blocks over an 8×8×3 patch."""
+    return _distributed(IMAGE_DISTRIBUTED, IMAGE_KERNEL, IMAGE_SEED)
+
+
+def embedded_mlp(ndim=1):
+    """The embedded default MLP for a scan over ndim axes."""
+    if ndim not in (1, 2):
+        from .errors import OptionNeeded
+        raise OptionNeeded(f"the embedded default scans one axis or two, not {ndim}; pass an MLP")
+    return default_mlp() if ndim == 1 else default_image_mlp()
 
 
 def default_dense_mlp():
@@ -79,6 +89,16 @@ def default_input(channels=CHANNELS, frames=FRAMES):
     size = ax.axes(frames)
     values = _splitmix64(SEED + 100, ax.count(size) * channels) % np.uint64(9)   # 0 … 8
     return (values.astype(np.float64) - 4).reshape(*size, channels)
+
+
+def sample_channels(ndim=1):
+    """Channels of the embedded sample over ndim axes."""
+    return IMAGE_CHANNELS if ndim == 2 else CHANNELS
+
+
+def sample_size(ndim=1):
+    """Size of the embedded sample over ndim axes: 128 frames, or 32×32 pixels."""
+    return IMAGE_SIZE if ndim == 2 else FRAMES
 
 
 def default_image():

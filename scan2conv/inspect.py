@@ -81,11 +81,11 @@ def _mlp_lines(m):
 
 
 def _stack_lines(s):
-    layers = ", ".join(f"({l['c_in']}→{l['c_out']}, k{l['kernel']}, s{l['stride']}, {l['activation']})"
+    layers = ", ".join(f"({l['c_in']}→{l['c_out']}, k{_axes(l['kernel'])}, s{_axes(l['stride'])}, {l['activation']})"
                        for l in s["layers"])
     scan = s.get("scan", {})
     return [f"{'stack':<12} {s.get('form')} stack {layers}",
-            f"{'scan':<12} K={scan.get('kernel')}, stride {scan.get('stride')}; "
+            f"{'scan':<12} K={_axes(scan.get('kernel'))}, stride {_axes(scan.get('stride'))}; "
             f"written as {s.get('layout', 'npz')}"]
 
 
@@ -105,3 +105,8 @@ def format_report(r):
         for item in (value if isinstance(value, list) else [value]):
             lines.append(f"{key.rstrip('s') if isinstance(value, list) else key:<12} {item}")
     return "\n".join(lines)
+
+
+def _axes(value):
+    """8 → '8'; an image's [8, 8] → '8×8' (anything else as it is)."""
+    return "×".join(map(str, value)) if isinstance(value, list) else value

@@ -102,7 +102,7 @@ def test_inference_recovers_the_true_2d_spec(case):
 
 
 def test_embedded_image_default():
-    mlp, x = defaults.default_mlp(2), defaults.default_image().transpose(2, 0, 1)[None]
+    mlp, x = defaults.default_image_mlp(), defaults.default_image().transpose(2, 0, 1)[None]
     assert mlp.widths == [192, 32, 32, 4] and x.shape == (1, 3, 32, 32)
     sharing = infer_sharing(mlp, 3, kernel=(8, 8))
     spec = sharing.spec((4, 4))

@@ -68,12 +68,15 @@ def stack_from_arrays(arrays, meta, where):
         for i, spec in enumerate(meta["layers"], start=1):
             w = np.asarray(arrays[f"conv{i}.weight"])
             b = np.asarray(arrays.get(f"conv{i}.bias", np.zeros(w.shape[0], w.dtype)))
-            if w.ndim != 3 or (w.shape[0], w.shape[1], w.shape[2]) != (spec["c_out"], spec["c_in"], spec["kernel"]):
+            k = spec["kernel"] if isinstance(spec["kernel"], list) else [spec["kernel"]]   # per axis
+            if w.shape != (spec["c_out"], spec["c_in"], *k):
                 raise InputError(f"{where}: conv{i}.weight has shape {w.shape}, metadata says "
-                                 f"({spec['c_out']}, {spec['c_in']}, {spec['kernel']})")
+                                 f"({spec['c_out']}, {spec['c_in']}, {', '.join(map(str, k))})")
             if b.shape != (w.shape[0],):
                 raise InputError(f"{where}: conv{i}.bias has shape {b.shape}, expected ({w.shape[0]},)")
-            layers.append(Conv1d(w, b, int(spec["stride"]), activation=spec["activation"]))
+            s = spec["stride"]
+            s = tuple(int(v) for v in s) if isinstance(s, list) and len(s) == len(k) else int(s)
+            layers.append(Conv1d(w, b, s, activation=spec["activation"]))
     except KeyError as e:
         raise InputError(f"{where}: stack is missing {e.args[0]!r}") from None
     except (TypeError, ValueError) as e:

@@ -1,8 +1,11 @@
 """The scan2conv command line: turn a scanning MLP into Conv1d stacks and prove they agree."""
 import importlib
 import sys
+import warnings
 
 import click
+
+from scan2conv.text import numeric_trouble, one_line
 
 from .common import EXIT_CODES, INTERNAL_ERROR
 
@@ -27,20 +30,39 @@ class Group(click.Group):
         return super().get_command(ctx, name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # numpy's numeric warnings (overflow, invalid value, complex parts dropped) are errors
+        # that the commands report as bad input; every other warning is library chatter
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", RuntimeWarning)
+            code = self._run(args, prog_name, complete_var, **extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _run(self, args, prog_name, complete_var, **extra):
         try:
             code = super().main(args, prog_name or "scan2conv", complete_var,
                                 standalone_mode=False, **extra)
         except click.ClickException as e:
-            hint = " (see --help)" if isinstance(e, click.UsageError) else ""
-            click.echo(f"error: {' '.join(e.format_message().split())}{hint}", err=True)
+            echo_error(e.format_message(), " (see --help)" if isinstance(e, click.UsageError) else "")
             code = e.exit_code
         except click.Abort:
-            click.echo("error: aborted", err=True)
+            echo_error("aborted")
             code = 130
-        code = code if isinstance(code, int) else 0
-        if standalone_mode:
-            sys.exit(code)
-        return code
+        except RuntimeWarning as e:   # raised while click read the options
+            echo_error(numeric_trouble(e))
+            code = 3
+        except Exception as e:   # a bug outside any command (an option's callback): still one line
+            echo_error(f"internal error: {type(e).__name__}: {e}")
+            code = INTERNAL_ERROR
+        return code if isinstance(code, int) else 0
+
+
+def echo_error(message, hint=""):
+    """The one way an error reaches the user: `error: …` on stderr as one line of at most a
+    few hundred characters, control characters escaped."""
+    click.echo(f"error: {one_line(message)}{hint}", err=True)
 
 
 @click.group(cls=Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,4 +71,4 @@ def main():
     """Turn a scanning MLP into the equivalent Conv1d stacks, and prove they agree."""
 
 
-__all__ = ["main", "INTERNAL_ERROR"]
+__all__ = ["main", "echo_error", "INTERNAL_ERROR"]

@@ -5,6 +5,9 @@ import click
 
 from scan2conv.batch import collect_paths, run_batch
 from scan2conv.errors import OptionNeeded
+from scan2conv.text import one_line, printable
+
+from . import echo_error
 
 from_list_option = click.option(
     "--from-list", type=click.Path(dir_okay=True, readable=False, allow_dash=True),
@@ -39,9 +42,12 @@ def run(files, process, summarize, as_json, debug):
     """process(path) → report for every file; print each as it finishes; exit with the worst code."""
 
     def show(result):
+        if "traceback" in result:
+            click.echo(result.pop("traceback").rstrip(), err=True)
         if result["exit_code"] not in (0, 1):
-            click.echo(f"error: {result['error']}", err=True)
-        click.echo(json.dumps(result) if as_json else _line(result, summarize))
+            result["error"] = one_line(result["error"])
+            echo_error(result["error"])
+        click.echo(json.dumps(result) if as_json else printable(_line(result, summarize)))
 
     batch = run_batch(files, process, show, debug)
     counts = batch.counts

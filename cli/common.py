@@ -1,12 +1,14 @@
 """Options, error reporting and output shared by the commands."""
 import functools
 import json
-import sys
+import math
+import traceback
 
 import click
 
 from scan2conv.errors import INTERNAL_ERROR, Scan2ConvError
 from scan2conv.formats import DEFAULT_MAX_BYTES
+from scan2conv.text import numeric_trouble, one_line, printable
 
 
 EXIT_CODES = """\b
@@ -19,59 +21,109 @@ Exit codes:
   70 internal error (a bug: please report it, with --debug output)"""
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+MAX_COUNT = 2**31 - 1           # channels, kernel, stride: far beyond any real network
+MAX_FRAMES = 10**8               # explain's cost table: bounded time
+MAX_CHUNK_FRAMES = 2**24        # scan's chunks: bounded memory whatever is asked
+MAX_BYTES = 2**50               # --max-size: 1024T
+
+
+def count(maximum=MAX_COUNT):
+    """The type of a whole-number option: at least 1, at most maximum (shown in --help)."""
+    return click.IntRange(min=1, max=maximum)
+
+
+class Tolerance(click.FloatRange):
+    """A finite number ≥ 0 (NaN and infinity would make every comparison pass or fail)."""
+
+    name = "tolerance"
+
+    def __init__(self):
+        super().__init__(min=0)
+
+    def convert(self, value, param, ctx):
+        x = super().convert(value, param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return x
 
 
 class Size(click.ParamType):
-    """A byte count: 512M, 2G, 1000000."""
+    """A byte count: 512M, 2G, 1000000; at least one byte, at most MAX_BYTES."""
 
     name = "size"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            n = self._parse(value, param, ctx)
+        if n < 1:
+            self.fail(f"{value!r} must be at least one byte", param, ctx)
+        if n > MAX_BYTES:
+            self.fail(f"{value!r} must be at most 1024T", param, ctx)
+        return n
+
+    def _parse(self, value, param, ctx):
         text = str(value).strip().upper().removesuffix("B").removesuffix("I")
         unit = text[-1:] if text[-1:] in _UNITS else ""
         try:
             n = float(text[:len(text) - len(unit)])
         except ValueError:
             self.fail(f"{value!r} is not a size like 512M or 2G", param, ctx)
-        if int(n * _UNITS[unit]) < 1:
-            self.fail(f"{value!r} must be at least one byte", param, ctx)
-        return int(n * _UNITS[unit])
+        if not math.isfinite(n):
+            self.fail(f"{value!r} is not a finite size", param, ctx)
+        return int(min(n, 2.0**60) * _UNITS[unit])   # finite, and still out of range if huge
+
+
+class Failed(click.ClickException):
+    """An error already worded for the user, with the exit code it maps to."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def fail(code, message, as_json=False):
-    """Report one error as one line on stderr (and one JSON object with --json), then exit."""
+    """Report one error (one JSON object on stdout with --json; the line on stderr is printed
+    by the group's error printer), then exit with code."""
+    message = one_line(message)
     if as_json:
         click.echo(json.dumps({"ok": False, "exit_code": code, "error": message}))
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+    raise Failed(message, code)
 
 
 def reports_errors(command):
-    """Turn library exceptions into the documented exit codes and one line on stderr."""
+    """Turn library exceptions into the documented exit codes and one line on stderr; with
+    --debug the traceback comes first, and the exit code is the same."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         as_json = kwargs.get("as_json", False)
         try:
             return command(*args, **kwargs)
-        except Scan2ConvError as e:
-            if kwargs.get("debug"):
-                raise
-            fail(e.exit_code, str(e), as_json)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
+        except Scan2ConvError as e:
+            _traceback(kwargs)
+            fail(e.exit_code, str(e), as_json)
+        except RuntimeWarning as e:   # numpy's overflow, invalid value, complex parts dropped
+            _traceback(kwargs)
+            fail(3, numeric_trouble(e), as_json)
         except Exception as e:  # a bug: never a traceback unless asked
-            if kwargs.get("debug"):
-                raise
+            _traceback(kwargs)
             fail(INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e} (rerun with --debug "
                  "for a traceback)", as_json)
     return wrapper
 
 
+def _traceback(kwargs):
+    if kwargs.get("debug"):
+        click.echo(traceback.format_exc().rstrip(), err=True)
+
+
 def emit(as_json, report, text):
-    """Print the report: one JSON object on stdout with --json, else the readable text."""
-    click.echo(json.dumps(report) if as_json else text)
+    """Print the report: one JSON object on stdout with --json, else the readable text (control
+    characters escaped: it names things from files)."""
+    click.echo(json.dumps(report) if as_json else printable(text))
 
 
 def options(*decorators):
@@ -82,13 +134,14 @@ def options(*decorators):
     return apply
 
 
-channels_option = click.option("--channels", type=click.IntRange(min=1),
+channels_option = click.option("--channels", type=count(),
                                help="Features per frame (default: the input's column count, else 24).")
 class Axes(click.IntRange):
-    """A positive whole number (one axis), or one per axis: 8x8, 8×8 (an image's rows, columns)."""
+    """A whole number from 1 to maximum (one axis), or one per axis: 8x8, 8×8 (an image's rows,
+    columns)."""
 
-    def __init__(self):
-        super().__init__(min=1)
+    def __init__(self, maximum=MAX_COUNT):
+        super().__init__(min=1, max=maximum)
 
     def convert(self, value, param, ctx):
         from scan2conv import axes
@@ -97,7 +150,7 @@ class Axes(click.IntRange):
         if isinstance(value, (int, tuple)) or not per_axis:
             return super().convert(value, param, ctx)
         try:
-            return axes.parse(text)
+            return tuple(super(Axes, self).convert(v, param, ctx) for v in axes.parse(text))
         except ValueError as e:
             self.fail(str(e), param, ctx)
 
@@ -123,7 +176,8 @@ max_size_option = click.option("--max-size", "max_bytes", type=Size(), default=D
                                help="Refuse arrays larger than this (default 512M).")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on stdout; messages go to stderr.")
-debug_option = click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
+debug_option = click.option("--debug", is_flag=True,
+                            help="Show the traceback of an error before its line (same exit code).")
 
 mlp_options = options(channels_option, kernel_option, stride_option, flatten_option,
                       orientation_option, activations_option, max_size_option)
@@ -135,9 +189,15 @@ def _parse_layers(ctx, param, value):
     from scan2conv.distributed import parse_layers
     from scan2conv.errors import OptionNeeded
     try:
-        return parse_layers(value)
+        layers = parse_layers(value)
     except OptionNeeded as e:
         raise click.BadParameter(str(e).split(": ", 1)[1]) from None
+    except ValueError:   # digits int() does not read, such as '²'
+        raise click.BadParameter(f"{value!r} is not kernel:stride per layer in the digits 0-9 "
+                                 "(e.g. --layers 2:2,2:2,2:1)") from None
+    if max(max(pair) for pair in layers) > MAX_COUNT:
+        raise click.BadParameter(f"{value!r}: kernels and strides are at most {MAX_COUNT}")
+    return layers
 
 
 layers_option = click.option(

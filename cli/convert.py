@@ -3,13 +3,16 @@ import os
 
 import click
 
+from scan2conv.atomic import check_target
 from scan2conv.axes import show
+from scan2conv.batch import refuse_overwrites, refuse_repeats
 from scan2conv.convert import to_stack
 from scan2conv.formats.stackfile import sha256_of, stack_meta
 from scan2conv.formats.torch_io import module_source
 from scan2conv.formats.writers import FORMATS, format_for, write_stack
 from scan2conv.errors import OptionNeeded, OutputError
 from scan2conv.pipeline import load_job, plan
+from scan2conv.text import printable
 
 from . import batch
 from .common import EXIT_CODES, emit, job_options
@@ -64,7 +67,9 @@ def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distribu
         if not output_dir:
             raise OptionNeeded("several MLP files need --output-dir DIR (-o names one file)")
         files = batch.files_of(mlp, from_list)
+        refuse_repeats(files, "--output-dir")
         outputs = output_names(output_dir, files, fmt)
+        refuse_overwrites(files, outputs.values(), "--output-dir")
         make_folder(output_dir)
         batch.run(files, lambda path: convert_one(path, outputs[path], **options)[0],
                   lambda r: f"wrote {r['output']} ({r['form']})", as_json, debug)
@@ -120,6 +125,7 @@ def convert_one(mlp, output, *, fmt, print_code, force, distributed, layers, exp
                 kernel, stride, orientation, activations, max_bytes, flatten=None):
     """Convert one MLP file and write its stack → (report dict, readable text)."""
     fmt = format_for(output, fmt)
+    check_target(output, force, (mlp, expect))   # before the work, not after
     job = load_job(mlp, None, channels, kernel, orientation, activations, max_bytes, flatten=flatten)
     p = plan(job, stride, layers, expect, max_bytes=max_bytes, form=FORMS[distributed])
     form, spec = p.spec(FORMS[distributed])
@@ -133,7 +139,7 @@ def convert_one(mlp, output, *, fmt, print_code, force, distributed, layers, exp
     meta = stack_meta(stack, form, job.kernel, s, source)
     if isinstance(job.kernel, tuple):   # an image: how its patches were flattened
         meta["scan"]["patch"] = job.order
-    written = write_stack(output, stack, meta, fmt, force)
+    written = write_stack(output, stack, meta, fmt, force, inputs=(mlp, expect))
     notes = notes + written["notes"]
     report = {"ok": True, "exit_code": 0, "output": output, "format": fmt, "form": form,
               "layers": meta["layers"], "channels": job.channels,
@@ -145,6 +151,6 @@ def convert_one(mlp, output, *, fmt, print_code, force, distributed, layers, exp
                      + [f"note: {n}" for n in notes])
     if print_code:
         report["torch_module"] = module_source(stack, output, fmt)
-        click.echo(text, err=True)
+        click.echo(printable(text), err=True)
         text = report["torch_module"]
     return report, text

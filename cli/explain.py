@@ -2,13 +2,13 @@
 import click
 import numpy as np
 
-from .common import EXIT_CODES, emit, input_option, job_options
+from .common import EXIT_CODES, MAX_FRAMES, count, emit, input_option, job_options
 
 
 @click.command(epilog=EXIT_CODES)
 @click.argument("mlp", required=False, type=click.Path(dir_okay=True, readable=False))
 @input_option
-@click.option("--frames", type=click.IntRange(min=1),
+@click.option("--frames", type=count(MAX_FRAMES),
               help="Input length for the cost table (default: the input's, else 128).")
 @job_options
 def explain(mlp, input_path, frames, layers, expect, channels, kernel, stride, flatten, orientation,
@@ -36,7 +36,7 @@ def explain(mlp, input_path, frames, layers, expect, channels, kernel, stride, f
     if frames is not None:
         if frames < job.kernel:
             raise OptionNeeded(f"--frames {frames} is shorter than the patch width K={job.kernel}")
-        job.x = np.zeros((1, job.channels, frames))
+        job.x = np.broadcast_to(np.zeros((1, job.channels, 1)), (1, job.channels, frames))
     p = plan(job, stride, layers, expect, max_bytes=max_bytes)
     size = job.x.shape[2] if job.x.ndim == 3 else job.x.shape[2:]
     report = run_explain(job.mlp, p, job.kernel, size, job.sources)

@@ -9,7 +9,8 @@ from scan2conv.atomic import check_target, write_atomic
 from scan2conv.errors import InputError, OptionNeeded
 from scan2conv.formats.stackfile import read_stack
 
-from .common import EXIT_CODES, debug_option, emit, json_option, max_size_option, reports_errors
+from .common import (EXIT_CODES, MAX_CHUNK_FRAMES, count, debug_option, emit, json_option,
+                     max_size_option, reports_errors)
 
 
 def _load_stack(path, max_bytes):
@@ -61,7 +62,7 @@ def _text(report, result):
 @click.option("--force", is_flag=True, help="Replace the output if it exists.")
 @click.option("--aggregate", type=click.Choice(["max", "mean"]),
               help="Summarise each channel over positions: its max (and where) or its mean.")
-@click.option("--chunk-frames", type=click.IntRange(min=1),
+@click.option("--chunk-frames", type=count(MAX_CHUNK_FRAMES),
               help="Frames per chunk (default: what fits 32 MiB); rounded up to whole blocks.")
 @max_size_option
 @json_option
@@ -83,13 +84,13 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
     if not output and not aggregate:
         raise OptionNeeded("nothing to do: give -o OUT.npy to write the output, or --aggregate max|mean")
     if output:
-        check_target(output, force)   # fail before a long scan, not after
+        check_target(output, force, (stack_path, input_path))   # fail before a long scan, not after
     stack = _load_stack(stack_path, max_bytes)
     source = scanner.open_source(input_path, max_bytes)
     result = _run(stack, source, chunk_frames, sys.stderr.isatty() and not as_json)
     y = result.y[0] if result.y.shape[0] == 1 else result.y
     if output:
-        write_atomic(output, lambda fp: np.save(fp, y), force)
+        write_atomic(output, lambda fp: np.save(fp, y), force, (stack_path, input_path))
     summary = None
     if aggregate:
         rows = scanner.aggregate(result.y, aggregate, result.kernel, result.stride)

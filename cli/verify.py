@@ -8,7 +8,7 @@ from scan2conv.pipeline import load_job, plan
 from scan2conv.verify import build_report, format_report, verify as run_verify
 
 from . import batch
-from .common import EXIT_CODES, emit, input_option, job_options
+from .common import EXIT_CODES, Tolerance, emit, input_option, job_options
 
 
 def _stack_from_file(path, job, max_bytes):
@@ -24,8 +24,8 @@ def _stack_from_file(path, job, max_bytes):
 @click.option("--stack", "stack_path", type=click.Path(dir_okay=True, readable=False),
               help="A stack written by `scan2conv convert` to check as well.")
 @input_option
-@click.option("--rtol", type=click.FloatRange(min=0), default=1e-5, show_default=True)
-@click.option("--atol", type=click.FloatRange(min=0), default=1e-8, show_default=True)
+@click.option("--rtol", type=Tolerance(), default=1e-5, show_default=True)
+@click.option("--atol", type=Tolerance(), default=1e-8, show_default=True)
 @click.option("--gradients", is_flag=True,
               help="Also back-propagate a loss through the scanning MLP and every stack and "
                    "compare the weight gradients (summed over shared copies).")

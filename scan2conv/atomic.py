@@ -11,6 +11,10 @@ in the target folder, `.<name>.<pid>-<random>.scan2conv-tmp`, is renamed onto th
 watchdog (a shell waiting on a pipe from the writer) removes that file if the writer dies
 before the rename; failing that, the next write to the same target removes temporary files
 whose writer is gone.
+
+An existing target that is not a regular file (a FIFO, a device, standard output, a socket)
+is never replaced: scan2conv.targets says what each kind gets, and writes the ones that are
+written into; no target is ever one of the inputs.
 """
 import ctypes
 import errno
@@ -21,22 +25,12 @@ import shutil
 import subprocess
 
 from .errors import OutputError
+from .targets import check_target, own_descriptor, write_stream
 
 _NO_ANONYMOUS = set()   # folders whose filesystem cannot create or name an O_TMPFILE file
 _SUFFIX = ".scan2conv-tmp"
 _AT_FDCWD, _AT_SYMLINK_FOLLOW = -100, 0x400
 _CANNOT_NAME = (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOENT, errno.EPERM, errno.EINVAL)
-
-
-def check_target(path, force):
-    """Raise OutputError if path cannot be written (exists without force, no folder, a directory)."""
-    if os.path.isdir(path):
-        raise OutputError(f"{path}: is a directory; give a file name")
-    if os.path.lexists(path) and not force:
-        raise OutputError(f"{path}: already exists; pass --force to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OutputError(f"{path}: the folder {folder} does not exist")
 
 
 def _temp_name(path):
@@ -188,15 +182,20 @@ def _sync_folder(path):
         os.close(fd)
 
 
-def write_atomic(path, write, force=False):
+def write_atomic(path, write, force=False, inputs=()):
     """Call write(fp) on a temporary file in path's folder, then give it path's name.
 
     Without force an existing path is an OutputError; with force it is replaced (keeping its
     permission bits). Any failure, or the process dying mid-write, leaves path as it was.
+    A FIFO, character device or standard output is written into instead (scan2conv.targets);
+    a path naming one of inputs is an OutputError.
     """
     path = os.fspath(path)
-    check_target(path, force)
+    kind = check_target(path, force, inputs)
     try:
+        if kind in ("stream", "descriptor"):
+            write_stream(path, write, own_descriptor(path) if kind == "descriptor" else None)
+            return
         mode = os.stat(path).st_mode & 0o7777 if force and os.path.exists(path) else None
         _remove_stale(path)
         rest = _write_anonymous(path, write, force, mode)

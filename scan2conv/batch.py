@@ -3,10 +3,13 @@
 An autograder checks a whole class in one call: a list of paths (arguments, a list file, or
 standard input) goes through one per-file callable; a bad file is recorded, not fatal.
 """
+import os
 import sys
+import traceback
 from dataclasses import dataclass, field
 
 from .errors import INTERNAL_ERROR, InputError, OptionNeeded, Scan2ConvError
+from .text import numeric_trouble
 
 
 def read_list(source, where):
@@ -49,6 +52,37 @@ def collect_paths(paths=(), from_list=None, stdin=None):
     return out
 
 
+def _identities(paths):
+    """[((device, inode), path)] of the paths that name something."""
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        out.append(((st.st_dev, st.st_ino), path))
+    return out
+
+
+def refuse_repeats(paths, flag):
+    """OptionNeeded if two paths name the same file (any spelling, symbolic or hard link): with
+    flag (e.g. --output-dir) one output would be written twice. Missing files fail on their own."""
+    seen = {}
+    for key, path in _identities(paths):
+        if key in seen:
+            raise OptionNeeded(f"{flag}: {seen[key]} and {path} are the same file; list each file once")
+        seen[key] = path
+
+
+def refuse_overwrites(paths, outputs, flag):
+    """OptionNeeded if one of outputs names one of the input paths (any spelling)."""
+    inputs = dict(_identities(paths))
+    for key, output in _identities(outputs):
+        if key in inputs:
+            raise OptionNeeded(f"{flag}: the output {output} is the input {inputs[key]}; "
+                               "choose another folder")
+
+
 @dataclass
 class BatchResult:
     """One result dict per file, in order, and the worst exit code (0 < 1 < 2 < 3 < 4 < 70)."""
@@ -66,21 +100,31 @@ class BatchResult:
 
 
 def run_one(path, process, debug=False):
-    """process(path) → its report dict (with "exit_code"), or the error it raised as one."""
+    """process(path) → its report dict (with "exit_code"), or the error it raised as one; with
+    debug, an error's report also holds its "traceback" (the exit code is the same)."""
     try:
         report = dict(process(path))
-    except Scan2ConvError as e:
+    except Exception as e:   # a bug among them: recorded, and the other files still run
+        report = {"ok": False, "exit_code": _code_of(e), "error": _message_of(e)}
         if debug:
-            raise
-        report = {"ok": False, "exit_code": e.exit_code, "error": str(e)}
-    except Exception as e:   # a bug: recorded, and the other files still run
-        if debug:
-            raise
-        report = {"ok": False, "exit_code": INTERNAL_ERROR,
-                  "error": f"internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)"}
+            report["traceback"] = traceback.format_exc()
     report.setdefault("exit_code", 0)
     report.setdefault("ok", report["exit_code"] == 0)
     return {"path": path, **report}
+
+
+def _code_of(e):
+    if isinstance(e, Scan2ConvError):
+        return e.exit_code
+    return 3 if isinstance(e, RuntimeWarning) else INTERNAL_ERROR
+
+
+def _message_of(e):
+    if isinstance(e, Scan2ConvError):
+        return str(e)
+    if isinstance(e, RuntimeWarning):   # numpy's, raised as an error: the file's values
+        return numeric_trouble(e)
+    return f"internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)"
 
 
 def run_batch(paths, process, on_result=None, debug=False):

@@ -44,7 +44,7 @@ def tiling_strides(l_in, kernel):
     """Strides whose windows end exactly at the last frame of an l_in-frame sample (per axis)."""
     if ax.ndim(kernel) > 1:
         return [tiling_strides(size, k) for size, k in zip(ax.axes(l_in), ax.axes(kernel))]
-    return [s for s in range(1, max(l_in - kernel, 0) + 1) if (l_in - kernel) % s == 0 and s <= kernel] or [1]
+    return [s for s in range(1, min(max(l_in - kernel, 0), kernel) + 1) if (l_in - kernel) % s == 0] or [1]
 
 
 def listed_strides(l_in, kernel):

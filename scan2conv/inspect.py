@@ -6,6 +6,7 @@ import numpy as np
 from .errors import InputError
 from .formats import DEFAULT_MAX_BYTES, FAMILY_NAMES, family_of, read_weights
 from .formats.stackfile import META_KEY, parse_meta
+from .text import quote
 
 ORIENTATION_TEXT = {"in_out": "(in, out)", "out_in": "(out, in)"}
 
@@ -73,37 +74,40 @@ def _range(a):
 
 def _mlp_lines(m):
     if "error" in m:
-        return [f"{'as an MLP':<12} no: {m['error']}"]
+        return [f"{'as an MLP':<12} no: {quote(m['error'], 300)}"]
     return [f"{'orientation':<12} {ORIENTATION_TEXT[m['orientation']]}, from the {m['orientation_from']}",
             f"{'as an MLP':<12} {' → '.join(map(str, m['widths']))} "
-            f"({', '.join(m['activations'])}; activations from the {m['activations_from']})"] + \
-        [f"{'note':<12} {n}" for n in m["notes"]]
+            f"({', '.join(map(quote, m['activations']))}; activations from the {m['activations_from']})"] + \
+        [f"{'note':<12} {quote(n, 300)}" for n in m["notes"]]
 
 
 def _stack_lines(s):
-    layers = ", ".join(f"({l['c_in']}→{l['c_out']}, k{_axes(l['kernel'])}, s{_axes(l['stride'])}, {l['activation']})"
-                       for l in s["layers"])
+    layers = ", ".join(f"({quote(l['c_in'])}→{quote(l['c_out'])}, k{quote(_axes(l['kernel']))}, "
+                       f"s{quote(_axes(l['stride']))}, {quote(l['activation'])})" for l in s["layers"])
     scan = s.get("scan", {})
-    return [f"{'stack':<12} {s.get('form')} stack {layers}",
-            f"{'scan':<12} K={_axes(scan.get('kernel'))}, stride {_axes(scan.get('stride'))}; "
-            f"written as {s.get('layout', 'npz')}"]
+    return [f"{'stack':<12} {quote(s.get('form'))} stack {layers}",
+            f"{'scan':<12} K={quote(_axes(scan.get('kernel')))}, stride {quote(_axes(scan.get('stride')))}; "
+            f"written as {quote(s.get('layout', 'npz'))}"]
 
 
 def format_report(r):
-    """The readable form of an inspect report."""
-    lines = [f"{'file':<12} {r['file']}", f"{'format':<12} {r['format']}: {r['layout']}",
-             f"{'arrays':<12} {len(r['arrays'])}"]
-    width = max(len(a["name"]) for a in r["arrays"])
-    for a in r["arrays"]:
+    """The readable form of an inspect report; every string a file supplies is quoted (control
+    characters escaped, long ones cut), so a file cannot drive the terminal."""
+    lines = [f"{'file':<12} {quote(r['file'], 300)}",
+             f"{'format':<12} {r['format']}: {quote(r['layout'])}", f"{'arrays':<12} {len(r['arrays'])}"]
+    names = [quote(a["name"]) for a in r["arrays"]]
+    width = max(map(len, names), default=0)
+    for name, a in zip(names, r["arrays"]):
         shape = "(" + ", ".join(map(str, a["shape"])) + ("," if len(a["shape"]) == 1 else "") + ")"
-        lines.append(f"  {a['name']:<{width}}  {shape:<14} {a['dtype']:<8}{_range(a)}")
+        lines.append(f"  {name:<{width}}  {shape:<14} {quote(a['dtype']):<8}{_range(a)}")
     lines += _stack_lines(r["stack"]) if "stack" in r else _mlp_lines(r["mlp"])
     if "conv_stack" in r:
         from .foreign import summary_line
         lines.append(f"{'as a stack':<12} {summary_line(r['conv_stack'])}")
     for key, value in r["metadata"].items():
+        label = quote(key.rstrip("s") if isinstance(value, list) else key, 40)
         for item in (value if isinstance(value, list) else [value]):
-            lines.append(f"{key.rstrip('s') if isinstance(value, list) else key:<12} {item}")
+            lines.append(f"{label:<12} {quote(item, 200)}")
     return "\n".join(lines)
 
 

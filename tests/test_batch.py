@@ -91,11 +91,12 @@ def test_error_results_carry_the_message():
     assert batch.counts == {3: 1, 70: 1, 0: 1}
 
 
-def test_debug_lets_errors_through():
-    with pytest.raises(InputError):
-        run_batch(["bad"], process, debug=True)
-    with pytest.raises(ZeroDivisionError):
-        run_batch(["bug"], process, debug=True)
+def test_debug_keeps_the_exit_codes_and_adds_the_traceback():
+    batch = run_batch(["bad.npz", "bug.npz", "ok.npz"], process, debug=True)
+    assert [r["exit_code"] for r in batch.results] == [3, 70, 0] and batch.exit_code == 70
+    assert "raise InputError" in batch.results[0]["traceback"]
+    assert "ZeroDivisionError" in batch.results[1]["traceback"]
+    assert "traceback" not in batch.results[2]
 
 
 def verify_file(path):

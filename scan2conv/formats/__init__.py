@@ -8,9 +8,11 @@ import os
 import stat
 
 from ..errors import InputError
-from .weightfile import DEFAULT_MAX_BYTES, WeightFile, natural_key  # noqa: F401
+from .weightfile import DEFAULT_MAX_BYTES, Budget, WeightFile, natural_key  # noqa: F401
+from .zipdir import check_zip_directory
 
-# family → "module:function"; each reader takes (path, max_bytes) and returns a WeightFile
+# family → "module:function"; each reader takes (path, limit) and returns a WeightFile, where
+# limit is a byte count or the Budget that everything read from the file is charged to
 READERS = {
     "npy": "npy:read_npy",
     "npz": "npy:read_npz",
@@ -20,6 +22,7 @@ READERS = {
     "torch": "torch_io:read_torch",
     "onnx": "onnx_io:read_onnx",
 }
+
 
 EXTENSIONS = {".npy": "npy", ".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
               ".keras": "keras", ".safetensors": "safetensors", ".pt": "torch", ".pth": "torch",
@@ -38,6 +41,7 @@ _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19
 def _zip_family(path):
     """npz, a Keras archive or a torch.save zip, told apart by the member names."""
     import zipfile
+    check_zip_directory(path)   # before zipfile builds an object per member
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -115,11 +119,12 @@ def family_of(path):
 
 
 def read_weights(path, max_bytes=DEFAULT_MAX_BYTES):
-    """Read any supported weight file into a WeightFile."""
+    """Read any supported weight file into a WeightFile; one Budget of max_bytes covers the
+    sum of everything read from it."""
     family = family_of(path)
     module, func = READERS[family].split(":")
     reader = getattr(importlib.import_module(f"{__name__}.{module}"), func)
     try:
-        return reader(path, max_bytes)
+        return reader(path, Budget(max_bytes))
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None

@@ -7,7 +7,8 @@ import numpy as np
 
 from ..errors import InputError
 from .safe_pickle import loads_arrays
-from .weightfile import WeightFile, check_size
+from .weightfile import WeightFile, as_budget, check_shape, check_size
+from .zipdir import check_zip_directory
 
 _HEADER_ROOM = 2**16   # an npy header's largest size beside the data it describes
 
@@ -24,21 +25,21 @@ def read_header(fp, where):
     except (ValueError, EOFError, SyntaxError, OSError, TypeError, TokenError, RecursionError,
             MemoryError) as e:
         raise InputError(f"{where}: not a valid npy array: {' '.join(str(e).split())}") from None
-    if any(d < 0 for d in shape):
-        raise InputError(f"{where}: not a valid npy array: negative dimension in shape {shape}")
+    check_shape(shape, dtype.itemsize, f"{where}: not a valid npy array")
     return shape, fortran, dtype
 
 
-def read_stream(fp, where, max_bytes, remaining):
-    """One array from an npy stream; object arrays go through the safe unpickler."""
+def read_stream(fp, where, budget, remaining):
+    """One array from an npy stream, charged to budget; object arrays go through the safe
+    pickle reader, which charges every array it makes."""
     shape, fortran, dtype = read_header(fp, where)
     if dtype.hasobject:   # the pickle holds every array's data: its size bounds them all
-        if remaining > max_bytes + _HEADER_ROOM:
+        if remaining > budget.max_bytes + _HEADER_ROOM:
             raise InputError(f"{where}: the pickled arrays take {remaining:,} bytes, over the "
-                             f"limit of {max_bytes:,} (raise it with --max-size)")
-        return _unpickle_arrays(fp.read(remaining), where, max_bytes)
-    check_size(shape, dtype, where, max_bytes)
-    count = int(np.prod(shape, dtype=np.int64))
+                             f"limit of {budget.max_bytes:,} (raise it with --max-size)")
+        return _unpickle_arrays(fp.read(remaining), where, budget)
+    check_size(shape, dtype, where, budget)
+    count = int(np.prod(shape, dtype=object))
     data = fp.read(count * dtype.itemsize)
     if len(data) != count * dtype.itemsize:
         raise InputError(f"{where}: truncated: header declares {shape} {dtype}, "
@@ -47,14 +48,11 @@ def read_stream(fp, where, max_bytes, remaining):
     return np.frombuffer(data, dtype=dtype).reshape(shape, order=order)
 
 
-def _unpickle_arrays(data, where, max_bytes):
+def _unpickle_arrays(data, where, budget):
     try:
-        obj = loads_arrays(data, max_bytes)
+        return loads_arrays(data, budget)
     except InputError as e:
         raise type(e)(f"{where}: {e}") from None
-    if not isinstance(obj, np.ndarray):
-        raise InputError(f"{where}: the pickle holds a {type(obj).__name__}, not an array")
-    return obj
 
 
 def arrays_of(obj, where):
@@ -69,20 +67,21 @@ def arrays_of(obj, where):
     return [(f"arr_{i}", item) for i, item in enumerate(items)]
 
 
-def read_npy(path, max_bytes):
+def read_npy(path, limit):
     with open(path, "rb") as fp:
         size = fp.seek(0, 2)
         fp.seek(0)
-        obj = read_stream(fp, path, max_bytes, size)
+        obj = read_stream(fp, path, as_budget(limit), size)
     layout = "pickled object array (homework .npy)" if obj.dtype == object else "npy"
     return WeightFile(path, layout, arrays_of(obj, path), ordered=True)
 
 
-def _check_entry(info, duplicate, where, max_bytes, before):
+def _check_entry(info, duplicate, where, budget, before):
     """Refuse a repeated name, and an entry inflating past the limit (a zip bomb), alone or
     with the `before` bytes of the entries already read, before reading it."""
     if duplicate:
         raise InputError(f"{where} appears twice in the archive; which one is meant is unclear")
+    max_bytes = budget.max_bytes
     if info.file_size > max_bytes + _HEADER_ROOM:
         raise InputError(f"{where} inflates to {info.file_size:,} bytes, over the limit of "
                          f"{max_bytes:,} (raise it with --max-size)")
@@ -92,19 +91,20 @@ def _check_entry(info, duplicate, where, max_bytes, before):
                          "(raise it with --max-size)")
 
 
-def read_npz(path, max_bytes):
-    arrays = []
+def read_npz(path, limit):
+    budget, arrays = as_budget(limit), []
     try:
+        check_zip_directory(path)
         with zipfile.ZipFile(path) as zf:
             seen, before = set(), 0
             for info in zf.infolist():
                 name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
                 where = f"{path}: entry {name!r}"
-                _check_entry(info, name in seen, where, max_bytes, before)
+                _check_entry(info, name in seen, where, budget, before)
                 seen.add(name)
                 before += info.file_size
                 with zf.open(info) as fp:
-                    obj = read_stream(fp, where, max_bytes, max_bytes)
+                    obj = read_stream(fp, where, budget, info.file_size)
                 arrays.extend(arrays_of(obj, where) if obj.dtype == object else [(name, obj)])
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
             NotImplementedError, ValueError) as e:   # ValueError: e.g. names that are not UTF-8

@@ -8,12 +8,14 @@ import os
 import pickle
 import re
 import struct
+import warnings
 import zipfile
 
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
-from .weightfile import NO_ACTIVATIONS, WeightFile
+from .weightfile import NO_ACTIVATIONS, WeightFile, as_budget
+from .zipdir import check_zip_directory
 
 NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 MODULES = {"relu": "nn.ReLU()", "tanh": "nn.Tanh()", "sigmoid": "nn.Sigmoid()",
@@ -30,8 +32,10 @@ def _import_torch(path):
 
 
 def _check_sizes(path, max_bytes):
-    """Refuse before loading: the tensor data a torch.save zip (or legacy file) declares."""
+    """Refuse before loading: the tensor data a torch.save zip (or legacy file) declares. What
+    the tensors expand to (a view can repeat its storage) is charged as each is copied out."""
     if zipfile.is_zipfile(path):
+        check_zip_directory(path)
         try:
             with zipfile.ZipFile(path) as zf:
                 total = sum(i.file_size for i in zf.infolist() if "/data/" in i.filename)
@@ -46,7 +50,9 @@ def _check_sizes(path, max_bytes):
 
 def _load(torch, path):
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # torch warns of deprecated storages and beta layouts
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         asked = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f"it asks for {asked.group(1)}" if asked else "it holds more than tensors"
@@ -81,21 +87,45 @@ def state_dict(torch, obj, path):
     raise InputError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
 
 
-def to_numpy(torch, t, where):
-    """A CPU tensor → ndarray (sizes were checked before loading); half and bfloat16 → float32."""
+def _numpy_dtype(torch, t, where):
+    """The numpy dtype a dense tensor becomes (half and bfloat16 widen to float32)."""
+    if t.layout != torch.strided:
+        raise InputError(f"{where}: a {str(t.layout).replace('torch.', '')} tensor; expected a "
+                         "dense one (save tensor.to_dense())")
+    if t.is_quantized:
+        raise InputError(f"{where}: a quantized tensor ({str(t.dtype).replace('torch.', '')}); "
+                         "expected plain numbers (save tensor.dequantize())")
     if t.is_complex():
         raise InputError(f"{where}: complex tensor; weights must be real")
+    widened = {torch.float16: np.float32, torch.bfloat16: np.float32, torch.float32: np.float32,
+               torch.float64: np.float64, torch.int8: np.int8, torch.int16: np.int16,
+               torch.int32: np.int32, torch.int64: np.int64, torch.uint8: np.uint8,
+               torch.bool: np.bool_}
+    widened.update({getattr(torch, f"uint{n}"): getattr(np, f"uint{n}") for n in (16, 32, 64)
+                    if hasattr(torch, f"uint{n}")})
+    if t.dtype not in widened:
+        raise InputError(f"{where}: dtype {str(t.dtype).replace('torch.', '')}; expected float16, "
+                         "bfloat16, float32, float64 or an integer type")
+    return widened[t.dtype]
+
+
+def to_numpy(torch, t, where, budget):
+    """A CPU tensor → ndarray, charged to budget at the size it materialises: a view may
+    repeat a small storage (stride 0) into far more."""
+    dtype = _numpy_dtype(torch, t, where)
+    budget.take_array(tuple(t.shape), dtype, where)
     t = t.detach().cpu()
     if t.dtype in (torch.float16, torch.bfloat16):
         t = t.float()
     return t.numpy().copy()
 
 
-def read_torch(path, max_bytes):
+def read_torch(path, limit):
+    budget = as_budget(limit)
     torch = _import_torch(path)
-    _check_sizes(path, max_bytes)
+    _check_sizes(path, budget.max_bytes)
     items, note = state_dict(torch, _load(torch, path), path)
-    arrays = [(name, to_numpy(torch, t, f"{path}: tensor {name!r}")) for name, t in items]
+    arrays = [(name, to_numpy(torch, t, f"{path}: tensor {name!r}", budget)) for name, t in items]
     notes = ([note] if note else []) + [NO_ACTIVATIONS.format(kind="a PyTorch state dict")]
     return WeightFile(path, "PyTorch state dict", arrays, True, "out_in", notes=notes)
 

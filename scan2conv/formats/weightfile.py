@@ -50,19 +50,22 @@ class Budget:
         self.max_bytes, self.max_arrays = int(max_bytes), max_arrays
         self.used, self.arrays = 0, 0
 
-    def take(self, nbytes, where):
-        """Charge nbytes for what `where` is about to allocate; InputError past the limit."""
+    def take(self, nbytes, where, what=None):
+        """Charge nbytes for what `where` is about to allocate (`what`: e.g. "array of shape
+        (3, 4) float64"); InputError past the limit."""
         nbytes = int(nbytes)
         if nbytes < 0 or self.used + nbytes > self.max_bytes:
-            raise InputError(f"{where}: needs {nbytes:,} bytes, and with the {self.used:,} already "
-                             f"read that is over the limit of {self.max_bytes:,} for one file "
+            already = f" beside the {self.used:,} already read from the file" if self.used else ""
+            raise InputError(f"{where}: {what + ' needs' if what else 'needs'} {nbytes:,} bytes"
+                             f"{already}, over the limit of {self.max_bytes:,} "
                              "(raise it with --max-size)")
         self.used += nbytes
 
     def take_array(self, shape, dtype, where):
         """Charge an array of shape and dtype, and count it."""
         self.count(1, where)
-        self.take(array_bytes(shape, dtype), where)
+        self.take(array_bytes(shape, dtype), where,
+                  f"array of shape {_shown(tuple(shape))} {np.dtype(dtype)}")
 
     def count(self, n, where):
         """Count n more arrays (or members); InputError past max_arrays."""
@@ -75,6 +78,35 @@ class Budget:
 def as_budget(limit):
     """A Budget from a byte limit, or the Budget itself (shared by everything one file reads)."""
     return limit if isinstance(limit, Budget) else Budget(limit)
+
+
+MAX_RANK = 32   # numpy's own limit is 64; no weight or input array comes near either
+
+
+def _shown(shape):
+    """A shape for a message: short, and safe for ints too long to print."""
+    if type(shape) is not tuple:
+        return f"of type {type(shape).__name__}"
+    parts = tuple(d if type(d) in (bool, int) and abs(d) < 10**30
+                  else f"<{d.bit_length()}-bit int>" if type(d) is int else type(d).__name__
+                  for d in shape[:8])
+    return repr(parts)[:-1] + ", …)" if len(shape) > 8 else repr(parts).replace("'", "")
+
+
+def check_shape(shape, itemsize, where):
+    """Refuse a shape that is no array's: not a tuple of non-negative ints (a bool is no
+    dimension), rank over MAX_RANK, or an element count numpy cannot index."""
+    if not (type(shape) is tuple and len(shape) <= MAX_RANK
+            and all(type(d) is int and 0 <= d < 2**63 for d in shape)):
+        raise InputError(f"{where}: shape {_shown(shape)}; expected a tuple of at most {MAX_RANK} "
+                         "non-negative integers")
+    count = 1
+    for d in shape:
+        count *= d or 1   # numpy refuses an overflowing product even beside a zero
+    if count * max(itemsize, 1) >= 2**63:
+        raise InputError(f"{where}: shape {_shown(shape)} has more elements than any array can hold "
+                         "(2**63 bytes or more: no --max-size allows it)")
+    return shape
 
 
 def array_bytes(shape, dtype):

@@ -95,13 +95,14 @@ NOTES = {
 }
 
 
-def write_stack(path, stack, meta, fmt=None, force=False):
-    """Write stack to path atomically → {"format": name, "notes": [...]}."""
+def write_stack(path, stack, meta, fmt=None, force=False, inputs=()):
+    """Write stack to path atomically → {"format": name, "notes": [...]}; inputs: the files it
+    was made from, which path must not name."""
     fmt = format_for(path, fmt)
-    check_target(path, force)
+    check_target(path, force, inputs)
     if fmt == "onnx":
         from .onnx_io import import_onnx
         import_onnx(path, reading=False)
     meta = dict(meta, layout=fmt)
-    write_atomic(path, lambda fp: _writer(fmt)(fp, stack, meta), force)
+    write_atomic(path, lambda fp: _writer(fmt)(fp, stack, meta), force, inputs)
     return {"format": fmt, "notes": [NOTES[fmt]] if fmt in NOTES else []}

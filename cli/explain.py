@@ -11,8 +11,8 @@ from .common import EXIT_CODES, MAX_FRAMES, count, emit, input_option, job_optio
 @click.option("--frames", type=count(MAX_FRAMES),
               help="Input length for the cost table (default: the input's, else 128).")
 @job_options
-def explain(mlp, input_path, frames, layers, expect, channels, kernel, stride, flatten, orientation,
-            activations, max_bytes, as_json, debug):
+def explain(mlp, input_path, frames, layers, expect, require_shape, channels, kernel, stride,
+            flatten, orientation, activations, max_bytes, as_json, debug):
     """Show how the scanning MLP in MLP reads as a conv stack.
 
     Per layer: channels, kernel and stride, the positions of a patch it reads and the copies of
@@ -30,7 +30,7 @@ def explain(mlp, input_path, frames, layers, expect, channels, kernel, stride, f
     from scan2conv.explain import explain as run_explain, format_explain
     from scan2conv.pipeline import load_job, plan
     job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes,
-                   flatten=flatten)
+                   require_shape=require_shape, flatten=flatten)
     if frames is not None and isinstance(job.kernel, tuple):
         raise OptionNeeded("--frames sets a sequence's length; an image's size comes from --input")
     if frames is not None:
@@ -39,5 +39,5 @@ def explain(mlp, input_path, frames, layers, expect, channels, kernel, stride, f
         job.x = np.broadcast_to(np.zeros((1, job.channels, 1)), (1, job.channels, frames))
     p = plan(job, stride, layers, expect, max_bytes=max_bytes)
     size = job.x.shape[2] if job.x.ndim == 3 else job.x.shape[2:]
-    report = run_explain(job.mlp, p, job.kernel, size, job.sources)
+    report = {"path": mlp, **run_explain(job.mlp, p, job.kernel, size, job.sources)}
     emit(as_json, report, format_explain(report))

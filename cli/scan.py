@@ -34,6 +34,33 @@ def _run(stack, source, chunk_frames, show_progress):
         return scanner.run(stack, source, chunk_frames, advance)
 
 
+OUTPUT_KINDS = {".npy": "npy", ".npz": "npz", ".txt": "text", ".asc": "text", ".csv": "text"}
+
+
+def output_kind(path):
+    """How -o writes the output, from its extension; OptionNeeded for any other."""
+    import os
+    kind = OUTPUT_KINDS.get(os.path.splitext(path.lower())[1])
+    if kind is None:
+        raise OptionNeeded(f"-o {path}: cannot tell how to write the output from its extension; "
+                           "use .npy, .npz (array 'y') or text (.txt, .asc, .csv)")
+    return kind
+
+
+def _writer(path, kind, y):
+    """fp → None, writing y (channels, positions) — text: a line per position, a column per
+    channel, like the inputs' frames; a batch (n, channels, positions) needs .npy or .npz."""
+    if kind == "text" and y.ndim != 2:
+        raise OptionNeeded(f"-o {path}: text holds one sequence, the output is a batch of "
+                           f"{y.shape[0]}; use .npy or .npz")
+    if kind == "npy":
+        return lambda fp: np.save(fp, y)
+    if kind == "npz":
+        return lambda fp: np.savez(fp, y=y)
+    sep = "," if path.lower().endswith(".csv") else " "
+    return lambda fp: np.savetxt(fp, y.T, fmt="%.17g", delimiter=sep)
+
+
 def _text(report, result):
     n = result.y.shape[0]
     lines = [f"scanned {report['input']}: {result.frames:,} frames × {report['channels']} features"
@@ -58,7 +85,8 @@ def _text(report, result):
 @click.argument("stack_path", metavar="STACK", type=click.Path(dir_okay=True))
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
 @click.option("-o", "--output", type=click.Path(),
-              help="Write the output (channels × positions) here (.npy).")
+              help="Write the output here: .npy or .npz (channels × positions), or text "
+                   "(.txt, .asc, .csv: a line per position, a column per channel).")
 @click.option("--force", is_flag=True, help="Replace the output if it exists.")
 @click.option("--aggregate", type=click.Choice(["max", "mean"]),
               help="Summarise each channel over positions: its max (and where) or its mean.")
@@ -72,7 +100,7 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
     """Run the conv stack in STACK over INPUT, of any length, in overlapping chunks.
 
     STACK is any stack `scan2conv convert` writes (.npz, .h5, .safetensors, .onnx, …).
-    INPUT is frames × features: .npy (memory-mapped), text (.asc/.txt, read a block at a
+    INPUT is frames × features: .npy (memory-mapped), text (.asc/.txt/.csv, read a block at a
     time) or .npz. The output is the same, number for number, whatever the chunk size.
     A progress bar shows on a terminal only (never in pipes or with --json).
 
@@ -84,13 +112,14 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
     if not output and not aggregate:
         raise OptionNeeded("nothing to do: give -o OUT.npy to write the output, or --aggregate max|mean")
     if output:
+        kind = output_kind(output)
         check_target(output, force, (stack_path, input_path))   # fail before a long scan, not after
     stack = _load_stack(stack_path, max_bytes)
     source = scanner.open_source(input_path, max_bytes)
     result = _run(stack, source, chunk_frames, sys.stderr.isatty() and not as_json)
     y = result.y[0] if result.y.shape[0] == 1 else result.y
     if output:
-        write_atomic(output, lambda fp: np.save(fp, y), force, (stack_path, input_path))
+        write_atomic(output, _writer(output, kind, y), force, (stack_path, input_path))
     summary = None
     if aggregate:
         rows = scanner.aggregate(result.y, aggregate, result.kernel, result.stride)

@@ -5,7 +5,7 @@ from scan2conv.convert import to_stack
 from scan2conv.errors import InputError, OptionNeeded
 from scan2conv.grade import format_grade, grade, load_stack_file, runnable, settle_strides
 from scan2conv.pipeline import load_job, plan
-from scan2conv.verify import build_report, format_report, verify as run_verify
+from scan2conv.verify import build_report, format_report, judged_tolerance, verify as run_verify
 
 from . import batch
 from .common import EXIT_CODES, Tolerance, emit, input_option, job_options
@@ -24,14 +24,19 @@ def _stack_from_file(path, job, max_bytes):
 @click.option("--stack", "stack_path", type=click.Path(dir_okay=True, readable=False),
               help="A stack written by `scan2conv convert` to check as well.")
 @input_option
-@click.option("--rtol", type=Tolerance(), default=1e-5, show_default=True)
-@click.option("--atol", type=Tolerance(), default=1e-8, show_default=True)
+@click.option("--rtol", type=Tolerance(), metavar="FLOAT",
+              help="Relative tolerance: outputs a and b agree where |a − b| ≤ atol + rtol·|b| "
+                   "(np.allclose). Default 1e-5.")
+@click.option("--atol", type=Tolerance(), metavar="FLOAT",
+              help="Absolute tolerance (see --rtol). Default 1e-8; 1e-5 when a compared side is "
+                   "float32 (float32 weights or --expect values), which the report says.")
 @click.option("--gradients", is_flag=True,
               help="Also back-propagate a loss through the scanning MLP and every stack and "
                    "compare the weight gradients (summed over shared copies).")
 @job_options
-def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers, expect, channels, kernel,
-           stride, flatten, orientation, activations, max_bytes, as_json, debug):
+def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers, expect,
+           require_shape, channels, kernel, stride, flatten, orientation, activations, max_bytes, as_json,
+           debug):
     """Check that the conv stacks compute what the scanning MLP (file MLP) computes.
 
     Runs the scanning MLP, the simple stack and, when the weights share blocks, the
@@ -54,8 +59,10 @@ def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers
     (one JSON object per line with --json) and the worst exit code of all.
     """
     options = dict(input_path=input_path, rtol=rtol, atol=atol, gradients=gradients, layers=layers,
-                   expect=expect, channels=channels, kernel=kernel, stride=stride, flatten=flatten,
-                   orientation=orientation, activations=activations, max_bytes=max_bytes)
+                   expect=expect, require_shape=require_shape, channels=channels, kernel=kernel,
+                   stride=stride, flatten=flatten, orientation=orientation, activations=activations,
+                   max_bytes=max_bytes)
+    batch.check_paths(mlp)
     if batch.is_batch(mlp, from_list):
         batch.refuse_with_batch(**{"--stack": stack_path})
         if input_path:   # one sample for the whole class: read it once
@@ -72,7 +79,7 @@ def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers
 
 def _summary(report):
     names = ", ".join(s["name"] for s in report["stacks"])
-    shape = "×".join(map(str, report["output_shape"]))
+    shape = "×".join(f"{n:,}" for n in report["output_shape"])
     if report["ok"]:
         verb = "agrees" if len(report["stacks"]) == 1 else "agree"
         return f"ok: {names} {verb} with the scanning MLP ({shape} outputs)"
@@ -82,15 +89,23 @@ def _summary(report):
 
 
 def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, layers, expect,
-                  channels, kernel, stride, orientation, activations, max_bytes, x=None, flatten=None):
-    """Run one MLP (None: the embedded default) against its stacks → the report dict.
+                  channels, kernel, stride, orientation, activations, max_bytes, x=None,
+                  require_shape=None, flatten=None):
+    """Run one MLP (None: the embedded default) against its stacks → the report dict, which
+    carries the MLP's path (None for the embedded default).
 
     x: the input at input_path, when the caller has read it already."""
     if stack_path and not mlp:
         raise OptionNeeded("--stack needs the MLP file it was converted from as MLP")
     if stack_path and kernel is None:
         kernel = _stack_kernel(stack_path, max_bytes)
-    job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes, x, flatten)
+    job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes, x,
+                   require_shape, flatten)
+    values = None
+    if expect is not None:
+        from scan2conv.pipeline import read_expected
+        values = read_expected(expect, max_bytes)
+    rtol, atol, precision = judged_tolerance(rtol, atol, job.mlp, values)
     stacks, source = {}, "--stride"
     if stack_path:
         found, file_stride = _stack_from_file(stack_path, job, max_bytes)
@@ -110,12 +125,12 @@ def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, la
         from scan2conv.gradients import check_gradients
         grads = check_gradients(job.mlp, job.x, job.kernel, p.stride, stacks, rtol, atol)
     expected = None
-    if expect is not None:
-        from scan2conv.pipeline import read_expected
+    if values is not None:
         from scan2conv.verify import check_expected
-        expected = check_expected(read_expected(expect, max_bytes), reference, expect, rtol, atol)
+        expected = check_expected(values, reference, expect, rtol, atol)
     report = build_report(job.mlp, job.x, job.kernel, p.stride, comparisons, reference, job.sources,
-                          rtol, atol, p.as_dict(), grads, expected)
+                          rtol, atol, p.as_dict(), grads, expected, precision)
+    report = {"path": mlp, **report}
     return grade(report, found.foreign, settled, job, p) if stack_path and settled else report
 
 

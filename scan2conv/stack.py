@@ -5,7 +5,7 @@ import numpy as np
 
 from . import activations
 from . import axes as ax
-from .convnd import conv, conv_backward
+from .conv import conv, conv_backward
 
 
 @dataclass

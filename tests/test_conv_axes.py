@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from scan2conv.convnd import conv, conv_backward, conv_naive
+from scan2conv.conv import conv, conv_backward, conv_naive
 
 TORCH = {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}
 

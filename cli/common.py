@@ -203,11 +203,37 @@ def options(*decorators):
 
 channels_option = click.option("--channels", type=count(),
                                help="Features per frame (default: the input's column count, else 24).")
+class Axes(click.IntRange):
+    """A whole number from 1 to maximum (one axis), or one per axis: 8x8, 8×8 (an image's rows,
+    columns)."""
+
+    def __init__(self, maximum=MAX_COUNT):
+        super().__init__(min=1, max=maximum)
+
+    def convert(self, value, param, ctx):
+        from scan2conv import axes
+        text = str(value)
+        per_axis = any(t in text.lower() for t in "x×,") and any(t.isdigit() for t in text)
+        if isinstance(value, (int, tuple)) or not per_axis:
+            return super().convert(value, param, ctx)
+        try:
+            return tuple(super(Axes, self).convert(v, param, ctx) for v in axes.parse(text))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
 file_channels_option = click.option("--channels", type=count(),
                                     help="Features per frame (default 24).")
-kernel_option = click.option("--kernel", type=count(),
-                             help="Patch width K in frames (checked against the weights).")
-stride_option = click.option("--stride", type=count(), help="Scan stride S in frames.")
+kernel_option = click.option("--kernel", type=Axes(),
+                             help="Patch size K: frames, or rows×columns of an image (8x8); "
+                                  "checked against the weights.")
+stride_option = click.option("--stride", type=Axes(),
+                             help="Scan stride S: frames, or rows×columns of an image (4x4).")
+flatten_option = click.option(
+    "--flatten", type=click.Choice(["hwc", "chw"]),
+    help="How an image patch is flattened: hwc (row-major, channels last: the default) or chw "
+         "(channels first, as a PyTorch tensor's flatten()); default: the order the shared "
+         "blocks fit, else hwc.")
 orientation_option = click.option(
     "--orientation", type=click.Choice(["in-out", "out-in"]),
     callback=lambda ctx, p, v: v and v.replace("-", "_"),
@@ -222,8 +248,8 @@ json_option = click.option("--json", "as_json", is_flag=True,
 debug_option = click.option("--debug", is_flag=True,
                             help="Show the traceback of an error before its line (same exit code).")
 
-mlp_options_no_input = options(kernel_option, stride_option, orientation_option,
-                      activations_option, max_size_option)
+mlp_options_no_input = options(kernel_option, stride_option, flatten_option, orientation_option,
+                               activations_option, max_size_option)
 mlp_options = options(channels_option, mlp_options_no_input)
 
 

@@ -4,6 +4,7 @@ import os
 import click
 
 from scan2conv.atomic import check_target
+from scan2conv.axes import show
 from scan2conv.batch import refuse_overwrites, refuse_repeats
 from scan2conv.convert import to_stack
 from scan2conv.formats.stackfile import sha256_of, stack_meta
@@ -42,7 +43,7 @@ FORMS = {True: "distributed", False: "simple", None: None}
                    "shared form the weights support).")
 @job_options_no_input
 def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distributed, layers, expect,
-            require_shape, channels, kernel, stride, orientation, activations, max_bytes, as_json,
+            require_shape, channels, kernel, stride, flatten, orientation, activations, max_bytes, as_json,
             debug):
     """Convert the scanning MLP in MLP into a Conv1d stack and write it to OUTPUT.
 
@@ -51,6 +52,7 @@ def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distribu
       scan2conv convert mlp.npz --kernel 8 --stride 4 -o stack.npz
       scan2conv convert mlp_weights_part_c.npy --distributed -o stack.npz
       scan2conv convert mlp.npz --stride 4 -o stack.safetensors --print torch > model.py
+      scan2conv convert patch_mlp.npz --kernel 8x8 --stride 4x4 -o stack2d.npz
 
       scan2conv convert submissions/*.npy --stride 4 --output-dir stacks/ --json
 
@@ -63,7 +65,7 @@ def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distribu
         raise OptionNeeded("--layers describes a distributed stack; it cannot go with --simple")
     options = dict(fmt=fmt, print_code=print_code, force=force, distributed=distributed,
                    layers=layers, expect=expect, channels=channels, kernel=kernel, stride=stride,
-                   orientation=orientation, activations=activations, max_bytes=max_bytes,
+                   flatten=flatten, orientation=orientation, activations=activations, max_bytes=max_bytes,
                    require_shape=require_shape)
     if batch.is_batch(mlp, from_list, output_dir):
         batch.refuse_with_batch("--from-list or --output-dir",
@@ -120,26 +122,36 @@ def output_names(folder, files, fmt):
     return {f: os.path.join(folder, name + ext) for f, name in names.items()}
 
 
+IMAGE_FORMATS = ("npz", "h5", "safetensors")   # the layouts that hold (c_out, c_in, k_h, k_w) as they are
+
+
 def convert_one(mlp, output, *, fmt, print_code, force, distributed, layers, expect, channels,
-                kernel, stride, orientation, activations, max_bytes, require_shape=None):
+                kernel, stride, orientation, activations, max_bytes, require_shape=None,
+                flatten=None):
     """Convert one MLP file and write its stack → (report dict with the MLP's path, readable text)."""
     fmt = format_for(output, fmt)
     check_target(output, force, (mlp, expect))   # before the work, not after
     job = load_job(mlp, None, channels, kernel, orientation, activations, max_bytes,
-                   require_shape=require_shape)
+                   require_shape=require_shape, flatten=flatten)
     p = plan(job, stride, layers, expect, max_bytes=max_bytes, form=FORMS[distributed])
     form, spec = p.spec(FORMS[distributed])
     s, notes = p.stride, job.mlp.notes + p.notes
+    if isinstance(job.kernel, tuple) and (fmt not in IMAGE_FORMATS or print_code):
+        what = "--print torch" if print_code else f"--format {fmt}"
+        raise OptionNeeded(f"{what}: a stack over {len(job.kernel)} axes is written as "
+                           f"{', '.join(IMAGE_FORMATS)} so far")
     stack = to_stack(job.mlp, spec)
     source = {"file": os.path.basename(mlp), "sha256": sha256_of(mlp)}
     meta = stack_meta(stack, form, job.kernel, s, source)
+    if isinstance(job.kernel, tuple):   # an image: how its patches were flattened
+        meta["scan"]["patch"] = job.order
     written = write_stack(output, stack, meta, fmt, force, inputs=(mlp, expect))
     notes = notes + written["notes"]
     report = {"path": mlp, "ok": True, "exit_code": 0, "output": output, "format": fmt, "form": form,
               "layers": meta["layers"], "channels": job.channels,
               "scan": meta["scan"], "notes": notes, "structure": p.as_dict()}
     text = "\n".join([f"wrote {output} ({fmt}): {form} stack {spec.describe()}",
-                      f"scan K={job.kernel}, stride {s}"
+                      f"scan K={show(job.kernel)}, stride {show(s)}"
                       + (f" ({p.stride_source})" if p.stride_source != "--stride" else "")
                       + f"; input channels {job.channels}"]
                      + [f"note: {n}" for n in notes])

@@ -35,7 +35,7 @@ def _stack_from_file(path, job, max_bytes):
                    "compare the weight gradients (summed over shared copies).")
 @job_options
 def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers, expect,
-           require_shape, channels, kernel, stride, orientation, activations, max_bytes, as_json,
+           require_shape, channels, kernel, stride, flatten, orientation, activations, max_bytes, as_json,
            debug):
     """Check that the conv stacks compute what the scanning MLP (file MLP) computes.
 
@@ -43,12 +43,16 @@ def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers
     distributed stack (structure inferred, or given with --layers). With no MLP, runs the
     embedded default: a 192 → 8 → 16 → 4 MLP with ±1 weights in shared blocks (the
     homework's part c), K=8, stride 4, on a 128-frame × 24-feature sample (output 4 × 31).
+    With --kernel 8x8 and no MLP, the image default: 192 → 32 → 32 → 4 in shared 2×2
+    blocks on a 32×32×3 sample, stride 4×4 (output 4 × 7 × 7).
 
     \b
     Examples:
       scan2conv verify
       scan2conv verify mlp.npz --stride 4 --input data.asc --stack stack.npz --json
       scan2conv verify mlp_weights_part_c.npy --layers 2:2,2:2,2:1 --gradients
+      scan2conv verify --kernel 8x8 --gradients
+      scan2conv verify patch_mlp.npz --kernel 8x8 --stride 4x4 --input image.npy
       scan2conv verify submissions/*.npy --stride 4 --json     # one JSON line per file
 
     Several MLP files (or --from-list FILE, - for stdin) run in one process: one line per file
@@ -56,14 +60,15 @@ def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, layers
     """
     options = dict(input_path=input_path, rtol=rtol, atol=atol, gradients=gradients, layers=layers,
                    expect=expect, require_shape=require_shape, channels=channels, kernel=kernel,
-                   stride=stride, orientation=orientation, activations=activations,
+                   stride=stride, flatten=flatten, orientation=orientation, activations=activations,
                    max_bytes=max_bytes)
     batch.check_paths(mlp)
     if batch.is_batch(mlp, from_list):
         batch.refuse_with_batch(**{"--stack": stack_path})
         if input_path:   # one sample for the whole class: read it once
             from scan2conv.inputs import read_input
-            options["x"] = read_input(input_path, channels, max_bytes)
+            from scan2conv.axes import ndim
+            options["x"] = read_input(input_path, channels, max_bytes, kernel and ndim(kernel))
         batch.run(batch.files_of(mlp, from_list), lambda path: verify_report(path, **options),
                   _summary, as_json, debug)
     report = verify_report(mlp[0] if mlp else None, stack_path, **options)
@@ -85,15 +90,17 @@ def _summary(report):
 
 def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, layers, expect,
                   channels, kernel, stride, orientation, activations, max_bytes, x=None,
-                  require_shape=None):
+                  require_shape=None, flatten=None):
     """Run one MLP (None: the embedded default) against its stacks → the report dict, which
     carries the MLP's path (None for the embedded default).
 
     x: the input at input_path, when the caller has read it already."""
     if stack_path and not mlp:
         raise OptionNeeded("--stack needs the MLP file it was converted from as MLP")
+    if stack_path and kernel is None:
+        kernel = _stack_kernel(stack_path, max_bytes)
     job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes, x,
-                   require_shape)
+                   require_shape, flatten)
     values = None
     if expect is not None:
         from scan2conv.pipeline import read_expected
@@ -125,6 +132,18 @@ def verify_report(mlp, stack_path=None, *, input_path, rtol, atol, gradients, la
                           rtol, atol, p.as_dict(), grads, expected, precision)
     report = {"path": mlp, **report}
     return grade(report, found.foreign, settled, job, p) if stack_path and settled else report
+
+
+def _stack_kernel(path, max_bytes):
+    """An image stack's patch (rows, columns) from its metadata; None for anything else (a
+    broken file is reported when it is read for the comparison)."""
+    from scan2conv.errors import Scan2ConvError
+    try:
+        meta = load_stack_file(path, max_bytes).meta or {}
+    except Scan2ConvError:
+        return None
+    kernel = meta.get("scan", {}).get("kernel") if isinstance(meta.get("scan"), dict) else None
+    return tuple(kernel) if isinstance(kernel, list) and all(isinstance(k, int) for k in kernel) else None
 
 
 def _plan_for(job, stride, layers, expect, source, max_bytes, found):

@@ -1,14 +1,18 @@
-"""The distributed structure of a scanning MLP, read from the weight sharing of its matrices (DESIGN §2).
+"""The distributed structure of a scanning MLP, read from the weight sharing of its matrices (DESIGN §2, §6).
 
 Layer l of a distributed MLP sees g_{l−1} positions × c_{l−1} channels and feeds g_l × c_l units;
 W_l (g_{l−1}·c_{l−1}, g_l·c_l) holds g_l copies of one block B_l (k_l·c_{l−1}, c_l), copy j on the
 rows of positions j·s_l … j·s_l + k_l − 1, and 0 (a NaN in the file, read as 0) everywhere else.
+Over more axes (an image) positions, kernels and strides are per axis, positions are numbered
+row-major ((row·g_w + col)·c + channel) and a block's rows are ordered (taps…, channel).
 """
 from dataclasses import dataclass, field
+from itertools import product
 from math import prod
 
 import numpy as np
 
+from . import axes as ax
 from .errors import OptionNeeded, StructureError
 from .spec import LayerSpec, ScanSpec
 
@@ -21,20 +25,57 @@ def few_strays(strays, room):
     return strays * 20 <= room
 
 
+def _strides(stride, d):
+    """Per-axis strides; None (not fixed by the weights: a single copy) reads as 1."""
+    return tuple(1 if v is None else v for v in (stride if isinstance(stride, tuple) else (stride,) * d))
+
+
+def grid(g_in, kernel, stride):
+    """Copies per axis of a block of this kernel and stride over g_in positions → tuple."""
+    g_in, k = ax.axes(g_in), ax.axes(kernel)
+    return tuple((gi - ki) // si + 1 for gi, ki, si in zip(g_in, k, _strides(stride, len(k))))
+
+
+def _copy_index(g_in, kernel, stride):
+    """(grid g, index): index into W reshaped (*g_in, c_in, *g, c_out) → (*g, *k, c_in, c_out),
+    copy j's rows on positions j·s + t of every axis."""
+    g_in, k = ax.axes(g_in), ax.axes(kernel)
+    d, s, g = len(k), _strides(stride, len(k)), grid(g_in, k, stride)
+
+    def at(size, axis):   # an index over the (*g, *k) grid of (copy, tap) pairs
+        shape = [1] * 2 * d
+        shape[axis] = size
+        return np.arange(size).reshape(shape)
+    copy = [at(g[a], a) for a in range(d)]
+    pos = [copy[a] * s[a] + at(k[a], d + a) for a in range(d)]
+    # advanced indices apart from the channel slice put (*g, *k) first
+    return g, (*pos, slice(None), *copy)
+
+
 def block_copies(w, g_in, c_in, c_out, kernel, stride):
-    """W (g_in·c_in, g·c_out) → the g copies of the block, (g, kernel·c_in, c_out), rows time-major."""
-    g = w.shape[1] // c_out
-    w4 = w.reshape(g_in, c_in, g, c_out)
-    pos = np.arange(g)[:, None] * stride + np.arange(kernel)          # (g, k): positions copy j reads
-    # advanced indices on axes 0 and 2 → (g, k, c_in, c_out)
-    return w4[pos, :, np.arange(g)[:, None], :].reshape(g, kernel * c_in, c_out)
+    """W (Π g_in·c_in, Π g·c_out) → the Π g copies of the block, (Π g, Π k·c_in, c_out), rows
+    ordered (taps…, channel): time-major on one axis, row-major channels-last on two."""
+    g, index = _copy_index(g_in, kernel, stride)
+    w = w.reshape(*ax.axes(g_in), c_in, *g, c_out)
+    return w[index].reshape(prod(g), ax.count(kernel) * c_in, c_out)
+
+
+def scatter_block(block, g_in, c_in, kernel, stride, fill=0.0, dtype=None):
+    """The inverse of block_copies: block (Π k·c_in, c_out) copied to every position of a dense
+    W (Π g_in·c_in, Π g·c_out), `fill` (0 or NaN: no connection) everywhere else."""
+    c_out = block.shape[1]
+    g, index = _copy_index(g_in, kernel, stride)
+    w = np.full((*ax.axes(g_in), c_in, *g, c_out), fill, dtype or block.dtype)
+    w[index] = block.reshape(*ax.axes(kernel), c_in, c_out)
+    return w.reshape(ax.count(g_in) * c_in, prod(g) * c_out)
 
 
 def block_mask(g_in, g, kernel, stride):
-    """(g_in, g) booleans: position p feeds unit group j."""
-    mask = np.zeros((g_in, g), dtype=bool)
-    mask[np.arange(g)[:, None] * stride + np.arange(kernel), np.arange(g)[:, None]] = True
-    return mask
+    """(Π g_in, Π g) booleans: position p feeds unit group j (each numbered row-major)."""
+    g, index = _copy_index(g_in, kernel, stride)
+    mask = np.zeros((*ax.axes(g_in), 1, *g, 1), dtype=bool)
+    mask[index] = True
+    return mask.reshape(ax.count(g_in), prod(g))
 
 
 @dataclass(frozen=True)
@@ -45,23 +86,28 @@ class LayerFit:
     index: int
     c_in: int
     c_out: int
-    kernel: int
+    kernel: object        # ints on one axis; tuples per axis on more (g_in, g_out grids)
     stride: object
-    g_in: int
-    g_out: int
+    g_in: object
+    g_out: object
     deviation: float = 0.0
 
     @property
+    def copies(self):
+        return ax.count(self.g_out)
+
+    @property
     def block_shape(self):
-        return (self.kernel * self.c_in, self.c_out)
+        return (ax.count(self.kernel) * self.c_in, self.c_out)
 
     @property
     def params(self):
-        return self.kernel * self.c_in * self.c_out + self.c_out
+        return ax.count(self.kernel) * self.c_in * self.c_out + self.c_out
 
     def describe(self):
-        s = "s?" if self.stride is None else f"s{self.stride}"
-        return f"({self.c_in}→{self.c_out}, k{self.kernel}, {s})"
+        s = "×".join("?" if v is None else str(v) for v in
+                     (self.stride if isinstance(self.stride, tuple) else (self.stride,)))
+        return f"({self.c_in}→{self.c_out}, k{ax.show(self.kernel)}, s{s})"
 
 
 @dataclass(frozen=True)
@@ -83,7 +129,7 @@ class Mismatch:
     tolerance: float = 0.0
 
     def message(self):
-        where = (f"layer {self.layer} (k{self.kernel} s{self.stride}, {self.copies} blocks of "
+        where = (f"layer {self.layer} (k{ax.show(self.kernel)} s{ax.show(self.stride)}, {self.copies} blocks of "
                  f"{self.block_shape[0]}×{self.block_shape[1]})")
         if self.block:
             at = "bias" if self.row == "bias" else f"block row {self.row}"
@@ -122,10 +168,10 @@ def _same_support(copies, tol):
 
 def _outside(w, g_in, c_in, c_out, kernel, stride, tol):
     """(count above tol, room, largest, row, col): the entries off the blocks; row, col 1-based."""
-    g = w.shape[1] // c_out
+    g = grid(g_in, kernel, stride)
     outside = ~block_mask(g_in, g, kernel, stride)
     # (g_in, c_in, g, c_out) → (g_in, g, c_in, c_out), matching the mask's (position, group)
-    off = np.abs(w.reshape(g_in, c_in, g, c_out)).transpose(0, 2, 1, 3) * outside[:, :, None, None]
+    off = np.abs(w.reshape(ax.count(g_in), c_in, prod(g), c_out)).transpose(0, 2, 1, 3) * outside[:, :, None, None]
     p, j, i, o = np.unravel_index(int(np.argmax(off)), off.shape)
     return (int((off > tol).sum()), int(outside.sum()) * c_in * c_out, float(off[p, j, i, o]),
             int(p * c_in + i) + 1, int(j * c_out + o) + 1)
@@ -133,8 +179,9 @@ def _outside(w, g_in, c_in, c_out, kernel, stride, tol):
 
 def fit_layer(index, w, b, g_in, c_in, c_out, kernel, stride, rtol=DEFAULT_RTOL):
     """(LayerFit, None) when W, b hold shared blocks of this shape, else (None, Mismatch)."""
-    g, tol, s = w.shape[1] // c_out, _tolerance(w, b, rtol), stride or 1
-    shape = (kernel * c_in, c_out)
+    g, tol, s = prod(grid(g_in, kernel, stride)), _tolerance(w, b, rtol), _strides(stride, ax.ndim(kernel))
+    s = ax.plain(s)
+    shape = (ax.count(kernel) * c_in, c_out)
     copies, bias = block_copies(w, g_in, c_in, c_out, kernel, s), b.reshape(g, c_out)
     dev = float(max(np.abs(copies - copies[0]).max(initial=0), np.abs(bias - bias[0]).max(initial=0)))
     stray, room, amount, row, col = _outside(w, g_in, c_in, c_out, kernel, s, tol)
@@ -147,19 +194,38 @@ def fit_layer(index, w, b, g_in, c_in, c_out, kernel, stride, rtol=DEFAULT_RTOL)
         kind = "copy" if _same_support(copies, tol) else "layout"
         block, against, amount, row, col = _worst_copy(copies, bias)
         return None, Mismatch(index, kernel, s, g, shape, kind, block, against, amount, row, col, tol)
-    return LayerFit(index, c_in, c_out, kernel, stride, g_in, g, dev), None
+    return LayerFit(index, c_in, c_out, kernel, stride, g_in, ax.plain(grid(g_in, kernel, stride)), dev), None
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _axis_options(g_in, g):
+    """(kernel, stride) on one axis that tile g_in positions with g copies; stride None for one."""
+    if g == 1:
+        return [(g_in, None)]
+    # k + (g − 1)·s = g_in: the copies cover every position, the last ends on the last
+    return [(g_in - (g - 1) * s, s) for s in range(1, (g_in - 1) // (g - 1) + 1)]
+
+
+def _grids(g, g_in):
+    """Every way to lay g copies out as a grid, one factor per axis, each at most g_in_a."""
+    if len(g_in) == 1:
+        return [(g,)] if g <= g_in[0] else []
+    return [(a,) + rest for a in _divisors(g) if a <= g_in[0] for rest in _grids(g // a, g_in[1:])]
 
 
 def _candidates(g_in, n_out, last):
-    """(c_out, kernel, stride) that tile g_in positions exactly, most groups first."""
-    for c in (d for d in range(1, n_out + 1) if n_out % d == 0):
+    """(c_out, kernel, stride) that tile g_in positions (per axis) exactly, most groups first."""
+    g_in = ax.axes(g_in)
+    for c in _divisors(n_out):
         g = n_out // c
-        if g == 1:
-            yield c, g_in, None
-        elif not last:
-            # k + (g − 1)·s = g_in: the copies cover every position, the last ends on the last
-            for s in range(1, (g_in - 1) // (g - 1) + 1):
-                yield c, g_in - (g - 1) * s, s
+        if g > 1 and last:
+            continue
+        for copies in _grids(g, g_in):
+            for opts in product(*(_axis_options(gi, ga) for gi, ga in zip(g_in, copies))):
+                yield c, ax.plain(k for k, _ in opts), ax.plain(s for _, s in opts)
 
 
 @dataclass
@@ -174,12 +240,19 @@ class Sharing:
     @property
     def distributed(self):
         """True when the first layer already shares blocks (or the structure was given)."""
-        return self.source != "inferred" or self.layers[0].g_out > 1
+        return self.source != "inferred" or self.layers[0].copies > 1
+
+    @property
+    def ndim(self):
+        return ax.ndim(self.layers[0].kernel)
+
+    def _axis_strides(self, a):
+        return [l.stride[a] if isinstance(l.stride, tuple) else l.stride for l in self.layers]
 
     @property
     def fixed_stride(self):
-        """Π of the strides the weights fix."""
-        return prod(l.stride for l in self.layers if l.stride is not None)
+        """Π of the strides the weights fix (per axis)."""
+        return ax.plain(prod(s for s in self._axis_strides(a) if s is not None) for a in range(self.ndim))
 
     @property
     def natural_stride(self):
@@ -190,22 +263,30 @@ class Sharing:
     def max_deviation(self):
         return max(l.deviation for l in self.layers)
 
+    def fits(self, stride):
+        """Whether scan stride S (per axis) is a multiple of the stride the blocks fix."""
+        return all(s % f == 0 for s, f in zip(ax.axes(stride, self.ndim), ax.axes(self.fixed_stride)))
+
     def spec(self, stride):
         """The ScanSpec for scan stride S; StructureError when S does not suit the structure."""
-        fixed, strides = self.fixed_stride, [l.stride for l in self.layers]
-        if None not in strides:
-            if stride != fixed:
-                raise OptionNeeded(f"--stride {stride} does not fit the structure {self.describe()}: "
-                                   f"its strides multiply to {fixed} (change --stride or --layers)")
-        elif stride % fixed:
-            raise StructureError(f"scan stride {stride} is not a multiple of {fixed}, the stride "
-                                 f"the shared blocks fix ({self.describe()})")
-        else:
-            free = strides.index(None)
-            strides = [1 if s is None else s for s in strides]
-            strides[free] = stride // fixed
-        return ScanSpec(tuple(LayerSpec(l.c_in, l.c_out, l.kernel, s)
-                              for l, s in zip(self.layers, strides)))
+        fixed, per_axis = self.fixed_stride, []
+        for a, (s_a, fixed_a) in enumerate(zip(ax.axes(stride, self.ndim), ax.axes(fixed))):
+            strides = self._axis_strides(a)
+            if None not in strides:
+                if s_a != fixed_a:
+                    raise OptionNeeded(f"--stride {ax.show(stride)} does not fit the structure "
+                                       f"{self.describe()}: its strides multiply to {ax.show(fixed)} "
+                                       "(change --stride or --layers)")
+            elif s_a % fixed_a:
+                raise StructureError(f"scan stride {ax.show(stride)} is not a multiple of "
+                                     f"{ax.show(fixed)}, the stride the shared blocks fix ({self.describe()})")
+            else:
+                free = strides.index(None)
+                strides = [1 if s is None else s for s in strides]
+                strides[free] = s_a // fixed_a
+            per_axis.append(strides)
+        return ScanSpec(tuple(LayerSpec(l.c_in, l.c_out, l.kernel, tuple(s[i] for s in per_axis))
+                              for i, l in enumerate(self.layers)))
 
     def describe(self):
         return ", ".join(l.describe() for l in self.layers)
@@ -215,7 +296,7 @@ class Sharing:
             "distributed": self.distributed, "source": self.source,
             "natural_stride": self.natural_stride, "max_deviation": self.max_deviation,
             "layers": [{"c_in": l.c_in, "c_out": l.c_out, "kernel": l.kernel, "stride": l.stride,
-                        "positions_in": l.g_in, "positions_out": l.g_out, "copies": l.g_out,
+                        "positions_in": l.g_in, "positions_out": l.g_out, "copies": l.copies,
                         "block": list(l.block_shape), "deviation": l.deviation}
                        for l in self.layers],
             "near_misses": [m.message() for m in self.near_misses],
@@ -223,19 +304,23 @@ class Sharing:
 
 
 def _nonzero_counts(w, b, g_in, c_in, rtol):
-    """(g_in, n_out): how many of position p's c_in rows are nonzero in column q."""
-    return (np.abs(w) > _tolerance(w, b, rtol)).reshape(g_in, c_in, -1).sum(axis=1)
+    """(Π g_in, n_out): how many of position p's c_in rows are nonzero in column q."""
+    return (np.abs(w) > _tolerance(w, b, rtol)).reshape(ax.count(g_in), c_in, -1).sum(axis=1)
 
 
-def _many_strays(nonzero, c_in, c_out, kernel, stride):
-    """fit_layer would call it another layout: the cheap test, before any values are compared."""
-    g_in, n_out = nonzero.shape
-    outside = ~block_mask(g_in, n_out // c_out, kernel, stride or 1)
-    strays = nonzero.reshape(g_in, -1, c_out).sum(axis=2)[outside].sum()
-    return not few_strays(strays, int(outside.sum()) * c_in * c_out)
+def _many_strays(nonzero, g_in, c_in, c_out, kernel, stride):
+    """fit_layer would call it another layout: the cheap test, before any values are compared.
+
+    Many nonzero entries off the blocks, or copies nonzero in different places."""
+    outside = ~block_mask(g_in, grid(g_in, kernel, stride), kernel, stride)
+    strays = nonzero.reshape(len(nonzero), -1, c_out).sum(axis=2)[outside].sum()
+    if not few_strays(strays, int(outside.sum()) * c_in * c_out):
+        return True
+    support = block_copies(nonzero, g_in, 1, c_out, kernel, stride)     # (copies, Π k, c_out)
+    return bool((support != support[0]).any())
 
 
-def _search(mlp, channels, rtol):
+def _search(mlp, channels, rtol, kernel):
     """Every layer's fits per (layer, g_in, c_in) state, then the chain with the fewest parameters."""
     memo = {}
     count = len(mlp.layers)
@@ -250,31 +335,32 @@ def _search(mlp, channels, rtol):
         found, misses = None, []
         nonzero = _nonzero_counts(d.w, d.b, g_in, c_in, rtol)
         for c, k, s in _candidates(g_in, d.w.shape[1], i == count - 1):
-            if _many_strays(nonzero, c_in, c, k, s):
+            if _many_strays(nonzero, g_in, c_in, c, k, s):
                 continue
             fit, miss = fit_layer(i + 1, d.w, d.b, g_in, c_in, c, k, s, rtol)
             if miss is not None:
                 misses += [miss] if miss.kind != "layout" else []
                 continue
             (params, groups), rest, later = best(i + 1, fit.g_out, c)
-            key = (params + fit.params, (-fit.g_out,) + groups)
+            key = (params + fit.params, (-fit.copies,) + groups)
             if found is None or key < found[0]:
                 found = (key, [fit] + rest, later)
         # a near miss matters only when it would have shared more than the fit chosen
-        misses = [m for m in misses if m.copies > found[1][0].g_out][:1]
+        misses = [m for m in misses if m.copies > found[1][0].copies][:1]
         memo[i, g_in, c_in] = (found[0], found[1], misses + found[2])
         return memo[i, g_in, c_in]
 
-    return best(0, mlp.in_features // channels, channels)
+    return best(0, kernel, channels)
 
 
-def infer_sharing(mlp, channels, rtol=DEFAULT_RTOL):
+def infer_sharing(mlp, channels, rtol=DEFAULT_RTOL, kernel=None):
     """The most shared structure the weights support (fewest distinct parameters).
 
-    A dense layer always fits as one block, so a dense MLP gives the simple structure. Near
-    misses (blocks placed right but a copy differs) are kept to explain a refusal.
+    kernel: the patch per axis (default: one axis of in_features / channels frames). A dense
+    layer always fits as one block, so a dense MLP gives the simple structure. Near misses
+    (blocks placed right but a copy differs) are kept to explain a refusal.
     """
-    _, fits, misses = _search(mlp, channels, rtol)
+    _, fits, misses = _search(mlp, channels, rtol, kernel or mlp.in_features // channels)
     return Sharing(channels, tuple(fits), misses)
 
 

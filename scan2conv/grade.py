@@ -30,7 +30,8 @@ class StackFile:
         if self.foreign is not None:
             s = self.foreign.strides
             return None if s is None else int(np.prod(s))
-        return self.meta["scan"].get("stride")
+        s = self.meta["scan"].get("stride")
+        return tuple(s) if isinstance(s, list) else s   # an image's: one per axis
 
 
 def load_stack_file(path, max_bytes):

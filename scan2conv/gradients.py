@@ -47,8 +47,8 @@ def stack_gradients(stack, x, dy):
 
 
 def map_gradient(dw, db, layer, g_in):
-    """MLP gradient dw (g_in·c_in, g·c_out), db (g·c_out,) → (dF (c_out, c_in, k), db (c_out,)),
-    each summed over the g copies of the block."""
+    """MLP gradient dw (g_in·c_in, g·c_out), db (g·c_out,) → (dF (c_out, c_in, *k), db (c_out,)),
+    each summed over the g copies of the block (g_in: positions per axis)."""
     copies = block_copies(dw, g_in, layer.c_in, layer.c_out, layer.kernel, layer.stride)
     return (block_to_filter(copies.sum(axis=0), layer.c_in, layer.kernel),
             db.reshape(-1, layer.c_out).sum(axis=0))
@@ -80,7 +80,7 @@ def compare_gradients(name, mlp, stack, x, dy, expected, rtol=1e-5, atol=1e-8):
     got = stack_gradients(stack, x, dy)
     if got is None:
         return GradientCheck(name, None, False, reason="output shape differs")
-    g, errors, agree = spec.groups(), [], True
+    g, errors, agree = spec.grids(), [], True
     for i, (layer, (dw, db), (fw, fb)) in enumerate(zip(spec.layers, expected, got)):
         mw, mb = map_gradient(dw, db, layer, g[i])
         errors.append(float(max(np.abs(mw - fw).max(), np.abs(mb - fb).max())))

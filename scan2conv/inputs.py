@@ -1,6 +1,8 @@
 """Sample inputs: npy, npz or whitespace text, turned into x (n, c, l) float64.
 
 Files store a sequence time-major, (frames, features); a 3-D array is already (n, c, l).
+An image is stored channels last, (H, W, C), a batch (N, H, W, C): a 4-D array, or a 3-D one
+when the scan has two axes (--kernel 8x8); it becomes x (n, c, h, w).
 """
 import array
 import os
@@ -70,13 +72,19 @@ def _read_array(path, max_bytes):
                      f"name the input one of {', '.join(_NPZ_KEYS)}")
 
 
-def as_network_input(a, path, channels=None):
-    """(frames, features) or (n, c, l) → x (n, c, l) float64, checked against channels."""
+def as_network_input(a, path, channels=None, ndim=None):
+    """(frames, features) or (n, c, l) → x (n, c, l) float64, checked against channels; an
+    image (H, W, C) (ndim 2) or (N, H, W, C) → x (n, c, h, w)."""
     if a.dtype.kind not in "iuf":
         raise InputError(f"{path}: input has dtype {a.dtype}; expected numbers")
     if a.ndim == 1 and channels == 1:
         a = a[:, None]
-    if a.ndim == 2:
+    if a.ndim == 4 or (ndim == 2 and a.ndim == 3):
+        x = np.moveaxis(a if a.ndim == 4 else a[None], -1, 1)
+    elif ndim not in (None, 1):
+        raise InputError(f"{path}: input has shape {a.shape}; a scan over {ndim} axes takes an "
+                         "image (H, W, C) or a batch (N, H, W, C)")
+    elif a.ndim == 2:
         x = a.T[None]
     elif a.ndim == 3:
         x = a
@@ -84,6 +92,7 @@ def as_network_input(a, path, channels=None):
         raise InputError(f"{path}: input has shape {a.shape}; expected (frames, features) or (n, c, l)")
     if channels and x.shape[1] != channels:
         hint = " (is it stored features × frames? transpose it)" if a.ndim == 2 and a.shape[0] == channels else ""
+        hint = " (an image is stored channels last: (H, W, C))" if x.ndim == 4 else hint
         raise InputError(f"{path}: input has {x.shape[1]} features per frame, the MLP expects "
                          f"{channels}{hint}")
     x = x.astype(np.float64)
@@ -92,10 +101,10 @@ def as_network_input(a, path, channels=None):
     return x
 
 
-def read_input(path, channels=None, max_bytes=DEFAULT_MAX_BYTES):
-    """Read a sample input file → x (n, c, l) float64."""
+def read_input(path, channels=None, max_bytes=DEFAULT_MAX_BYTES, ndim=None):
+    """Read a sample input file → x (n, c, l) float64 (an image: (n, c, h, w))."""
     open_checked(path)
     try:
-        return as_network_input(_read_array(path, max_bytes), path, channels)
+        return as_network_input(_read_array(path, max_bytes), path, channels, ndim)
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None

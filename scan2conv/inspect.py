@@ -82,11 +82,11 @@ def _mlp_lines(m):
 
 
 def _stack_lines(s):
-    layers = ", ".join(f"({quote(l['c_in'])}→{quote(l['c_out'])}, k{quote(l['kernel'])}, "
-                       f"s{quote(l['stride'])}, {quote(l['activation'])})" for l in s["layers"])
+    layers = ", ".join(f"({quote(l['c_in'])}→{quote(l['c_out'])}, k{quote(_axes(l['kernel']))}, "
+                       f"s{quote(_axes(l['stride']))}, {quote(l['activation'])})" for l in s["layers"])
     scan = s.get("scan", {})
     return [f"{'stack':<12} {quote(s.get('form'))} stack {layers}",
-            f"{'scan':<12} K={quote(scan.get('kernel'))}, stride {quote(scan.get('stride'))}; "
+            f"{'scan':<12} K={quote(_axes(scan.get('kernel')))}, stride {quote(_axes(scan.get('stride')))}; "
             f"written as {quote(s.get('layout', 'npz'))}"]
 
 
@@ -109,3 +109,8 @@ def format_report(r):
         for item in (value if isinstance(value, list) else [value]):
             lines.append(f"{label:<12} {quote(item, 200)}")
     return "\n".join(lines)
+
+
+def _axes(value):
+    """8 → '8'; an image's [8, 8] → '8×8' (anything else as it is)."""
+    return "×".join(map(str, value)) if isinstance(value, list) else value

@@ -3,11 +3,14 @@
 Weights are in (in, out) orientation, as Keras Dense and the homework files store them.
 """
 from dataclasses import dataclass, field
+from itertools import product
+from math import prod
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import activations
+from . import axes as ax
 
 
 @dataclass
@@ -59,40 +62,72 @@ class MLP:
         return dh
 
 
-def positions(l_in, kernel, stride):
-    """P = (T − K) // S + 1 scan positions; 0 when the input is shorter than the patch."""
-    return max((l_in - kernel) // stride + 1, 0)
+# how a patch is flattened: channels last ("hwc"; "tc", time-major, on one axis) or first
+CHANNELS_LAST, CHANNELS_FIRST = ("hwc", "tc"), ("chw", "ct")
+ORDERS = CHANNELS_LAST + CHANNELS_FIRST
 
 
-def patches(x, kernel, stride):
-    """x (n, c, l) → (n·P, K·c): every window flattened time-major, v[t·c + ch] = x[ch, pS + t]."""
-    n, c, _ = x.shape
-    win = sliding_window_view(x, kernel, axis=2)[:, :, ::stride]   # (n, c, P, K)
-    p = win.shape[2]
-    return win.transpose(0, 2, 3, 1).reshape(n * p, kernel * c)     # (n, P, K, c) → rows
+def positions(size, kernel, stride):
+    """P = (T − K) // S + 1 scan positions (per axis); 0 when the input is shorter than the patch."""
+    return ax.plain(ax.output_shape(size, kernel, stride))
 
 
-def scan(mlp, x, kernel, stride):
-    """Run the MLP on every window: x (n, c, l) → y (n, out, P)."""
-    n = x.shape[0]
-    y = mlp.forward(patches(x, kernel, stride))
-    return y.reshape(n, -1, mlp.out_features).transpose(0, 2, 1)
+def patches(x, kernel, stride, order="hwc"):
+    """x (n, c, *size) → (n·Π P, Π K · c): every window flattened.
+
+    Channels last (hwc, tc: v[(i·K_w + j)·c + ch] = x[ch, pS_h + i, qS_w + j]) or channels first
+    (chw, ct: v[(ch·K_h + i)·K_w + j]).
+    """
+    n, c, d = x.shape[0], x.shape[1], x.ndim - 2
+    kernel, stride = ax.axes(kernel, d), ax.axes(stride, d)
+    spatial = tuple(range(2, 2 + d))
+    win = sliding_window_view(x, kernel, axis=spatial)[(...,) + tuple(slice(None, None, s) for s in stride)
+                                                          + (slice(None),) * d]   # (n, c, *P, *K)
+    p = win.shape[2:2 + d]
+    taps = tuple(range(2 + d, 2 + 2 * d))
+    first = order in CHANNELS_FIRST
+    win = win.transpose(0, *spatial, *((1,) + taps if first else taps + (1,)))
+    return win.reshape(n * prod(p), prod(kernel) * c)
+
+
+def scan(mlp, x, kernel, stride, order="hwc"):
+    """Run the MLP on every window: x (n, c, *size) → y (n, out, *P)."""
+    n, d = x.shape[0], x.ndim - 2
+    p = ax.output_shape(x.shape[2:], ax.axes(kernel, d), ax.axes(stride, d))
+    y = mlp.forward(patches(x, kernel, stride, order))
+    return y.reshape(n, *p, mlp.out_features).transpose(0, d + 1, *range(1, d + 1))
 
 
 def scan_backward(mlp, dy):
-    """After scan(): dy (n, out, P) → gradients on each layer (dw, db summed over positions)."""
-    mlp.backward(dy.transpose(0, 2, 1).reshape(-1, dy.shape[1]))
+    """After scan(): dy (n, out, *P) → gradients on each layer (dw, db summed over positions)."""
+    mlp.backward(np.moveaxis(dy, 1, -1).reshape(-1, dy.shape[1]))
 
 
-def scan_loop(mlp, x, kernel, stride):
+def channels_last(mlp, kernel, channels):
+    """The MLP of a channels-first (chw) patch as the same MLP on a channels-last (hwc) patch:
+    layer 1's rows permuted, (c, *K) → (*K, c); scanning it hwc gives what the original gives chw."""
+    k = ax.axes(kernel)
+    first = mlp.layers[0]
+    w = first.w.reshape(channels, *k, -1)
+    w = w.transpose(*range(1, len(k) + 1), 0, len(k) + 1).reshape(first.w.shape)
+    return MLP([Dense(np.ascontiguousarray(w), first.b, first.activation)] + list(mlp.layers[1:]),
+               list(mlp.notes))
+
+
+def scan_loop(mlp, x, kernel, stride, order="hwc"):
     """The plain loop over windows and layers; the independent oracle for scan()."""
-    n, c, l_in = x.shape
-    p_count = positions(l_in, kernel, stride)
-    y = np.zeros((n, mlp.out_features, p_count))
-    for i in range(n):
-        for p in range(p_count):
-            v = np.array([x[i, ch, p * stride + t] for t in range(kernel) for ch in range(c)])
-            for d in mlp.layers:
-                v = activations.forward(d.activation, v @ d.w + d.b)
-            y[i, :, p] = v
+    n, c, d = x.shape[0], x.shape[1], x.ndim - 2
+    kernel, stride = ax.axes(kernel, d), ax.axes(stride, d)
+    p = ax.output_shape(x.shape[2:], kernel, stride)
+    y = np.zeros((n, mlp.out_features, *p))
+    first = order in CHANNELS_FIRST
+    for i, *j in product(range(n), *(range(v) for v in p)):
+        def value(ch, t):
+            return x[(i, ch) + tuple(ja * sa + ta for ja, sa, ta in zip(j, stride, t))]
+        taps = list(product(*(range(k) for k in kernel)))
+        v = np.array([value(ch, t) for ch in range(c) for t in taps] if first
+                     else [value(ch, t) for t in taps for ch in range(c)])
+        for dense in mlp.layers:
+            v = activations.forward(dense.activation, v @ dense.w + dense.b)
+        y[(i, slice(None)) + tuple(j)] = v
     return y

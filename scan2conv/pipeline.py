@@ -3,7 +3,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import axes as ax
 from . import defaults
+from .images import settle_order
 from .errors import InputError, OptionNeeded, StructureError
 from .formats import DEFAULT_MAX_BYTES, read_weights
 from .infer import DEFAULT_CHANNELS, infer_kernel
@@ -22,6 +24,7 @@ class Job:
     kernel: int
     sources: dict
     weight_file: object = None
+    order: str = "tc"      # how a patch is flattened (hwc, chw on images); the MLP reads it channels last
 
 
 def _input_mismatch(input_path, x, n_in):
@@ -56,34 +59,40 @@ def require_widths(mlp, widths, source):
 
 
 def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orientation=None,
-             activation_names=None, max_bytes=DEFAULT_MAX_BYTES, x=None, require_shape=None):
+             activation_names=None, max_bytes=DEFAULT_MAX_BYTES, x=None, require_shape=None,
+             flatten=None):
     """Read (or take the embedded default for) the MLP and the input; infer C and K.
 
     x: the input at input_path already read (a batch reads it once for every MLP);
-    require_shape: the layer widths the MLP must have, or None."""
+    require_shape: the layer widths the MLP must have, or None; flatten: an image patch's
+    order (hwc, chw), None to infer it."""
+    ndim = ax.ndim(kernel) if kernel is not None else None   # axes: --kernel, else the input's
     if x is None and input_path:
-        x = read_input(input_path, channels, max_bytes)
+        x = read_input(input_path, channels, max_bytes, ndim)
+    ndim = ndim or (x.ndim - 2 if x is not None else 1)
     channels_from_input = channels is None and x is not None
     if channels is None:
-        channels = x.shape[1] if x is not None else DEFAULT_CHANNELS
+        channels = x.shape[1] if x is not None else defaults.sample_channels(ndim)
     wf = None
     if mlp_path is None:
-        mlp, mlp_source = defaults.default_mlp(), "embedded default"
+        mlp, mlp_source = defaults.embedded_mlp(ndim), "embedded default"
     else:
         wf = read_weights(mlp_path, max_bytes)
         blame = input_path if channels_from_input else None
         mlp, mlp_source = _build(wf, channels, orientation, activation_names, x, blame), mlp_path
     require_widths(mlp, require_shape, mlp_source)
-    k = infer_kernel(mlp, channels, kernel)
+    k = infer_kernel(mlp, channels, kernel, ndim)
     if x is None:
-        x = as_network_input(defaults.default_input(channels), "embedded sample", channels)
-    if x.shape[2] < k:
+        x = as_network_input(defaults.default_input(channels, defaults.sample_size(ndim)),
+                             "embedded sample", channels, ndim)
+    if any(size < ka for size, ka in zip(x.shape[2:], ax.axes(k))):
         where = input_path or "the embedded sample (pass --input)"
-        raise InputError(f"{where}: input has {x.shape[2]} frames, fewer than the "
-                         f"patch width K={k}")
+        what = "frames" if ndim == 1 else "pixels"
+        raise InputError(f"{where}: input has {ax.show(x.shape[2:])} {what}, fewer than the "
+                         f"patch width K={ax.show(k)}")
     sources = {"mlp": mlp_source, "input": input_path or "embedded sample"}
     check_reach(mlp, x, mlp_source, sources["input"])
-    return Job(mlp, x, channels, k, sources, wf)
+    return settle_order(Job(mlp, x, channels, k, sources, wf), flatten)
 
 
 @dataclass
@@ -186,7 +195,7 @@ def resolve_stride(job, sharing, stride=None, expect=None, source="--stride",
     """(S, where it came from): the flag; the file's metadata; the natural stride of a
     distributed MLP (unless a block copy looks damaged); the length of a reference output;
     else an error listing valid strides."""
-    from .infer import require_stride, tiling_strides
+    from .infer import listed_strides, require_stride
     if stride is not None:
         return stride, source
     stored = _file_stride(job)
@@ -198,11 +207,10 @@ def resolve_stride(job, sharing, stride=None, expect=None, source="--stride",
     if expect is not None:
         return stride_from_expected(job, expect, max_bytes), f"length of --expect {expect}"
     if sharing.near_misses:
-        strides = ", ".join(map(str, tiling_strides(job.x.shape[2], job.kernel)))
         raise OptionNeeded(f"the scan stride is not settled: shared blocks would fix it, but "
-                           f"{sharing.near_misses[0].message()}; pass --stride (strides that tile "
-                           f"{job.x.shape[2]} frames with K={job.kernel}: {strides})")
-    require_stride(None, job.x.shape[2], job.kernel)   # raises, listing the strides that tile the sample
+                           f"{sharing.near_misses[0].message()}; pass --stride "
+                           f"({listed_strides(ax.plain(job.x.shape[2:]), job.kernel)})")
+    require_stride(None, ax.plain(job.x.shape[2:]), job.kernel)   # raises, listing the strides that tile the sample
 
 
 def plan(job, stride=None, layers=None, expect=None, source="--stride", max_bytes=DEFAULT_MAX_BYTES,
@@ -215,17 +223,17 @@ def plan(job, stride=None, layers=None, expect=None, source="--stride", max_byte
     if layers is not None:
         sharing = check_layers(job.mlp, job.channels, layers)
     else:
-        sharing = infer_sharing(job.mlp, job.channels)
+        sharing = infer_sharing(job.mlp, job.channels, kernel=job.kernel)
     if form == "distributed":
         require_distributed(sharing)
     s, s_source = resolve_stride(job, sharing, stride, expect, source, max_bytes)
     notes = [f"not used as shared: {m.message()}" for m in sharing.near_misses]
     distributed = None
     if sharing.distributed:
-        if layers is not None or s % sharing.fixed_stride == 0:
+        if layers is not None or sharing.fits(s):
             distributed = sharing.spec(s)
         else:
-            notes.append(f"no distributed stack: scan stride {s} is not a multiple of "
-                         f"{sharing.fixed_stride}, the stride the shared blocks fix")
+            notes.append(f"no distributed stack: scan stride {ax.show(s)} is not a multiple of "
+                         f"{ax.show(sharing.fixed_stride)}, the stride the shared blocks fix")
     return Plan(s, s_source, sharing, simple_spec(job.mlp, job.channels, job.kernel, s),
                 distributed, notes)

@@ -4,12 +4,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import activations
-from .conv import conv1d, conv1d_backward, output_length
+from . import axes as ax
+from .conv import conv, conv_backward
 
 
 @dataclass
-class Conv1d:
-    """A convolution followed by an activation. w (c_out, c_in, k), b (c_out,)."""
+class Conv:
+    """A convolution over one or more axes followed by an activation.
+    w (c_out, c_in, *k), b (c_out,); stride and padding an int or one per axis."""
 
     w: np.ndarray
     b: np.ndarray
@@ -29,22 +31,34 @@ class Conv1d:
 
     @property
     def kernel(self):
-        return self.w.shape[2]
+        """k: an int on one axis, a tuple per axis on more."""
+        return ax.plain(self.w.shape[2:])
 
-    def output_length(self, l_in):
-        return output_length(l_in, self.kernel, self.stride, self.padding)
+    @property
+    def ndim(self):
+        return self.w.ndim - 2
+
+    def output_length(self, size):
+        """Output size for an input of this size (an int, or a tuple per axis)."""
+        d = self.ndim
+        return ax.plain(ax.output_shape(ax.axes(size, d), self.w.shape[2:], ax.axes(self.stride, d),
+                                        ax.axes(self.padding, d)))
 
     def forward(self, x):
-        """x (n, c_in, l_in) → y (n, c_out, l_out); keeps x and y for backward."""
-        z = conv1d(x, self.w, self.b, self.stride, self.padding)
+        """x (n, c_in, *size) → y (n, c_out, *out); keeps x and y for backward."""
+        z = conv(x, self.w, self.b, self.stride, self.padding)
         self._x, self._y = x, activations.forward(self.activation, z)
         return self._y
 
     def backward(self, dy):
-        """dy (n, c_out, l_out) → dx (n, c_in, l_in); sets self.dw, self.db."""
+        """dy (n, c_out, *out) → dx (n, c_in, *size); sets self.dw, self.db."""
         dz = activations.backward(self.activation, self._y, dy)
-        dx, self.dw, self.db = conv1d_backward(self._x, self.w, dz, self.stride, self.padding)
+        dx, self.dw, self.db = conv_backward(self._x, self.w, dz, self.stride, self.padding)
         return dx
+
+
+# the one-axis case keeps the name files and callers know it by
+Conv1d = Conv
 
 
 class Flatten:
@@ -60,12 +74,12 @@ class Flatten:
 
 @dataclass
 class Stack:
-    """An ordered stack of Conv1d layers: the converted form of a scanning MLP."""
+    """An ordered stack of Conv layers: the converted form of a scanning MLP."""
 
     layers: list
 
     def forward(self, x):
-        """x (n, c_in, l) → (n, c_out_last, l_out)."""
+        """x (n, c_in, *size) → (n, c_out_last, *out)."""
         for layer in self.layers:
             x = layer.forward(x)
         return x
@@ -76,7 +90,7 @@ class Stack:
         return dy
 
     def widths(self, l_in):
-        """Output length after each layer, starting with l_in."""
+        """Output size after each layer (ints, or tuples per axis), starting with l_in."""
         out = [l_in]
         for layer in self.layers:
             out.append(layer.output_length(out[-1]))
@@ -87,5 +101,5 @@ class Stack:
         return self.layers[0].c_in
 
     def astype(self, dtype):
-        return Stack([Conv1d(l.w.astype(dtype), l.b.astype(dtype), l.stride, l.padding,
+        return Stack([Conv(l.w.astype(dtype), l.b.astype(dtype), l.stride, l.padding,
                              l.activation) for l in self.layers])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .convert import filter_to_block
+from .distributed import scatter_block
 from .mlp import MLP, Dense
 from .spec import LayerSpec, ScanSpec
 
@@ -22,17 +23,12 @@ def stack_spec(stack):
 
 
 def unroll_layer(w, b, g_in, stride, fill=np.nan):
-    """Filter w (c_out, c_in, k), bias b (c_out,) over g_in positions →
-    W (g_in·c_in, g·c_out), b (g·c_out,), g = (g_in − k) // stride + 1."""
-    c_out, c_in, k = w.shape
-    g = (g_in - k) // stride + 1
+    """Filter w (c_out, c_in, *k), bias b (c_out,) over g_in positions (per axis) →
+    W (Π g_in·c_in, Π g·c_out), b (Π g·c_out,), g = (g_in − k) // stride + 1 per axis."""
     dtype = w.dtype if w.dtype.kind == "f" or fill == 0 else np.float64
-    big = np.full((g_in * c_in, g * c_out), fill, dtype=dtype)
-    block = filter_to_block(w)                                  # (k·c_in, c_out), rows time-major
-    for j in range(g):
-        row = j * stride * c_in
-        big[row:row + k * c_in, j * c_out:(j + 1) * c_out] = block
-    return big, np.tile(b, g)
+    block = filter_to_block(w)                       # (Π k·c_in, c_out), rows (taps…, channel)
+    big = scatter_block(block, g_in, w.shape[1], w.shape[2:], stride, fill, dtype)
+    return big, np.tile(b, big.shape[1] // len(b))
 
 
 @dataclass
@@ -61,7 +57,7 @@ class Unrolled:
 def unroll(stack, off_block="nan"):
     """Stack → Unrolled: K = the receptive field, S = Π_l s_l (the natural scan stride)."""
     spec = stack_spec(stack)
-    g = spec.groups()
+    g = spec.grids()
     weights, biases = [], []
     for layer, g_in in zip(stack.layers, g):
         w, b = unroll_layer(layer.w, layer.b, g_in, layer.stride, OFF_BLOCK[off_block])

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import axes as ax
 from .mlp import scan
 
 RTOL, ATOL = 1e-5, 1e-8       # np.allclose's defaults, which the homework's autograder uses
@@ -25,13 +26,14 @@ def judged_tolerance(rtol, atol, mlp, expected=None):
 
 
 def worst_entry(y, reference, rtol, atol):
-    """Where y (n, out, P) is furthest outside the tolerance of reference → dict, or None."""
+    """Where y (n, out, *P) is furthest outside the tolerance of reference → dict, or None
+    (position: an int, or one per axis on an image)."""
     excess = np.abs(y - reference) - (atol + rtol * np.abs(reference))
     if excess.size == 0 or excess.max() <= 0:
         return None
-    n, o, p = np.unravel_index(int(np.argmax(excess)), excess.shape)
-    return {"sample": int(n), "channel": int(o), "position": int(p), "value": float(y[n, o, p]),
-            "expected": float(reference[n, o, p])}
+    at = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    return {"sample": int(at[0]), "channel": int(at[1]), "position": ax.plain(map(int, at[2:])),
+            "value": float(y[at]), "expected": float(reference[at])}
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Comparison:
 def compare(name, stack, x, reference, rtol, atol, precision="float64"):
     """Run stack on x (n, c, l) in float64 and compare with reference (n, out, P), np.allclose-style."""
     y = stack.astype(np.float64).forward(x)
-    shape, widths = y.shape[1:], stack.widths(x.shape[2])
+    shape, widths = y.shape[1:], stack.widths(ax.plain(x.shape[2:]))
     if y.shape != reference.shape:
         why = f"output shape {shape} differs from the scanning MLP's {reference.shape[1:]}"
         return Comparison(name, stack, widths, shape, None, False, precision, why)
@@ -154,7 +156,7 @@ def build_report(mlp, x, kernel, stride, comparisons, reference, sources, rtol, 
         "mlp": {"source": sources.get("mlp"), "widths": mlp.widths,
                 "activations": [d.activation for d in mlp.layers], "notes": list(mlp.notes)},
         "input": {"source": sources.get("input"), "shape": list(x.shape)},
-        "scan": {"kernel": kernel, "stride": stride, "positions": int(reference.shape[2])},
+        "scan": {"kernel": kernel, "stride": stride, "positions": ax.plain(map(int, reference.shape[2:]))},
         "output_shape": list(reference.shape[1:]),
         "tolerance": {"rtol": rtol, "atol": atol, "precision": judged_at or "float64"},
         "stacks": [c.as_dict() for c in comparisons],
@@ -179,7 +181,7 @@ def _structure_lines(st):
 
 
 def _arrow(values):
-    return " → ".join(str(v) for v in values)
+    return " → ".join(ax.show(v) for v in values)
 
 
 def _shape(values):
@@ -190,7 +192,7 @@ def _worst_line(w, ours, theirs):
     if not w:
         return []
     sample = f"sample {w['sample']}, " if w["sample"] else ""
-    return [f"{'':<13} worst: {sample}channel {w['channel']}, position {w['position']:,}: "
+    return [f"{'':<13} worst: {sample}channel {w['channel']}, position {_shape(ax.axes(w['position']))}: "
             f"{w['value']:.6g} ({ours}) vs {w['expected']:.6g} ({theirs})"]
 
 
@@ -204,19 +206,21 @@ def format_report(report):
     """The human-readable form of a verify report."""
     m, inp, sc, st = report["mlp"], report["input"], report["scan"], report.get("structure")
     source = f" ({st['stride_source']})" if st and st["stride_source"] else ""
-    n, c, l = inp["shape"]
+    n, c, *size = inp["shape"]
     out = _shape(report["output_shape"])
+    what = ("frames", "features") if len(size) == 1 else ("pixels", "channels")
     lines = [
         f"scanning MLP  {m['source']}: {_arrow(m['widths'])} ({', '.join(m['activations'])})",
-        f"input         {inp['source']}: {l:,} frames × {c} features" + (f", batch {n}" if n > 1 else ""),
-        f"scan          K={sc['kernel']} frames, stride {sc['stride']}{source} → {sc['positions']:,} "
-        f"positions; output {out}",
+        f"input         {inp['source']}: {_shape(size)} {what[0]} × {c} {what[1]}" + (f", batch {n}" if n > 1 else ""),
+        f"scan          K={ax.show(sc['kernel'])} {what[0]}, stride {ax.show(sc['stride'])}{source} → "
+        f"{_shape(ax.axes(sc['positions']))} positions; output {out}",
     ]
     lines += [f"note          {note}" for note in m["notes"]]
     lines += _structure_lines(st) if st else []
     grads = {g["name"]: g for g in report.get("gradients", [])}
     for s in report["stacks"]:
-        layers = ", ".join(f"({l['c_in']}→{l['c_out']}, k{l['kernel']}, s{l['stride']})" for l in s["layers"])
+        layers = ", ".join(f"({l['c_in']}→{l['c_out']}, k{ax.show(l['kernel'])}, s{ax.show(l['stride'])})"
+                           for l in s["layers"])
         verdict = "agrees" if s["agree"] else "DISAGREES"
         error = s["reason"] or f"max |error| {s['max_abs_error']:.3g}"
         weights = f" ({s['precision']} weights: against the MLP rounded alike)" if s["precision"] != "float64" else ""

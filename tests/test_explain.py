@@ -18,21 +18,20 @@ from test_distributed import dense_case, distributed_scans, job, part_c
 
 
 class MacCounter:
-    """Wraps the engine's conv1d: each call multiplies (n·l_out, c_in·k) by (c_in·k, c_out)."""
+    """Wraps the engine's conv: each call multiplies (n·Π out, c_in·Π k) by (c_in·Π k, c_out)."""
 
-    def __init__(self, conv1d):
-        self.conv1d, self.macs = conv1d, 0
+    def __init__(self, conv):
+        self.conv, self.macs = conv, 0
 
     def __call__(self, x, w, *args, **kwargs):
-        y = self.conv1d(x, w, *args, **kwargs)
-        rows, (c_out, c_in, k) = y.shape[0] * y.shape[2], w.shape
-        self.macs += rows * (c_in * k) * c_out
+        y = self.conv(x, w, *args, **kwargs)
+        self.macs += (y.size // y.shape[1]) * (w.size // w.shape[0]) * w.shape[0]
         return y
 
 
 def run_and_count(stack, x, monkeypatch):
-    counter = MacCounter(scan2conv.stack.conv1d)
-    monkeypatch.setattr(scan2conv.stack, "conv1d", counter)
+    counter = MacCounter(scan2conv.stack.conv)
+    monkeypatch.setattr(scan2conv.stack, "conv", counter)
     stack.forward(x)
     monkeypatch.undo()
     return {"params": sum(l.w.size + l.b.size for l in stack.layers), "macs": counter.macs}

@@ -111,8 +111,8 @@ def sequential_to_stack(arrays):
     by_index = sorted(arrays, key=lambda kv: (index(kv[0]), kv[1].ndim < 3))
     out, i = [], 0
     for name, a in by_index:
-        i += a.ndim == 3
-        out.append((f"conv{i}.{'weight' if a.ndim == 3 else 'bias'}", a))
+        i += a.ndim >= 3
+        out.append((f"conv{i}.{'weight' if a.ndim >= 3 else 'bias'}", a))
     return out
 
 

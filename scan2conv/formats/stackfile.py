@@ -9,6 +9,7 @@ import json
 import numpy as np
 
 from .. import activations
+from .. import axes as ax
 from ..errors import InputError
 from ..reach import check_stack_gain
 from ..stack import Conv1d, Stack
@@ -16,6 +17,7 @@ from ..text import quote
 from .jsontext import parse_json
 from .weightfile import MAX_ARRAYS
 
+MAX_AXES = 3   # a sequence, an image, a volume
 FORMAT = "scan2conv-stack"
 VERSION = 1
 META_KEY = "__meta__"
@@ -81,6 +83,19 @@ def _whole(meta, key, where, field, optional=False):
     return value
 
 
+def _sizes(meta, key, where, field, optional=False):
+    """meta[key]: a whole number, or one per axis (an image's [rows, columns]), each from 1 to
+    MAX_SIZE."""
+    value = meta.get(key)
+    if not isinstance(value, list):
+        return _whole(meta, key, where, field, optional)
+    if not 1 <= len(value) <= MAX_AXES:
+        raise _bad(where, f"{field}{key}", value, f"from 1 to {MAX_AXES} sizes, one per axis")
+    for v in value:
+        _whole({key: v}, key, where, field)
+    return value
+
+
 def _one_of(meta, key, where, kinds, expected, field=""):
     value = meta.get(key)
     if not isinstance(value, kinds):
@@ -97,7 +112,7 @@ def check_meta(meta, where):
         raise _bad(where, "flatten", meta["flatten"], "'channel-major'")
     scan = _one_of(meta, "scan", where, dict, "an object with kernel and stride")
     for key in ("kernel", "stride"):
-        _whole(scan, key, where, "scan.", optional=True)
+        _sizes(scan, key, where, "scan.", optional=True)
     source = _one_of(meta, "source", where, (str, dict, type(None)), "a file description or null")
     if isinstance(source, dict) and not all(isinstance(v, (str, int, float, type(None)))
                                             for v in source.values()):
@@ -111,8 +126,11 @@ def check_meta(meta, where):
         if not isinstance(layer, dict):
             raise _bad(where, f"layers[{i}]", layer, "an object with c_in, c_out, kernel, "
                        "stride and activation")
-        for key in ("c_in", "c_out", "kernel", "stride"):
+        for key in ("c_in", "c_out"):
             _whole(layer, key, where, field)
+        kernel, stride = (_sizes(layer, key, where, field) for key in ("kernel", "stride"))
+        if isinstance(stride, list) and len(stride) != len(ax.axes(kernel)):
+            raise _bad(where, f"{field}stride", stride, f"one stride per axis of the kernel {kernel}")
         name = _one_of(layer, "activation", where, str, "an activation name", field)
         try:
             activations.canonical(name)
@@ -147,12 +165,13 @@ def stack_from_arrays(arrays, meta, where):
                              f"{len(meta['layers'])} layers)")
         w = _real(arrays, w_name, where)
         b = _real(arrays, b_name, where) if b_name in arrays else np.zeros(w.shape[0], w.dtype)
-        expected = (spec["c_out"], spec["c_in"], spec["kernel"])
+        expected = (spec["c_out"], spec["c_in"], *ax.axes(spec["kernel"]))   # a kernel per axis
         if w.shape != expected:
             raise InputError(f"{where}: {w_name} has shape {w.shape}, metadata says {expected}")
         if b.shape != (w.shape[0],):
             raise InputError(f"{where}: {b_name} has shape {b.shape}, expected ({w.shape[0]},)")
-        layers.append(Conv1d(w, b, spec["stride"], activation=activations.canonical(spec["activation"])))
+        stride = ax.plain(ax.axes(spec["stride"], len(expected) - 2))
+        layers.append(Conv1d(w, b, stride, activation=activations.canonical(spec["activation"])))
         names |= {w_name, b_name}
     extra = sorted(set(arrays) - names)
     if extra:

@@ -3,8 +3,7 @@ import json
 
 import click
 
-from scan2conv.batch import collect_paths, run_batch
-from scan2conv.errors import OptionNeeded
+from scan2conv import OptionNeeded, collect_paths, run_batch
 from scan2conv.text import one_line, printable
 
 from . import echo_error

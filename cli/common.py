@@ -6,8 +6,7 @@ import traceback
 
 import click
 
-from scan2conv.errors import INTERNAL_ERROR, Scan2ConvError
-from scan2conv.formats import DEFAULT_MAX_BYTES
+from scan2conv import DEFAULT_MAX_BYTES, INTERNAL_ERROR, OptionNeeded, Scan2ConvError, parse_layers
 from scan2conv.text import numeric_trouble, one_line, printable
 
 
@@ -160,8 +159,6 @@ mlp_options = options(channels_option, kernel_option, stride_option, orientation
 def _parse_layers(ctx, param, value):
     if value is None:
         return None
-    from scan2conv.distributed import parse_layers
-    from scan2conv.errors import OptionNeeded
     try:
         layers = parse_layers(value)
     except OptionNeeded as e:
@@ -191,3 +188,9 @@ input_option = click.option("--input", "input_path",
 # so it wraps the command itself
 job_options = options(layers_option, expect_option, mlp_options, json_option, debug_option,
                       reports_errors)
+
+plot_options = options(
+    click.option("--plot", type=click.Path(dir_okay=False),
+                 help="Also draw the picture to FILE (.svg, .png or .pdf; needs matplotlib: "
+                      "pip install 'scan2conv[plot]')."),
+    click.option("--force", is_flag=True, help="Replace the --plot file if it exists."))

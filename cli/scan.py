@@ -2,56 +2,28 @@
 import sys
 
 import click
-import numpy as np
 
-from scan2conv import scanner
-from scan2conv.atomic import check_target, write_atomic
-from scan2conv.errors import InputError, OptionNeeded
-from scan2conv.formats.stackfile import read_stack
+import scan2conv
 
 from .common import (EXIT_CODES, MAX_CHUNK_FRAMES, count, debug_option, emit, json_option,
                      max_size_option, reports_errors)
 
 
-def _load_stack(path, max_bytes):
-    """The stack in float64, its geometry checked against what `convert` recorded."""
-    stack, meta = read_stack(path, max_bytes)
-    k, s = scanner.geometry(stack)
-    recorded = meta.get("scan") or {}
-    for name, found in (("kernel", k), ("stride", s)):
-        if recorded.get(name) not in (None, found):
-            raise InputError(f"{path}: the metadata says scan {name} {recorded[name]}, "
-                             f"the layers give {found}")
-    return stack.astype(np.float64)
+class _Progress:
+    """progress(done, total) drawing a bar on stderr, made at the first chunk (total known then)."""
 
+    def __init__(self):
+        self.bar = None
 
-def _run(stack, source, chunk_frames, show_progress):
-    if not show_progress:
-        return scanner.run(stack, source, chunk_frames)
-    with click.progressbar(length=source.total, label="scanning", file=sys.stderr) as bar:
-        def advance(done, total):
-            bar.update(done - bar.pos)
-        return scanner.run(stack, source, chunk_frames, advance)
+    def __call__(self, done, total):
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="scanning", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
 
-
-def _text(report, result):
-    n = result.y.shape[0]
-    lines = [f"scanned {report['input']}: {result.frames:,} frames × {report['channels']} features"
-             + (f", batch {n}" if n > 1 else "")
-             + f" → {report['output_shape'][-2]} × {result.y.shape[2]:,} positions "
-             f"(K={result.kernel}, stride {result.stride}) in {result.chunks} chunk"
-             + ("s" if result.chunks > 1 else "") + f" of ≤ {result.chunk_frames:,} frames"]
-    if report["output"]:
-        lines.append(f"wrote {report['output']}")
-    for entry in (report["aggregate"] or {}).get("channels", []):
-        sample = f"sample {entry['sample']} " if n > 1 else ""
-        if "mean" in entry:
-            lines.append(f"mean {sample}channel {entry['channel']}: {entry['mean']:.6g}")
-        else:
-            first, last = entry["frames"]
-            lines.append(f"max  {sample}channel {entry['channel']}: {entry['max']:.6g} at position "
-                         f"{entry['position']:,} (frames {first:,}–{last:,})")
-    return "\n".join(lines)
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
 
 
 @click.command(epilog=EXIT_CODES)
@@ -82,23 +54,14 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
       scan2conv scan stack.npz recording.npy --aggregate max --json
     """
     if not output and not aggregate:
-        raise OptionNeeded("nothing to do: give -o OUT.npy to write the output, or --aggregate max|mean")
-    if output:
-        check_target(output, force, (stack_path, input_path))   # fail before a long scan, not after
-    stack = _load_stack(stack_path, max_bytes)
-    source = scanner.open_source(input_path, max_bytes)
-    result = _run(stack, source, chunk_frames, sys.stderr.isatty() and not as_json)
-    y = result.y[0] if result.y.shape[0] == 1 else result.y
-    if output:
-        write_atomic(output, lambda fp: np.save(fp, y), force, (stack_path, input_path))
-    summary = None
-    if aggregate:
-        rows = scanner.aggregate(result.y, aggregate, result.kernel, result.stride)
-        summary = {"kind": aggregate,
-                   "channels": [{"sample": i, **entry} for i, row in enumerate(rows) for entry in row]}
-    report = {"ok": True, "exit_code": 0, "stack": stack_path, "input": input_path,
-              "frames": result.frames, "channels": stack.channels, "samples": result.y.shape[0],
-              "scan": {"kernel": result.kernel, "stride": result.stride, "positions": result.y.shape[2]},
-              "output_shape": list(y.shape), "output": output, "chunks": result.chunks,
-              "chunk_frames": result.chunk_frames, "aggregate": summary}
-    emit(as_json, report, _text(report, result))
+        raise scan2conv.OptionNeeded("nothing to do: give -o OUT.npy to write the output, or "
+                                     "--aggregate max|mean")
+    progress = _Progress() if sys.stderr.isatty() and not as_json else None
+    try:
+        report = scan2conv.scan(stack_path, input_path, output=output, force=force,
+                                aggregate=aggregate, chunk_frames=chunk_frames, progress=progress,
+                                max_bytes=max_bytes)
+    finally:
+        if progress:
+            progress.close()
+    emit(as_json, report.to_dict(), str(report))

@@ -5,7 +5,7 @@ import numpy as np
 
 from . import defaults
 from .errors import InputError, OptionNeeded, StructureError
-from .formats import DEFAULT_MAX_BYTES, read_weights
+from .formats import DEFAULT_MAX_BYTES, WeightFile, read_weights
 from .infer import DEFAULT_CHANNELS, infer_kernel
 from .inputs import as_network_input, read_input
 from .weights import build_mlp
@@ -36,8 +36,9 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     if mlp_path is None:
         mlp, mlp_source = defaults.default_mlp(), "embedded default"
     else:
-        wf = read_weights(mlp_path, max_bytes)
-        mlp, mlp_source = build_mlp(wf, channels, orientation, activation_names), mlp_path
+        # a WeightFile: arrays handed over in Python, read already
+        wf = mlp_path if isinstance(mlp_path, WeightFile) else read_weights(mlp_path, max_bytes)
+        mlp, mlp_source = build_mlp(wf, channels, orientation, activation_names), wf.path
     k = infer_kernel(mlp, channels, kernel)
     if x is None:
         x = as_network_input(defaults.default_input(channels), "embedded sample", channels)

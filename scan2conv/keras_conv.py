@@ -9,7 +9,9 @@ import zlib
 
 from .errors import InputError
 from .formats import keras
-from .formats.hdf5 import STACK_ATTR, Budget, attr, attr_list, open_h5, parse_json, resolve
+from .formats.hdf5 import STACK_ATTR, attr, census, open_h5, read_dataset, resolve
+from .formats.jsontext import parse_json
+from .formats.weightfile import as_budget
 from .foreign import ForeignLayer, ForeignStack
 
 
@@ -60,34 +62,36 @@ def _layers(pairs, entries, where):
     return layers
 
 
-def _keras3_pairs(f, where, order, max_bytes):
-    budget, found = Budget(where, max_bytes), dict(keras._vars_paths(f["layers"], "layers/", where))
+def _keras3_pairs(f, where, order, budget):
+    layers = f["layers"]
+    found = dict(keras._vars_paths(layers, "layers/", where))
     order = [p for p in order if p in found] if order else list(found)
-    return [(p, [a for _, a in keras._read_vars(found[p], p, budget, where)]) for p in order]
+    budget.count(sum(len(found[p]) for p in order), where)
+    return [(p, [read_dataset(layers[v], where, budget) for v in found[p]]) for p in order]
 
 
-def _legacy_pairs(f, where, max_bytes):
-    root, budget, pairs = keras._legacy_root(f, where), Budget(where, max_bytes), []
-    for name in attr_list(root, "layer_names", where):
-        group = resolve(root, name, where)
-        arrays = [budget.read(resolve(group, w, where)) for w in attr_list(group, "weight_names", where) or []]
+def _legacy_pairs(f, where, budget):
+    pairs = []
+    for name, group, weight_names in keras._legacy_layers(keras._legacy_root(f, where), where, budget):
+        arrays = [read_dataset(resolve(group, w, where), where, budget) for w in weight_names]
         if arrays:
             pairs.append((name, arrays))
     return pairs
 
 
-def _from_h5(f, where, max_bytes, config=None):
+def _from_h5(f, where, budget, config=None):
+    census(f, where, budget)
     kind = keras.h5_kind(f, where)
     if kind is None or attr(f, STACK_ATTR, where) is not None:
         return None
     if kind == "legacy":
         text = attr(f, "model_config", where)
         entries = conv_entries(parse_json(text, where, "model_config"), "") if text else None
-        return ForeignStack(where, "Keras legacy h5 (Conv1D)", _layers(_legacy_pairs(f, where, max_bytes), entries, where))
+        return ForeignStack(where, "Keras legacy h5 (Conv1D)", _layers(_legacy_pairs(f, where, budget), entries, where))
     entries = conv_entries(config) if config is not None else None
     order = [e["path"] for e in entries] if entries else None
     layout = "Keras 3 .keras archive (Conv1D)" if config is not None else "Keras 3 .weights.h5 (Conv1D)"
-    return ForeignStack(where, layout, _layers(_keras3_pairs(f, where, order, max_bytes), entries, where))
+    return ForeignStack(where, layout, _layers(_keras3_pairs(f, where, order, budget), entries, where))
 
 
 def _archive(path, max_bytes):
@@ -106,9 +110,10 @@ def _archive(path, max_bytes):
 def read_keras_conv(path, family, max_bytes):
     """A Keras Conv1D model → ForeignStack; None when the file is not a Keras one (or is a
     stack scan2conv wrote, which the ordinary readers take)."""
-    config, source = (None, path) if family == "hdf5" else _archive(path, max_bytes)
+    budget = as_budget(max_bytes)
+    config, source = (None, path) if family == "hdf5" else _archive(path, budget.max_bytes)
     with open_h5(source, path) as f:
         try:
-            return _from_h5(f, path, max_bytes, config)
+            return _from_h5(f, path, budget, config)
         except (OSError, RuntimeError, KeyError, ValueError) as e:
             raise InputError(f"{path}: cannot read the Keras file: {e}") from None

@@ -8,18 +8,19 @@ def _escaped(ch):
 
 
 def quote(value, limit=80):
-    """str(value) with every control or non-printable character escaped repr-style (\\x1b),
-    cut to at most limit characters ending in '…' when longer."""
+    """value as text with control and non-printable characters escaped repr-style (\\x1b,
+    \\n, \\u202e), cut to at most `limit` characters with '…'; bytes are decoded as UTF-8
+    with undecodable bytes escaped."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value[:4 * limit + 4]).decode("utf-8", "backslashreplace")
     text = str(value)
-    out, used = [], 0
-    for ch in text:
-        piece = _escaped(ch)
-        if used + len(piece) > limit:
-            while out and used > limit - 1:
-                used -= len(out.pop())
+    out, size = [], 0
+    for i, c in enumerate(text[:limit + 1]):   # escapes only lengthen: limit + 1 characters suffice
+        piece = _escaped(c)
+        if size + len(piece) > limit - (i + 1 < len(text)):
             return "".join(out) + "…"
         out.append(piece)
-        used += len(piece)
+        size += len(piece)
     return "".join(out)
 
 

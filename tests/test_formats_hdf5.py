@@ -96,7 +96,7 @@ def test_datasets_together_over_the_limit(tmp_path):
     with h5py.File(path, "w") as f:
         for i in range(3):
             f[f"W{i}"] = np.zeros((100, 100))    # 80,000 bytes each
-    with pytest.raises(InputError, match=r"the datasets together need more than 200,000 bytes"):
+    with pytest.raises(InputError, match=r"with the 160,000 already read that is over the limit of 200,000 for one file"):
         read_weights(str(path), max_bytes=200_000)
 
 

@@ -23,9 +23,6 @@ READERS = {
     "onnx": "onnx_io:read_onnx",
 }
 
-# readers that charge everything they read to the Budget they are given; the others get the
-# byte limit and keep their own account
-BUDGETED = {"npy", "npz", "torch"}
 
 EXTENSIONS = {".npy": "npy", ".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
               ".keras": "keras", ".safetensors": "safetensors", ".pt": "torch", ".pth": "torch",
@@ -128,6 +125,6 @@ def read_weights(path, max_bytes=DEFAULT_MAX_BYTES):
     module, func = READERS[family].split(":")
     reader = getattr(importlib.import_module(f"{__name__}.{module}"), func)
     try:
-        return reader(path, Budget(max_bytes) if family in BUDGETED else max_bytes)
+        return reader(path, Budget(max_bytes))
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None

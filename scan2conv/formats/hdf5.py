@@ -1,27 +1,31 @@
 """HDF5 files, read without touching anything outside them.
 
-Every object is reached link by link: hard links are followed, soft links are skipped (they
-name objects the walk reaches anyway), external and user-defined links are refused, as are
-virtual datasets and datasets whose data lives in external files. Each dataset's declared
-size is checked against the limit before it is read.
+Before anything is opened, HDF5's own visits (in C, each group's links once however often the
+group is linked, so a file of 2^40 paths costs what its objects cost) count the links and
+objects, and judge every link that is not a hard link: soft links are skipped (they name
+objects reached anyway) unless they lead nowhere, external and user-defined links are refused.
+Virtual datasets and datasets whose data lives in external files are refused. Each dataset is
+counted, and its declared size and chunks charged to the file's one budget, before it is read.
 
 Plain files: every numeric dataset at any depth, in natural order of its path (layer2 before
 layer10), a matrix before the vector of the same stem. Keras files are recognised here and
 read by keras.py.
 """
 import io
-import json
 
 import h5py
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
+from ..text import quote
 from .order import layer_order
-from .weightfile import WeightFile, check_size
+from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
 STACK_ATTR = "scan2conv"   # root attribute holding a stack's metadata JSON
-MAX_OBJECTS = 100_000
+MAX_OBJECTS = 30_000       # links, and groups and datasets, in one file: 10,000 layers' worth
 MAX_ATTR_BYTES = 16 * 2**20
+MAX_ATTR_PARTS = 1_000     # layer_names0, layer_names1, …
+MAX_CHUNKS = 65_536       # chunks the datasets of one file may be cut into
 
 
 def open_h5(source, where):
@@ -33,16 +37,11 @@ def open_h5(source, where):
             raise InputError(f"{where}: not an HDF5 file")
         return h5py.File(source, "r", locking=False)
     except OSError as e:
-        raise InputError(f"{where}: cannot open as HDF5: {_one_line(e)}") from None
+        raise InputError(f"{where}: cannot open as HDF5: {quote(_one_line(e), 160)}") from None
 
 
 def _one_line(e):
     return " ".join(str(e).split()) or type(e).__name__
-
-
-def _object_id(obj):
-    info = h5py.h5o.get_info(obj.id)
-    return info.fileno, info.addr
 
 
 def child(group, name, where):
@@ -50,19 +49,21 @@ def child(group, name, where):
     try:
         link = group.get(name, getlink=True)
     except UnicodeDecodeError:
-        raise InputError(f"{where}: a member of {group.name} has a name that is not UTF-8 "
-                         f"({name!r}); the file is damaged") from None
+        raise InputError(f"{where}: a member of {quote(group.name)} has a name that is not UTF-8 "
+                         f"({quote(name)}); the file is damaged") from None
     except (TypeError, KeyError, OSError) as e:
-        raise UnsafeFileError(f"{where}: link {name!r} in {group.name} has an unknown type "
-                              f"({_one_line(e)}); refused") from None
+        raise UnsafeFileError(f"{where}: link {quote(name)} in {quote(group.name)} has an unknown "
+                              f"type ({quote(_one_line(e))}); refused") from None
     if isinstance(link, h5py.ExternalLink):
-        raise UnsafeFileError(f"{where}: {_join(group.name, name)} is an external link to "
-                              f"{link.filename}:{link.path}; scan2conv reads only data inside the file")
+        raise UnsafeFileError(f"{where}: {quote(_join(group.name, name))} is an external link to "
+                              f"{quote(link.filename)}:{quote(link.path)}; scan2conv reads only "
+                              "data inside the file")
     if isinstance(link, h5py.SoftLink):
         _check_soft_target(group, name, link.path, where)
         return None
     if not isinstance(link, h5py.HardLink):
-        raise UnsafeFileError(f"{where}: {_join(group.name, name)} is a link of unknown type; refused")
+        raise UnsafeFileError(f"{where}: {quote(_join(group.name, name))} is a link of unknown "
+                              "type; refused")
     return group[name]
 
 
@@ -73,7 +74,7 @@ def _check_soft_target(group, name, target, where):
     try:
         resolve(base, target, where)
     except KeyError:
-        raise InputError(f"{where}: {_join(group.name, name)} is a soft link to {target}, which "
+        raise InputError(f"{where}: {quote(_join(group.name, name))} is a soft link to {quote(target)}, which "
                          "does not exist in the file") from None
     except UnsafeFileError:
         pass   # the target is a link itself: the walk judges it under its own name
@@ -91,79 +92,123 @@ def resolve(group, path, where):
             raise KeyError(path)
         obj = child(obj, part, where)
         if obj is None:
-            raise UnsafeFileError(f"{where}: {path} goes through a soft link; refused")
+            raise UnsafeFileError(f"{where}: {quote(path)} goes through a soft link; refused")
     return obj
 
 
-def walk(group, where):
-    """Yield (path, dataset) for every dataset under group, each object once."""
-    seen, todo, count = {_object_id(group)}, [group], 0
-    while todo:
-        g = todo.pop()
-        for name in g:
-            count += 1
-            if count > MAX_OBJECTS:
-                raise InputError(f"{where}: more than {MAX_OBJECTS:,} objects; not a weight file")
-            obj = child(g, name, where)
-            if obj is None or _object_id(obj) in seen:
-                continue
-            seen.add(_object_id(obj))
-            if isinstance(obj, h5py.Group):
-                todo.append(obj)
-            elif isinstance(obj, h5py.Dataset):
-                yield obj.name.lstrip("/"), obj
+def census(f, where, budget):
+    """Judge every link that is not a hard link (`child` refuses external and unknown ones and
+    checks where soft ones lead) and count the file's objects; refuse a file of more links or
+    objects, or more datasets, than may be read, before anything is opened."""
+    for parent, name in _links_to_judge(f, where):
+        child(f[parent] if parent else f, name, where)
+    datasets = sum(is_dataset for _, is_dataset in objects_under(f, where))
+    if datasets > budget.max_arrays:
+        raise InputError(f"{where}: the file holds {datasets:,} datasets, over the limit "
+                         f"of {budget.max_arrays:,} arrays; no scanning MLP has that many layers")
+
+
+def objects_under(group, where):
+    """[(path relative to group, is a dataset)] for every object below group, each once however
+    many links lead to it (HDF5's own visit, in C); InputError past MAX_OBJECTS."""
+    found = []
+
+    def visit(name, info):
+        if name != b".":
+            found.append((name, info.type == h5py.h5o.TYPE_DATASET))
+        return True if len(found) > MAX_OBJECTS else None   # True stops the visit
+
+    h5py.h5o.visit(group.id, visit, info=True)
+    if len(found) > MAX_OBJECTS:
+        raise InputError(f"{where}: more than {MAX_OBJECTS:,} groups and datasets; not a weight file")
+    return [(_decoded(name, where), is_dataset) for name, is_dataset in found]
+
+
+def walk(f, where, budget):
+    """[(path, dataset)] for every dataset in the file (each once, after census()), every one
+    counted against budget before any is opened."""
+    paths = [path for path, is_dataset in objects_under(f, where) if is_dataset]
+    budget.count(len(paths), where)
+    return [(path, f[path]) for path in paths]
+
+
+def _links_to_judge(f, where):
+    """[(parent path, name)] of every soft, external or user-defined link (HDF5's own visit, each
+    group's links once); InputError past MAX_OBJECTS links."""
+    links, found = [0], []
+
+    def visit(name, info):
+        links[0] += 1
+        if info.type != h5py.h5l.TYPE_HARD:
+            found.append(name)
+        return True if links[0] > MAX_OBJECTS else None   # True stops the visit
+
+    f.id.links.visit(visit, info=True)
+    if links[0] > MAX_OBJECTS:
+        raise InputError(f"{where}: more than {MAX_OBJECTS:,} links; not a weight file")
+    return [tuple(_decoded(n, where).rpartition("/")[::2]) for n in found]
+
+
+def _decoded(name, where):
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: the member {quote(name)} has a name that is not UTF-8; "
+                         "the file is damaged") from None
 
 
 def is_numeric(ds):
     return ds.dtype.kind in "biufc" and ds.shape is not None and len(ds.shape) > 0
 
 
-def read_dataset(ds, where, max_bytes, used=0):
-    """A dataset's values, after refusing virtual and external storage and checking the size
-    (alone, and together with `used` bytes already read)."""
-    name = f"{where}: dataset {ds.name}"
+def read_dataset(ds, where, budget):
+    """A dataset's values, after refusing virtual and external storage and charging its
+    declared size to budget (a Budget or a byte limit)."""
+    budget = as_budget(budget)
+    name = f"{where}: dataset {quote(ds.name)}"
     if not isinstance(ds, h5py.Dataset):
-        raise InputError(f"{where}: {ds.name} is a {type(ds).__name__.lower()}, not a dataset")
+        raise InputError(f"{where}: {quote(ds.name)} is a {type(ds).__name__.lower()}, not a dataset")
     if ds.is_virtual:
         raise UnsafeFileError(f"{name} is a virtual dataset (its data lives in other files); refused")
     if ds.id.get_create_plist().get_external_count() > 0:
         raise UnsafeFileError(f"{name} stores its data in external files; refused")
     if ds.shape is None:
         raise InputError(f"{name} has no data (null dataspace)")
-    check_size(ds.shape, ds.dtype, name, max_bytes)
-    if used + int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize > max_bytes:
-        raise InputError(f"{where}: the datasets together need more than {max_bytes:,} bytes "
-                         "(raise the limit with --max-size)")
+    check_size(ds.shape, ds.dtype, name, budget.max_bytes)   # alone, then with the rest
+    budget.take(array_bytes(ds.shape, ds.dtype), name)
+    _check_chunks(ds, name, budget)
     try:
         return np.asarray(ds[()])
     except (OSError, ValueError, TypeError) as e:
-        raise InputError(f"{name}: cannot read: {_one_line(e)}") from None
+        raise InputError(f"{name}: cannot read: {quote(_one_line(e), 160)}") from None
 
 
-class Budget:
-    """Reads datasets while their running total stays under max_bytes."""
-
-    def __init__(self, where, max_bytes):
-        self.where, self.max_bytes, self.total = where, max_bytes, 0
-
-    def read(self, ds):
-        a = read_dataset(ds, self.where, self.max_bytes, self.total)
-        self.total += a.nbytes
-        return a
+def _check_chunks(ds, name, budget):
+    """Refuse datasets cut into so many chunks (summed over the file) that reading them would
+    take minutes: each chunk costs time even when the file stores nothing for it."""
+    if ds.chunks is None:
+        return
+    chunks = 1
+    for n, c in zip(ds.shape, ds.chunks):
+        chunks *= -(-int(n) // int(c))
+    total = getattr(budget, "hdf5_chunks", 0) + chunks   # the Budget carries the file's count
+    if total > MAX_CHUNKS:
+        raise InputError(f"{name} is stored in {chunks:,} chunks; the datasets of one file may "
+                         f"be cut into {MAX_CHUNKS:,} chunks in all")
+    budget.hdf5_chunks = total
 
 
 def attr(obj, name, where, default=None):
     """An attribute's value (str for strings), size-checked; default if absent."""
     if name not in obj.attrs:
         return default
+    what = f"attribute {quote(name)} of {quote(obj.name)}"
     try:
         if _storage_size(h5py.h5a.open(obj.id, name.encode())) > MAX_ATTR_BYTES:
-            raise InputError(f"{where}: attribute {name!r} of {obj.name} is over "
-                             f"{MAX_ATTR_BYTES:,} bytes; refused")
+            raise InputError(f"{where}: {what} is over {MAX_ATTR_BYTES:,} bytes; refused")
         value = obj.attrs[name]
     except (OSError, TypeError, ValueError) as e:
-        raise InputError(f"{where}: cannot read attribute {name!r} of {obj.name}: "
-                         f"{_one_line(e)}") from None
+        raise InputError(f"{where}: cannot read {what}: {quote(_one_line(e), 160)}") from None
     return _text(value)
 
 
@@ -182,57 +227,61 @@ def _text(value):
     return value
 
 
-def attr_list(obj, name, where):
-    """A list attribute that Keras may have split into name0, name1, …; None if absent."""
-    value = attr(obj, name, where)
-    if value is None and f"{name}0" in obj.attrs:
-        value, i = [], 0
-        while f"{name}{i}" in obj.attrs:
-            value += list(attr(obj, f"{name}{i}", where))
-            i += 1
-    if value is None:
-        return None
+def _as_list(value):
     if isinstance(value, str):
         return [value]
     return [str(v) for v in np.asarray(value).ravel().tolist()]
 
 
-def read_plain(f, where, max_bytes):
+def attr_list(obj, name, where):
+    """A list attribute that Keras may have split into name0, name1, …; None if absent."""
+    value = attr(obj, name, where)
+    if value is not None:
+        return _as_list(value)
+    if f"{name}0" not in obj.attrs:
+        return None
+    value, i = [], 0
+    while f"{name}{i}" in obj.attrs:
+        if i >= MAX_ATTR_PARTS:
+            raise InputError(f"{where}: attribute {quote(name)} of {quote(obj.name)} is split "
+                             f"into more than {MAX_ATTR_PARTS:,} parts; refused")
+        value += _as_list(attr(obj, f"{name}{i}", where))
+        i += 1
+    return value
+
+
+def read_plain(f, where, budget):
     """Every numeric dataset, in layer order; non-numeric and scalar ones are listed as skipped."""
-    arrays, skipped, budget = [], [], Budget(where, max_bytes)
-    for path, ds in walk(f, where):
+    arrays, skipped = [], []
+    for path, ds in walk(f, where, budget):
         if not is_numeric(ds):
             skipped.append(path)
             continue
-        arrays.append((path, budget.read(ds)))
+        arrays.append((path, read_dataset(ds, where, budget)))
     if not arrays:
         raise InputError(f"{where}: the HDF5 file holds no numeric datasets")
     meta = {"skipped": skipped} if skipped else {}
     text = attr(f, STACK_ATTR, where)
     if text is not None:
+        if not isinstance(text, str):
+            raise InputError(f"{where}: the {STACK_ATTR!r} attribute is not a string of JSON")
         meta[STACK_ATTR] = text
         return WeightFile(where, "scan2conv stack (HDF5)", layer_order(arrays), True, meta=meta)
     return WeightFile(where, "HDF5 datasets", layer_order(arrays), True, meta=meta)
 
 
-def read_h5(path, max_bytes, source=None):
+def read_h5(path, limit, source=None):
     """Any HDF5 weight file: Keras 2/3 legacy h5, Keras 3 .weights.h5, a stack, or plain datasets."""
     from . import keras
+    budget = as_budget(limit)
     with open_h5(source if source is not None else path, path) as f:
         try:
+            census(f, path, budget)
             kind = keras.h5_kind(f, path)
             if kind == "legacy":
-                return keras.read_legacy(f, path, max_bytes)
+                return keras.read_legacy(f, path, budget)
             if kind == "keras3":
-                return keras.read_keras3(f, path, max_bytes)
-            return read_plain(f, path, max_bytes)
+                return keras.read_keras3(f, path, budget)
+            return read_plain(f, path, budget)
         except (OSError, RuntimeError, KeyError, ValueError) as e:
-            raise InputError(f"{path}: cannot read HDF5 content: {_one_line(e)}") from None
-
-
-def parse_json(text, where, what):
-    """JSON from an attribute or archive member; InputError naming what it is."""
-    try:
-        return json.loads(text)
-    except (ValueError, TypeError) as e:
-        raise InputError(f"{where}: {what} is not valid JSON: {e}") from None
+            raise InputError(f"{path}: cannot read HDF5 content: {quote(_one_line(e), 160)}") from None

@@ -16,11 +16,13 @@ import zipfile
 import zlib
 
 from ..errors import InputError
-from .hdf5 import (STACK_ATTR, Budget, attr, attr_list, child, is_numeric, open_h5,
-                   parse_json, resolve)
-from .weightfile import NO_ACTIVATIONS, WeightFile, natural_key
+from ..text import quote
+from .hdf5 import (STACK_ATTR, attr, attr_list, census, child, is_numeric, objects_under,
+                   open_h5, read_dataset, resolve)
+from .jsontext import parse_json
+from .weightfile import MAX_ARRAYS, NO_ACTIVATIONS, WeightFile, as_budget, natural_key
 
-MAX_CONFIG_BYTES = 64 * 2**20
+MAX_CONFIG_BYTES = 16 * 2**20
 
 
 def _group(f, name, where):
@@ -79,11 +81,16 @@ def _layers_of(config):
 
 
 def _act_name(value):
-    """A Dense/Activation config's activation as a name; Keras' leaky_relu has slope 0.2."""
+    """A Dense/Activation config's activation as a name; Keras' leaky_relu has slope 0.2.
+    Anything but a string comes back quoted: an unknown name the MLP then refuses."""
     if isinstance(value, dict):
         value = value.get("config") if isinstance(value.get("config"), str) else value.get("class_name")
-    name = "linear" if value is None else str(value)
-    return "leaky_relu(negative_slope=0.2)" if name == "leaky_relu" else name
+    name = "linear" if value is None else value if isinstance(value, str) else quote(value)
+    return "leaky_relu(negative_slope=0.2)" if name == "leaky_relu" else quote(name)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _activation_layer(cls, cfg):
@@ -92,9 +99,11 @@ def _activation_layer(cls, cfg):
         return _act_name(cfg.get("activation"))
     if cls == "ReLU":
         plain = cfg.get("max_value") is None and not cfg.get("negative_slope") and not cfg.get("threshold")
-        return "relu" if plain else f"ReLU({cfg})"
+        return "relu" if plain else f"ReLU({quote(cfg)})"
     if cls == "LeakyReLU":
-        slope = float(cfg.get("negative_slope", cfg.get("alpha", 0.3)))
+        slope = cfg.get("negative_slope", cfg.get("alpha", 0.3))
+        if not _is_number(slope):
+            return f"leaky_relu(negative_slope={quote(slope)})"
         return "leaky_relu" if math.isclose(slope, 0.01) else f"leaky_relu(negative_slope={slope:g})"
     if cls in ("Softmax", "ELU", "PReLU"):
         return cls.lower()
@@ -108,7 +117,8 @@ def config_entries(config, prefix):
     for layer in _layers_of(config) or []:
         if not isinstance(layer, dict):
             continue
-        cls = str(layer.get("class_name", ""))
+        cls = layer.get("class_name")
+        cls = cls if isinstance(cls, str) else ""
         cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         if cls == "InputLayer":
             continue
@@ -119,9 +129,25 @@ def config_entries(config, prefix):
         elif act is not None:
             out.append({"kind": "act", "activation": act})
         elif "units" in cfg:
-            out.append({"kind": "layer", "name": cfg.get("name"), "path": path,
+            out.append({"kind": "layer", "name": quote(cfg.get("name")), "path": path,
                         "activation": _act_name(cfg.get("activation"))})
+        if len(out) > MAX_ARRAYS:
+            raise ConfigTooLarge()
     return out
+
+
+class ConfigTooLarge(Exception):
+    """More layers in a config than a file may hold arrays."""
+
+
+def config_layers(config, prefix, where, what):
+    """dense_activations(config_entries(config, prefix)), refusing configs of too many layers."""
+    try:
+        entries = config_entries(config, prefix)
+    except ConfigTooLarge:
+        raise InputError(f"{where}: {what} lists more than {MAX_ARRAYS:,} layers; no scanning "
+                         "MLP has that many") from None
+    return dense_activations(entries, where)
 
 
 def dense_activations(entries, where):
@@ -147,34 +173,49 @@ def _legacy_root(f, where):
     return _group(f, "model_weights", where)
 
 
-def read_legacy(f, where, max_bytes):
-    """Keras 2 / legacy h5: layers by `layer_names`, datasets by `weight_names`."""
-    root, budget, arrays, layer_names = _legacy_root(f, where), Budget(where, max_bytes), [], []
-    for name in attr_list(root, "layer_names", where):
+def _legacy_layers(root, where, budget):
+    """[(layer name, group, weight names)] from `layer_names`, every weight counted."""
+    names = attr_list(root, "layer_names", where)
+    if len(names) > budget.max_arrays:
+        raise InputError(f"{where}: layer_names lists {len(names):,} layers, over the limit of "
+                         f"{budget.max_arrays:,}; no scanning MLP has that many")
+    out = []
+    for name in names:
         try:
             group = resolve(root, name, where)
         except KeyError:
-            raise InputError(f"{where}: layer {name!r} is listed in layer_names but has no "
+            raise InputError(f"{where}: layer {quote(name)!r} is listed in layer_names but has no "
                              "group in the file") from None
         weight_names = attr_list(group, "weight_names", where)
         if weight_names is None and len(group):
-            raise InputError(f"{where}: layer {name!r} holds data but has no weight_names "
+            raise InputError(f"{where}: layer {quote(name)!r} holds data but has no weight_names "
                              "attribute to say which arrays are its weights, in what order")
+        budget.count(len(weight_names or []), where)
+        out.append((name, group, weight_names or []))
+    return out
+
+
+def read_legacy(f, where, budget):
+    """Keras 2 / legacy h5: layers by `layer_names`, datasets by `weight_names`."""
+    root, arrays, layer_names = _legacy_root(f, where), [], []
+    for name, group, weight_names in _legacy_layers(root, where, budget):
         layer = []
-        for wname in weight_names or []:
+        for wname in weight_names:
             try:
-                layer.append((wname, budget.read(resolve(group, wname, where))))
+                layer.append((wname, read_dataset(resolve(group, wname, where), where, budget)))
             except KeyError:
-                raise InputError(f"{where}: layer {name!r} lists weight {wname!r} but the "
-                                 "file has no such dataset") from None
-        check_dense(layer, name, where)
+                raise InputError(f"{where}: layer {quote(name)!r} lists weight {quote(wname)!r} but "
+                                 "the file has no such dataset") from None
+        check_dense(layer, quote(name), where)
         arrays += layer
         layer_names += [name] * sum(a.ndim == 2 for _, a in layer)
     if not arrays:
         raise InputError(f"{where}: the Keras file lists no weights (layer_names is empty)")
     acts, notes = _config_activations(f, where, layer_names)
     version = attr(root, "keras_version", where) or attr(f, "keras_version", where)
-    meta = {"keras_version": version, "backend": attr(root, "backend", where)}
+    backend = attr(root, "backend", where)
+    meta = {key: None if value is None else quote(value)   # shown as they are: kept short
+            for key, value in (("keras_version", version), ("backend", backend))}
     return WeightFile(where, "Keras legacy h5", arrays, True, "in_out", acts, meta, notes)
 
 
@@ -183,8 +224,8 @@ def _config_activations(f, where, layer_names):
     text = attr(f, "model_config", where)
     if text is None:
         return None, ["no model_config: activations default to relu …, identity"]
-    entries = config_entries(parse_json(text, where, "the model_config attribute"), "")
-    found = dense_activations(entries, where)
+    what = "the model_config attribute"
+    found = config_layers(parse_json(text, where, what), "", where, what)
     if len(found) != len(layer_names):
         return None, [f"model_config names {len(found)} weighted layers, the weights "
                       f"{len(layer_names)}: activations not taken from it"]
@@ -197,37 +238,31 @@ def _name_key(name):
 
 
 def _vars_paths(group, prefix, where):
-    """[(path, vars group)] under a Keras 3 `layers` group, in natural order, nested models too."""
-    out = []
-    for name in sorted(group, key=_name_key):
-        sub = _group(group, name, where)
-        if sub is None:
-            continue
-        path = f"{prefix}{name}"
-        if _group(sub, "vars", where) is not None and len(_group(sub, "vars", where)):
-            out.append((path, _group(sub, "vars", where)))
-        if _group(sub, "layers", where) is not None:
-            out += _vars_paths(_group(sub, "layers", where), f"{path}/layers/", where)
-    return out
+    """[(path, [variable dataset paths])] under a Keras 3 `layers` group, layers that hold
+    variables only, nested models too, in natural order depth first. Read from HDF5's own
+    visit: each object once however often it is linked, and nothing opened."""
+    variables = {}
+    for path, is_dataset in objects_under(group, where):
+        layer, _, name = path.rpartition("/vars/")
+        if is_dataset and name and "/" not in name and _is_layer_path(layer):
+            variables.setdefault(layer, []).append(path)
+    order = sorted(variables, key=lambda p: [_name_key(part) for part in p.split("/")[::2]])
+    return [(f"{prefix}{p}", sorted(variables[p], key=_name_key)) for p in order]
 
 
-def _read_vars(vars_group, path, budget, where):
-    """A layer's variables 0, 1, … as [(name, array)]."""
-    out = []
-    for name in sorted(vars_group, key=_name_key):
-        ds = child(vars_group, name, where)
-        if ds is not None and hasattr(ds, "dtype") and is_numeric(ds):
-            out.append((f"{path}/vars/{name}", budget.read(ds)))
-    return out
+def _is_layer_path(path):
+    """name, or name/layers/name, …: a layer or a layer of a nested model."""
+    parts = path.split("/")
+    return bool(path) and len(parts) % 2 == 1 and all(p == "layers" for p in parts[1::2])
 
 
-def read_keras3(f, where, max_bytes, config=None):
+def read_keras3(f, where, budget, config=None):
     """Keras 3 weights (`layers/<name>/vars/0, 1`); config orders them exactly when given."""
-    budget, arrays, notes, acts = Budget(where, max_bytes), [], [], None
-    found = {p: g for p, g in _vars_paths(_group(f, "layers", where), "layers/", where)}
+    notes, acts, layers = [], None, _group(f, "layers", where)
+    found = dict(_vars_paths(layers, "layers/", where))
     order = list(found)
     if config is not None:
-        entries = dense_activations(config_entries(config, "layers/"), where)
+        entries = config_layers(config, "layers/", where, "config.json")
         if sorted(e["path"] for e in entries) == sorted(order):
             order, acts = [e["path"] for e in entries], [e["activation"] for e in entries]
         else:
@@ -235,9 +270,10 @@ def read_keras3(f, where, max_bytes, config=None):
     elif any("/layers/" in p for p in order):
         notes.append("nested models: layers are taken in name order, which may not be the "
                      "model's; the .keras archive or model.save('x.h5') records the order")
-    for path in order:
-        layer = _read_vars(found[path], path, budget, where)
-        arrays += layer
+    datasets = [(f"layers/{p}", layers[p]) for path in order for p in found[path]]
+    datasets = [(name, ds) for name, ds in datasets if is_numeric(ds)]
+    budget.count(len(datasets), where)
+    arrays = [(name, read_dataset(ds, where, budget)) for name, ds in datasets]
     stack_text = attr(f, STACK_ATTR, where)
     if stack_text is not None:
         return _stack_from_keras(arrays, stack_text, where)
@@ -271,24 +307,29 @@ def _member(zf, name, limit, where):
     return zf.read(info)
 
 
-def read_keras_archive(path, max_bytes):
-    """A .keras zip: config.json for order and activations, model.weights.h5 read from memory."""
+def read_keras_archive(path, limit):
+    """A .keras zip: config.json for order and activations, model.weights.h5 read from memory
+    (its inflated bytes charged to the file's budget, as are the arrays read from it)."""
+    budget = as_budget(limit)
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
             if "model.weights.h5" not in names:
+                found = quote(", ".join(sorted(names)), 200)
                 raise InputError(f"{path}: the .keras archive holds no model.weights.h5 "
-                                 f"(found: {', '.join(sorted(names))}); save it with model.save()")
+                                 f"(found: {found}); save it with model.save()")
             config = None
             if "config.json" in names:
-                text = _member(zf, "config.json", min(max_bytes, MAX_CONFIG_BYTES), path)
+                text = _member(zf, "config.json", min(budget.max_bytes, MAX_CONFIG_BYTES), path)
                 config = parse_json(text, path, "config.json")
-            data = _member(zf, "model.weights.h5", max_bytes, path)
+            budget.take(zf.getinfo("model.weights.h5").file_size, f"{path}: model.weights.h5")
+            data = _member(zf, "model.weights.h5", budget.max_bytes, path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
             NotImplementedError, RuntimeError, ValueError) as e:
-        raise InputError(f"{path}: corrupt .keras archive: {e}") from None
+        raise InputError(f"{path}: corrupt .keras archive: {quote(e, 160)}") from None
     with open_h5(data, f"{path}: model.weights.h5") as f:
         try:
-            return read_keras3(f, path, max_bytes, config)
+            census(f, path, budget)
+            return read_keras3(f, path, budget, config)
         except (OSError, RuntimeError, KeyError, ValueError) as e:
-            raise InputError(f"{path}: cannot read model.weights.h5: {e}") from None
+            raise InputError(f"{path}: cannot read model.weights.h5: {quote(e, 160)}") from None

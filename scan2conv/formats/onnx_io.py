@@ -10,11 +10,13 @@ import os
 import numpy as np
 
 from ..errors import InputError, OutputError, UnsafeFileError
-from .weightfile import WeightFile, check_size
+from ..text import quote
+from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
 OPSET = 17
 IR_VERSION = 8
 STACK_KEY = "scan2conv"
+MAX_PROPS = 1_000   # metadata_props entries
 NODES = {"relu": ("Relu", {}), "tanh": ("Tanh", {}), "sigmoid": ("Sigmoid", {}),
          "leaky_relu": ("LeakyRelu", {"alpha": 0.01})}
 
@@ -61,35 +63,61 @@ def write_stack(fp, stack, meta):
     fp.write(build_model(stack, meta).SerializeToString())
 
 
-def _initializer(onnx, t, where, max_bytes):
+def _text(value, where, what):
+    """A string field of the model; protobuf hands over bytes that are not UTF-8 as bytes."""
+    if not isinstance(value, str):
+        raise InputError(f"{where}: {what} {quote(value)} is not UTF-8 text; the file is damaged")
+    return value
+
+
+def _initializer(onnx, t, where, budget):
     from onnx import helper, numpy_helper
+    name = _text(t.name, where, "an initializer name")
+    at = f"{where}: initializer {quote(name)!r}"
     if t.data_location == onnx.TensorProto.EXTERNAL:
-        raise UnsafeFileError(f"{where}: initializer {t.name!r} keeps its data in another file; "
-                              "refused")
+        raise UnsafeFileError(f"{at} keeps its data in another file; refused")
     try:
-        dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
     except (KeyError, ValueError, TypeError):
-        raise InputError(f"{where}: initializer {t.name!r} has an unsupported data type") from None
-    check_size(tuple(t.dims), dtype, f"{where}: initializer {t.name!r}", max_bytes)
+        raise InputError(f"{at} has an unsupported data type ({t.data_type})") from None
+    if dtype.kind not in "biufc":
+        raise InputError(f"{at} has data type {dtype}; weights are numbers")
+    dims = tuple(t.dims)
+    if any(d < 0 for d in dims):
+        raise InputError(f"{at} has a negative dimension in {quote(dims)}")
+    check_size(dims, dtype, at, budget.max_bytes)   # alone, then with the rest
+    budget.take(array_bytes(dims, dtype), at)
     try:
-        return numpy_helper.to_array(t)
+        return name, numpy_helper.to_array(t)
     except (ValueError, TypeError) as e:
-        raise InputError(f"{where}: initializer {t.name!r} is malformed: {e}") from None
+        raise InputError(f"{at} is malformed: {quote(e, 160)}") from None
 
 
-def read_onnx(path, max_bytes):
+def _metadata(model, where):
+    """metadata_props as {key: value}, every key and value checked to be text."""
+    if len(model.metadata_props) > MAX_PROPS:
+        raise InputError(f"{where}: {len(model.metadata_props):,} metadata entries, over the "
+                         f"limit of {MAX_PROPS:,}")
+    return {_text(p.key, where, "a metadata key"): _text(p.value, where, "a metadata value")
+            for p in model.metadata_props}
+
+
+def read_onnx(path, limit):
     """An ONNX file's initializers in graph order, and its metadata_props."""
     onnx = import_onnx(path)
-    if os.path.getsize(path) > max_bytes:
-        raise InputError(f"{path}: {os.path.getsize(path):,} bytes, over the limit of "
-                         f"{max_bytes:,} (raise it with --max-size)")
+    budget = as_budget(limit)
+    size = os.path.getsize(path)
+    if size > budget.max_bytes:   # the parsed model holds every byte of the file
+        raise InputError(f"{path}: {size:,} bytes, over the limit of {budget.max_bytes:,} "
+                         "(raise it with --max-size)")
     from google.protobuf.message import DecodeError
     try:
         model = onnx.load(path, load_external_data=False)
     except (DecodeError, OSError, ValueError, RuntimeError, TypeError) as e:
-        raise InputError(f"{path}: not a readable ONNX model: {' '.join(str(e).split())[:200]}") from None
-    meta = {p.key: p.value for p in model.metadata_props}
-    arrays = [(t.name, _initializer(onnx, t, path, max_bytes)) for t in model.graph.initializer]
+        raise InputError(f"{path}: not a readable ONNX model: {quote(' '.join(str(e).split()), 200)}") from None
+    meta = _metadata(model, path)
+    budget.count(len(model.graph.initializer), path)
+    arrays = [_initializer(onnx, t, path, budget) for t in model.graph.initializer]
     if not arrays:
         raise InputError(f"{path}: the ONNX graph has no initializers (no weights)")
     layout = "scan2conv stack (ONNX)" if STACK_KEY in meta else "ONNX initializers"

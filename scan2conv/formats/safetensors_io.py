@@ -8,14 +8,17 @@ data is read. Tensor order in a file is not layer order, so layers are ordered b
 """
 import json
 import math
+import re
 
 import numpy as np
 
 from ..errors import InputError
+from ..text import quote
+from .jsontext import parse_json
 from .order import layer_order
-from .weightfile import NO_ACTIVATIONS, WeightFile, check_size
+from .weightfile import NO_ACTIVATIONS, WeightFile, array_bytes, as_budget, check_size
 
-MAX_HEADER = 100 * 2**20
+MAX_HEADER = 16 * 2**20   # room for far more tensors than a file may hold
 STACK_KEY = "scan2conv"
 
 DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
@@ -24,39 +27,45 @@ DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8",
 CODES = {np.dtype(v).str: k for k, v in DTYPES.items() if k not in ("BF16",)}
 
 
-def read_header(fp, size, where):
-    """(entries {name: (dtype code, shape, begin, end)}, metadata dict, data start offset)."""
+def read_header(fp, size, where, budget=None):
+    """(entries {name: (dtype code, shape, begin, end)}, metadata dict, data start offset);
+    every entry is counted against budget's limit of arrays before any is checked."""
     n = int.from_bytes(fp.read(8), "little")
     if n > min(size - 8, MAX_HEADER):
         raise InputError(f"{where}: safetensors header length {n:,} does not fit the file "
-                         f"({size:,} bytes)")
-    try:
-        header = json.loads(fp.read(n))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputError(f"{where}: safetensors header is not valid JSON: {e}") from None
+                         f"({size:,} bytes) or is over {MAX_HEADER:,} bytes")
+    header = parse_json(fp.read(n), where, "the safetensors header")
     if not isinstance(header, dict):
         raise InputError(f"{where}: safetensors header is not a JSON object")
     meta = header.pop("__metadata__", None) or {}
-    if not isinstance(meta, dict):
-        raise InputError(f"{where}: safetensors __metadata__ is not an object")
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise InputError(f"{where}: safetensors __metadata__ is not an object of strings")
+    if budget is not None:
+        budget.count(len(header), where)
     return {name: _entry(name, info, size - 8 - n, where) for name, info in header.items()}, meta, 8 + n
+
+
+def _is_size(value):
+    return type(value) is int and 0 <= value < 2**63   # bool is an int, and no size
 
 
 def _entry(name, info, data_size, where):
     """Check one header entry: known dtype, integer shape, offsets inside the data, sizes agree."""
-    at = f"{where}: tensor {name!r}"
-    try:
-        code, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-        if not all(isinstance(d, int) and d >= 0 for d in [*shape, begin, end]):
-            raise ValueError("negative or non-integer sizes")
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"{at}: malformed header entry ({e})") from None
-    if code not in DTYPES:
-        raise InputError(f"{at}: dtype {code!r} is not supported (known: {', '.join(DTYPES)})")
+    at = f"{where}: tensor {quote(name)!r}"
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+        raise InputError(f"{at}: malformed header entry (expected dtype, shape and data_offsets)")
+    code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(code, str) or code not in DTYPES:
+        raise InputError(f"{at}: dtype {quote(code)!r} is not supported (known: {', '.join(DTYPES)})")
+    if not isinstance(shape, list) or not all(_is_size(d) for d in shape):
+        raise InputError(f"{at}: shape {quote(shape)} is not a list of whole numbers ≥ 0")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(map(_is_size, offsets)):
+        raise InputError(f"{at}: data_offsets {quote(offsets)} is not two whole numbers ≥ 0")
+    begin, end = offsets
     nbytes = math.prod(shape) * np.dtype(DTYPES[code]).itemsize
     if not begin <= end <= data_size or end - begin != nbytes:
-        raise InputError(f"{at}: shape {tuple(shape)} {code} needs {nbytes:,} bytes, the header "
-                         f"gives offsets [{begin}, {end}] in {data_size:,} bytes of data")
+        raise InputError(f"{at}: shape {quote(tuple(shape))} {code} needs {nbytes:,} bytes, the "
+                         f"header gives offsets [{begin}, {end}] in {data_size:,} bytes of data")
     return code, tuple(shape), begin, end
 
 
@@ -69,17 +78,18 @@ def _array(fp, start, entry):
     return a
 
 
-def read_safetensors(path, max_bytes):
+def read_safetensors(path, limit):
+    budget = as_budget(limit)
     with open(path, "rb") as fp:
         size = fp.seek(0, 2)
         fp.seek(0)
-        entries, meta, start = read_header(fp, size, path)
-        total = sum(e[3] - e[2] for e in entries.values())
+        entries, meta, start = read_header(fp, size, path, budget)
         for name, (code, shape, _, _) in entries.items():
-            check_size(shape, DTYPES[code], f"{path}: tensor {name!r}", max_bytes)
-        if total > max_bytes:
-            raise InputError(f"{path}: the tensors together need {total:,} bytes, over the limit "
-                             f"of {max_bytes:,} (raise it with --max-size)")
+            where = f"{path}: tensor {quote(name)!r}"
+            # bfloat16 is widened to float32 as it is read
+            dtype = np.float32 if code == "BF16" else DTYPES[code]
+            check_size(shape, dtype, where, budget.max_bytes)   # alone, then with the rest
+            budget.take(array_bytes(shape, dtype), where)
         arrays = [(name, _array(fp, start, e)) for name, e in entries.items()]
     if not arrays:
         raise InputError(f"{path}: the safetensors file holds no tensors")
@@ -95,8 +105,10 @@ def read_safetensors(path, max_bytes):
 
 def sequential_to_stack(arrays):
     """nn.Sequential keys (0.weight, 0.bias, 2.weight, …) → conv1.weight, conv1.bias, …"""
-    by_index = sorted(arrays, key=lambda kv: (int(kv[0].split(".")[0]) if kv[0].split(".")[0].isdigit()
-                                              else -1, kv[1].ndim < 3))
+    def index(name):
+        head = name.split(".")[0]
+        return int(head) if re.fullmatch("[0-9]{1,9}", head) else -1
+    by_index = sorted(arrays, key=lambda kv: (index(kv[0]), kv[1].ndim < 3))
     out, i = [], 0
     for name, a in by_index:
         i += a.ndim == 3

@@ -8,12 +8,17 @@ import json
 
 import numpy as np
 
+from .. import activations
 from ..errors import InputError
 from ..stack import Conv1d, Stack
+from ..text import quote
+from .jsontext import parse_json
+from .weightfile import MAX_ARRAYS
 
 FORMAT = "scan2conv-stack"
 VERSION = 1
 META_KEY = "__meta__"
+MAX_SIZE = 2**31 - 1   # channels, kernels and strides
 
 
 def sha256_of(path):
@@ -49,41 +54,110 @@ def write_npz(fp, stack, meta):
 
 
 def parse_meta(text, where):
-    try:
-        meta = json.loads(text)
-    except (ValueError, TypeError) as e:
-        raise InputError(f"{where}: stack metadata is not valid JSON: {e}") from None
+    """The metadata dict of a stack file, every field checked (check_meta)."""
+    meta = parse_json(text, where, "the stack metadata")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(f"{where}: not a scan2conv stack (metadata format is not {FORMAT!r})")
-    if meta.get("version") != VERSION:
-        raise InputError(f"{where}: stack format version {meta.get('version')} is not supported "
-                         f"(this scan2conv reads version {VERSION})")
+    if type(meta.get("version")) is not int or meta["version"] != VERSION:
+        raise InputError(f"{where}: stack format version {quote(meta.get('version'))} is not "
+                         f"supported (this scan2conv reads version {VERSION})")
+    check_meta(meta, where)
     return meta
 
 
+def _bad(where, field, value, expected):
+    return InputError(f"{where}: stack metadata {field} is {quote(json.dumps(value), 60)}; "
+                      f"expected {expected}")
+
+
+def _whole(meta, key, where, field, optional=False):
+    """meta[key]: a whole number from 1 to MAX_SIZE (or None when optional)."""
+    value = meta.get(key)
+    if value is None and optional:
+        return None
+    if type(value) is not int or not 1 <= value <= MAX_SIZE:
+        raise _bad(where, f"{field}{key}", value, f"a whole number from 1 to {MAX_SIZE:,}")
+    return value
+
+
+def _one_of(meta, key, where, kinds, expected, field=""):
+    value = meta.get(key)
+    if not isinstance(value, kinds):
+        raise _bad(where, f"{field}{key}", value, expected)
+    return value
+
+
+def check_meta(meta, where):
+    """InputError unless every field has the type and range `stack_meta` writes: one message
+    naming the field, what it holds and what is expected."""
+    _whole(meta, "channels", where, "")
+    _one_of(meta, "form", where, (str, type(None)), "a name such as 'simple'")
+    if meta.get("flatten", "channel-major") != "channel-major":
+        raise _bad(where, "flatten", meta["flatten"], "'channel-major'")
+    scan = _one_of(meta, "scan", where, dict, "an object with kernel and stride")
+    for key in ("kernel", "stride"):
+        _whole(scan, key, where, "scan.", optional=True)
+    source = _one_of(meta, "source", where, (str, dict, type(None)), "a file description or null")
+    if isinstance(source, dict) and not all(isinstance(v, (str, int, float, type(None)))
+                                            for v in source.values()):
+        raise _bad(where, "source", source, "an object of plain values")
+    layers = _one_of(meta, "layers", where, list, "a list of layers")
+    if not 1 <= len(layers) <= MAX_ARRAYS:
+        raise _bad(where, "layers", layers, f"from 1 to {MAX_ARRAYS:,} layers")
+    c_out = meta["channels"]
+    for i, layer in enumerate(layers, start=1):
+        field = f"layers[{i}]."
+        if not isinstance(layer, dict):
+            raise _bad(where, f"layers[{i}]", layer, "an object with c_in, c_out, kernel, "
+                       "stride and activation")
+        for key in ("c_in", "c_out", "kernel", "stride"):
+            _whole(layer, key, where, field)
+        name = _one_of(layer, "activation", where, str, "an activation name", field)
+        try:
+            activations.canonical(name)
+        except ValueError:
+            raise _bad(where, f"{field}activation", name,
+                       f"one of {', '.join(activations.ACTIVATIONS)}") from None
+        if layer["c_in"] != c_out:
+            raise InputError(f"{where}: stack metadata layers[{i}].c_in is {layer['c_in']}; "
+                             f"the {'input has' if i == 1 else 'layer before gives'} {c_out} channels")
+        c_out = layer["c_out"]
+
+
+def _real(arrays, name, where):
+    """arrays[name] as an array of real, finite numbers."""
+    a = np.asarray(arrays[name])
+    if a.dtype.kind not in "iuf" or a.dtype.itemsize > 8:
+        raise InputError(f"{where}: {name} has dtype {a.dtype}; stack weights must be real "
+                         "integers or floats")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise InputError(f"{where}: {name} holds NaN or infinite values")
+    return a
+
+
 def stack_from_arrays(arrays, meta, where):
-    """Rebuild a Stack from conv{i}.weight / conv{i}.bias arrays and the metadata's layer list."""
-    layers = []
-    try:
-        for i, spec in enumerate(meta["layers"], start=1):
-            w = np.asarray(arrays[f"conv{i}.weight"])
-            b = np.asarray(arrays.get(f"conv{i}.bias", np.zeros(w.shape[0], w.dtype)))
-            if w.ndim != 3 or (w.shape[0], w.shape[1], w.shape[2]) != (spec["c_out"], spec["c_in"], spec["kernel"]):
-                raise InputError(f"{where}: conv{i}.weight has shape {w.shape}, metadata says "
-                                 f"({spec['c_out']}, {spec['c_in']}, {spec['kernel']})")
-            for name, a in ((f"conv{i}.weight", w), (f"conv{i}.bias", b)):
-                if a.dtype.kind not in "iuf" or a.dtype.itemsize > 8:   # complex, object, text
-                    raise InputError(f"{where}: {name} has dtype {a.dtype}; weights must be "
-                                     "integer or float")
-            if b.shape != (w.shape[0],):
-                raise InputError(f"{where}: conv{i}.bias has shape {b.shape}, expected ({w.shape[0]},)")
-            layers.append(Conv1d(w, b, int(spec["stride"]), activation=spec["activation"]))
-    except KeyError as e:
-        raise InputError(f"{where}: stack is missing {e.args[0]!r}") from None
-    except (TypeError, ValueError) as e:
-        raise InputError(f"{where}: malformed stack metadata: {e}") from None
-    if not layers:
-        raise InputError(f"{where}: the stack has no layers")
+    """Rebuild a Stack from conv{i}.weight / conv{i}.bias arrays and the metadata's layer list
+    (checked again here: callers may build it themselves)."""
+    check_meta(meta, where)
+    layers, names = [], set()
+    for i, spec in enumerate(meta["layers"], start=1):
+        w_name, b_name = f"conv{i}.weight", f"conv{i}.bias"
+        if w_name not in arrays:
+            raise InputError(f"{where}: stack is missing {w_name!r} (the metadata lists "
+                             f"{len(meta['layers'])} layers)")
+        w = _real(arrays, w_name, where)
+        b = _real(arrays, b_name, where) if b_name in arrays else np.zeros(w.shape[0], w.dtype)
+        expected = (spec["c_out"], spec["c_in"], spec["kernel"])
+        if w.shape != expected:
+            raise InputError(f"{where}: {w_name} has shape {w.shape}, metadata says {expected}")
+        if b.shape != (w.shape[0],):
+            raise InputError(f"{where}: {b_name} has shape {b.shape}, expected ({w.shape[0]},)")
+        layers.append(Conv1d(w, b, spec["stride"], activation=activations.canonical(spec["activation"])))
+        names |= {w_name, b_name}
+    extra = sorted(set(arrays) - names)
+    if extra:
+        raise InputError(f"{where}: the stack holds arrays its metadata does not list: "
+                         f"{quote(', '.join(extra))}")
     return Stack(layers)
 
 

@@ -267,7 +267,7 @@ def unroll(stack, *, output: str = None, fmt: str = None, transposed: bool = Fal
            off_block: str = "nan", layers: list = None, kernel: int = None, stride: int = None,
            reference: str = None, x=None, force: bool = False,
            max_bytes: int = DEFAULT_MAX_BYTES) -> UnrollReport:
-    """The scanning MLP a conv stack (a file's path) computes: dense (in, out) matrices, NaN
+    """The scanning MLP a conv stack (a file's path, a ConvertedStack or a Stack) computes: dense (in, out) matrices, NaN
     (off_block "nan") or 0 where there is no connection. output: write it (.npy, .npz, .h5,
     .safetensors); reference with x: also write the MLP's output on x, (n, O·P)."""
     from .unrolling import unroll_file

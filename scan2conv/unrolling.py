@@ -22,7 +22,7 @@ def _report(stack, info, u, output, fmt, transposed, off_block, reference, input
 
 def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, stride, reference,
                 x, force, max_bytes):
-    """Read the stack, unroll it, write the MLP (and its output on x at reference) →
+    """Read the stack (a path, or a Stack in memory), unroll it, write the MLP (and its output on x at reference) →
     (the report dict `unroll` prints, Unrolled)."""
     from .atomic import check_target, write_atomic
     from .formats.mlp_writers import mlp_format_for, write_mlp
@@ -35,7 +35,11 @@ def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, 
         check_target(output, force)
     if reference:
         check_target(reference, force)
-    stack, info = load_stack(stack_path, max_bytes, layers, kernel, stride)
+    if isinstance(stack_path, str):
+        stack, info = load_stack(stack_path, max_bytes, layers, kernel, stride)
+    else:   # a Stack or ConvertedStack in memory: its strides are its own
+        stack = getattr(stack_path, "stack", stack_path)
+        info = {"layout": "scan2conv stack", "stride_source": "the stack", "source": "stack"}
     u = unroll(stack, off_block)
     y = input_name = None
     if reference:

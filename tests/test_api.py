@@ -153,3 +153,11 @@ def test_every_public_name_is_typed_and_documented():
         f = getattr(scan2conv, name)
         assert name in scan2conv.__all__ and callable(f) and f.__doc__
         assert inspect.signature(f).return_annotation is not inspect.Signature.empty
+
+
+def test_unroll_goes_back_to_the_mlp_it_came_from():
+    mlp = scan2conv.load_mlp(str(ROOT / "fixtures" / PART_C))
+    report = scan2conv.unroll(scan2conv.convert(mlp))
+    assert report.to_dict()["mlp"]["widths"] == [192, 8, 16, 4]
+    for mine, theirs in zip(report.mlp.layers, mlp.mlp.layers):
+        np.testing.assert_array_equal(mine.w, theirs.w)

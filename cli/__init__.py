@@ -7,7 +7,7 @@ import click
 
 from scan2conv.text import numeric_trouble, one_line
 
-from .common import EXIT_CODES, INTERNAL_ERROR
+from .common import EXIT_CODES, INTERNAL_ERROR, FallbackStream, needs_fallback
 
 
 # command → module of this package defining it, imported only when that command runs, so
@@ -29,13 +29,28 @@ class Group(click.Group):
             self.add_command(getattr(module, name))
         return super().get_command(ctx, name)
 
+    def parse_args(self, ctx, args):
+        if not args and not ctx.resilient_parsing:   # bare `scan2conv`: the help, as --help prints it
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        # numpy's numeric warnings (overflow, invalid value, complex parts dropped) are errors
-        # that the commands report as bad input; every other warning is library chatter
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            warnings.simplefilter("error", RuntimeWarning)
-            code = self._run(args, prog_name, complete_var, **extra)
+        streams = sys.stdout, sys.stderr
+        # a console or log that cannot encode → × ■ gets ASCII fall-backs instead of a crash
+        sys.stdout, sys.stderr = (FallbackStream(s) if needs_fallback(s) else s for s in streams)
+        try:
+            # numpy's numeric warnings (overflow, invalid value, complex parts dropped) are
+            # errors that the commands report as bad input; every other warning is chatter
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                warnings.simplefilter("error", RuntimeWarning)
+                code = self._run(args, prog_name, complete_var, **extra)
+        finally:
+            for new in (sys.stdout, sys.stderr):
+                if isinstance(new, FallbackStream):
+                    new.flush()
+            sys.stdout, sys.stderr = streams
         if standalone_mode:
             sys.exit(code)
         return code
@@ -66,7 +81,7 @@ def echo_error(message, hint=""):
 
 
 @click.group(cls=Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="scan2conv")
+@click.version_option(None, "-V", "--version", package_name="scan2conv")
 def main():
     """Turn a scanning MLP into the equivalent Conv1d stacks, and prove they agree."""
 

@@ -1,8 +1,11 @@
 """Options, error reporting and output shared by the commands."""
 import functools
+import io
 import json
 import math
+import sys
 import traceback
+import unicodedata
 
 import click
 
@@ -82,12 +85,72 @@ class Failed(click.ClickException):
         self.exit_code = exit_code
 
 
-def fail(code, message, as_json=False):
-    """Report one error (one JSON object on stdout with --json; the line on stderr is printed
-    by the group's error printer), then exit with code."""
+# what a stream that cannot encode a character prints instead (cp1252, ascii, old consoles)
+ASCII_FALLBACKS = {"→": "->", "←": "<-", "×": "x", "■": "#", "·": ".", "≤": "<=", "≥": ">=",
+                   "–": "-", "—": "--", "−": "-", "±": "+/-", "…": "...", "≈": "~", "Σ": "sum",
+                   "Π": "prod", "‘": "'", "’": "'", "“": '"', "”": '"'}
+
+
+def encodable(text, encoding):
+    """text with every character encoding cannot hold replaced by its ASCII fall-back."""
+    try:
+        text.encode(encoding)
+        return text
+    except UnicodeEncodeError:
+        pass
+    out = []
+    for ch in text:
+        try:
+            ch.encode(encoding)
+            out.append(ch)
+        except UnicodeEncodeError:
+            plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+            out.append(ASCII_FALLBACKS.get(ch, plain or "?"))
+    return "".join(out)
+
+
+class FallbackStream(io.TextIOBase):
+    """A text stream that prints what its encoding cannot hold as ASCII fall-backs.
+
+    It has no binary buffer, so click writes to it as it is instead of re-wrapping an ASCII
+    stream as UTF-8."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    @property
+    def encoding(self):
+        return self.stream.encoding
+
+    def write(self, text):
+        self.stream.write(encodable(text, self.stream.encoding or "ascii"))
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+
+    def isatty(self):
+        return self.stream.isatty()
+
+    def fileno(self):
+        return self.stream.fileno()
+
+
+def needs_fallback(stream):
+    """Whether stream cannot print the characters the reports use."""
+    try:
+        "→×■·≤–".encode(getattr(stream, "encoding", None) or "ascii")
+        return False
+    except (UnicodeEncodeError, LookupError):
+        return True
+
+
+def fail(code, message, as_json=False, extra=None):
+    """Report one error (one JSON object on stdout with --json, led by extra's keys; the line on
+    stderr is printed by the group's error printer), then exit with code."""
     message = one_line(message)
     if as_json:
-        click.echo(json.dumps({"ok": False, "exit_code": code, "error": message}))
+        click.echo(json.dumps({**(extra or {}), "ok": False, "exit_code": code, "error": message}))
     raise Failed(message, code)
 
 
@@ -97,20 +160,24 @@ def reports_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         as_json = kwargs.get("as_json", False)
+        # a report about one MLP file carries its path, error or not (None: the embedded default)
+        mlp = kwargs.get("mlp", ())
+        extra = {"path": mlp if isinstance(mlp, str) or mlp is None else
+                 (mlp[0] if len(mlp) == 1 else None)} if "mlp" in kwargs else None
         try:
             return command(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Scan2ConvError as e:
             _traceback(kwargs)
-            fail(e.exit_code, str(e), as_json)
+            fail(e.exit_code, str(e), as_json, extra)
         except RuntimeWarning as e:   # numpy's overflow, invalid value, complex parts dropped
             _traceback(kwargs)
-            fail(3, numeric_trouble(e), as_json)
+            fail(3, numeric_trouble(e), as_json, extra)
         except Exception as e:  # a bug: never a traceback unless asked
             _traceback(kwargs)
             fail(INTERNAL_ERROR, f"internal error: {type(e).__name__}: {e} (rerun with --debug "
-                 "for a traceback)", as_json)
+                 "for a traceback)", as_json, extra)
     return wrapper
 
 
@@ -135,6 +202,8 @@ def options(*decorators):
 
 channels_option = click.option("--channels", type=count(),
                                help="Features per frame (default: the input's column count, else 24).")
+file_channels_option = click.option("--channels", type=count(),
+                                    help="Features per frame (default 24).")
 kernel_option = click.option("--kernel", type=count(),
                              help="Patch width K in frames (checked against the weights).")
 stride_option = click.option("--stride", type=count(), help="Scan stride S in frames.")
@@ -152,8 +221,9 @@ json_option = click.option("--json", "as_json", is_flag=True,
 debug_option = click.option("--debug", is_flag=True,
                             help="Show the traceback of an error before its line (same exit code).")
 
-mlp_options = options(channels_option, kernel_option, stride_option, orientation_option,
+mlp_options_no_input = options(kernel_option, stride_option, orientation_option,
                       activations_option, max_size_option)
+mlp_options = options(channels_option, mlp_options_no_input)
 
 
 def _parse_layers(ctx, param, value):
@@ -171,6 +241,24 @@ def _parse_layers(ctx, param, value):
     return layers
 
 
+def _parse_widths(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        widths = [int(v) for v in value.replace("x", ",").split(",")]
+    except ValueError:
+        widths = []
+    if len(widths) < 2 or min(widths) < 1:
+        raise click.BadParameter(f"{value!r} is not layer widths like 192,8,16,4 (the input width, "
+                                 "then each layer's outputs)")
+    return widths
+
+
+require_shape_option = click.option(
+    "--require-shape", callback=_parse_widths, metavar="W0,W1,…",
+    help="Refuse (exit 3) an MLP whose layer widths are not these, e.g. 192,8,16,4: the input "
+         "width, then each layer's outputs.")
+
 layers_option = click.option(
     "--layers", callback=_parse_layers, metavar="K:S,…",
     help="The distributed structure, kernel:stride per layer (e.g. 2:2,2:2,2:1), checked against "
@@ -186,8 +274,11 @@ input_option = click.option("--input", "input_path",
 
 # the options of every command that reads an MLP and settles its structure; reports_errors last
 # so it wraps the command itself
-job_options = options(layers_option, expect_option, mlp_options, json_option, debug_option,
-                      reports_errors)
+job_options = options(layers_option, expect_option, require_shape_option, mlp_options, json_option,
+                      debug_option, reports_errors)
+# the same for a command that takes no --input (convert): --channels defaults to 24 alone
+job_options_no_input = options(layers_option, expect_option, require_shape_option, file_channels_option,
+                               mlp_options_no_input, json_option, debug_option, reports_errors)
 
 plot_options = options(
     click.option("--plot", type=click.Path(dir_okay=False),

@@ -13,8 +13,8 @@ from .common import EXIT_CODES, MAX_FRAMES, count, emit, input_option, job_optio
               help="Input length for the cost table (default: the input's, else 128).")
 @plot_options
 @job_options
-def explain(mlp, input_path, frames, plot, force, layers, expect, channels, kernel, stride,
-            orientation, activations, max_bytes, as_json, debug):
+def explain(mlp, input_path, frames, plot, force, layers, expect, require_shape, channels, kernel,
+            stride, orientation, activations, max_bytes, as_json, debug):
     """Show how the scanning MLP in MLP reads as a conv stack.
 
     Per layer: channels, kernel and stride, the positions of a patch it reads and the copies of
@@ -31,5 +31,6 @@ def explain(mlp, input_path, frames, plot, force, layers, expect, channels, kern
     report = scan2conv.explain(mlp, input_path, frames=frames, stride=stride, layers=layers,
                                expect=expect, channels=channels, kernel=kernel,
                                orientation=orientation, activations=activations,
-                               max_bytes=max_bytes, plot=plot, force=force)
+                               max_bytes=max_bytes, plot=plot, force=force,
+                               require_shape=require_shape)
     emit(as_json, report.to_dict(), str(report))

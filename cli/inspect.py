@@ -3,13 +3,13 @@ import click
 
 import scan2conv
 
-from .common import (EXIT_CODES, channels_option, debug_option, emit, json_option, max_size_option,
-                     reports_errors)
+from .common import (EXIT_CODES, debug_option, emit, file_channels_option, json_option,
+                     max_size_option, reports_errors)
 
 
 @click.command(epilog=EXIT_CODES)
 @click.argument("file", type=click.Path(dir_okay=True, readable=False))   # the library says why not
-@channels_option
+@file_channels_option
 @max_size_option
 @json_option
 @debug_option

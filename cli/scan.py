@@ -30,7 +30,8 @@ class _Progress:
 @click.argument("stack_path", metavar="STACK", type=click.Path(dir_okay=True))
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
 @click.option("-o", "--output", type=click.Path(),
-              help="Write the output (channels × positions) here (.npy).")
+              help="Write the output here: .npy or .npz (channels × positions), or text "
+                   "(.txt, .asc, .csv: a line per position, a column per channel).")
 @click.option("--force", is_flag=True, help="Replace the output if it exists.")
 @click.option("--aggregate", type=click.Choice(["max", "mean"]),
               help="Summarise each channel over positions: its max (and where) or its mean.")
@@ -44,7 +45,7 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
     """Run the conv stack in STACK over INPUT, of any length, in overlapping chunks.
 
     STACK is any stack `scan2conv convert` writes (.npz, .h5, .safetensors, .onnx, …).
-    INPUT is frames × features: .npy (memory-mapped), text (.asc/.txt, read a block at a
+    INPUT is frames × features: .npy (memory-mapped), text (.asc/.txt/.csv, read a block at a
     time) or .npz. The output is the same, number for number, whatever the chunk size.
     A progress bar shows on a terminal only (never in pipes or with --json).
 

@@ -14,15 +14,20 @@ from .common import EXIT_CODES, Tolerance, emit, input_option, job_options, plot
 @click.option("--stack", "stack_path", type=click.Path(dir_okay=True, readable=False),
               help="A stack written by `scan2conv convert` to check as well.")
 @input_option
-@click.option("--rtol", type=Tolerance(), default=1e-5, show_default=True)
-@click.option("--atol", type=Tolerance(), default=1e-8, show_default=True)
+@click.option("--rtol", type=Tolerance(), metavar="FLOAT",
+              help="Relative tolerance: outputs a and b agree where |a − b| ≤ atol + rtol·|b| "
+                   "(np.allclose). Default 1e-5.")
+@click.option("--atol", type=Tolerance(), metavar="FLOAT",
+              help="Absolute tolerance (see --rtol). Default 1e-8; 1e-5 when a compared side is "
+                   "float32 (float32 weights or --expect values), which the report says.")
 @click.option("--gradients", is_flag=True,
               help="Also back-propagate a loss through the scanning MLP and every stack and "
                    "compare the weight gradients (summed over shared copies).")
 @plot_options
 @job_options
 def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, plot, force, layers, expect,
-           channels, kernel, stride, orientation, activations, max_bytes, as_json, debug):
+           require_shape, channels, kernel, stride, orientation, activations, max_bytes, as_json,
+           debug):
     """Check that the conv stacks compute what the scanning MLP (file MLP) computes.
 
     Runs the scanning MLP, the simple stack and, when the weights share blocks, the
@@ -41,8 +46,10 @@ def verify(mlp, from_list, stack_path, input_path, rtol, atol, gradients, plot, 
     (one JSON object per line with --json) and the worst exit code of all.
     """
     options = dict(x=input_path, rtol=rtol, atol=atol, gradients=gradients, layers=layers,
-                   expect=expect, channels=channels, kernel=kernel, stride=stride,
-                   orientation=orientation, activations=activations, max_bytes=max_bytes)
+                   expect=expect, require_shape=require_shape, channels=channels, kernel=kernel,
+                   stride=stride, orientation=orientation, activations=activations,
+                   max_bytes=max_bytes)
+    batch.check_paths(mlp)
     if batch.is_batch(mlp, from_list):
         batch.refuse_with_batch(**{"--stack": stack_path, "--plot": plot})
         if input_path:   # one sample for the whole class: read it once

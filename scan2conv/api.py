@@ -92,8 +92,16 @@ def _input(x, channels):
     return (a if a.ndim == 3 else as_network_input(a, "x", channels)).astype(np.float64), None, "x"
 
 
+def _path_of(mlp):
+    """The MLP's file as reports name it ("path"): None for the embedded default or arrays."""
+    if isinstance(mlp, (str, os.PathLike)):
+        return os.fspath(mlp)
+    wf = getattr(mlp, "weight_file", None)
+    return wf.path if wf is not None and wf.layout != "arrays" else None
+
+
 def _job(mlp, x=None, channels=None, kernel=None, orientation=None, activations=None,
-         max_bytes=DEFAULT_MAX_BYTES):
+         max_bytes=DEFAULT_MAX_BYTES, require_shape=None):
     from .pipeline import load_job
     if isinstance(mlp, LoadedMLP):
         if mlp.weight_file is None:   # the embedded default
@@ -103,7 +111,7 @@ def _job(mlp, x=None, channels=None, kernel=None, orientation=None, activations=
             activations = activations or mlp.activations
     a, path, source = _input(x, channels)
     job = load_job(_weights_of(mlp), path, channels, kernel, orientation, activations, max_bytes,
-                   a)
+                   a, require_shape)
     if source is not None:
         job.sources["input"] = source
     return job
@@ -127,11 +135,12 @@ def _plan(job, stride=None, layers=None, expect=None, form=None, max_bytes=DEFAU
 
 def structure(mlp=None, x=None, *, stride: int = None, layers: list = None, expect: str = None,
               channels: int = None, kernel: int = None, orientation: str = None,
-              activations: list = None, max_bytes: int = DEFAULT_MAX_BYTES) -> StructureReport:
+              activations: list = None, max_bytes: int = DEFAULT_MAX_BYTES,
+              require_shape: list = None) -> StructureReport:
     """The shared blocks inferred (or layers [(k, s), …] checked), the scan stride and its
     source, and the simple and distributed ScanSpecs. x (n, C, l) or a path: the sample whose
     length limits the strides."""
-    job = _job(mlp, x, channels, kernel, orientation, activations, max_bytes)
+    job = _job(mlp, x, channels, kernel, orientation, activations, max_bytes, require_shape)
     p = _plan(job, stride, layers, expect, max_bytes=max_bytes)
     from .render import structure_text
 
@@ -146,7 +155,7 @@ def structure(mlp=None, x=None, *, stride: int = None, layers: list = None, expe
 def convert(mlp=None, *, kernel: int = None, stride: int = None, form: str = None,
             layers: list = None, expect: str = None, channels: int = None,
             orientation: str = None, activations: list = None,
-            max_bytes: int = DEFAULT_MAX_BYTES) -> ConvertedStack:
+            max_bytes: int = DEFAULT_MAX_BYTES, require_shape: list = None) -> ConvertedStack:
     """The conv stack equivalent to the scanning MLP: form "simple", "distributed" or None (the
     most shared form the weights support). forward: x (n, C, l) → (n, O, P)."""
     from .convert import to_stack
@@ -155,7 +164,7 @@ def convert(mlp=None, *, kernel: int = None, stride: int = None, form: str = Non
         raise OptionNeeded(f"form {form!r} is not one of {', '.join(FORMS)}")
     if layers is not None and form == "simple":
         raise OptionNeeded("layers describe a distributed stack; they cannot go with form 'simple'")
-    job = _job(mlp, None, channels, kernel, orientation, activations, max_bytes)
+    job = _job(mlp, None, channels, kernel, orientation, activations, max_bytes, require_shape)
     p = _plan(job, stride, layers, expect, form, max_bytes)
     name, spec = p.spec(form)
     stack = to_stack(job.mlp, spec)
@@ -163,7 +172,7 @@ def convert(mlp=None, *, kernel: int = None, stride: int = None, form: str = Non
     if job.weight_file is not None and os.path.isfile(job.sources["mlp"]):
         from .formats.stackfile import sha256_of
         source = {"file": os.path.basename(job.sources["mlp"]), "sha256": sha256_of(job.sources["mlp"])}
-    data = {"ok": True, "exit_code": 0, "form": name,
+    data = {"path": _path_of(mlp), "ok": True, "exit_code": 0, "form": name,
             "layers": [{"c_in": l.c_in, "c_out": l.c_out, "kernel": l.kernel, "stride": l.stride,
                         "activation": l.activation} for l in stack.layers],
             "channels": job.channels, "scan": {"kernel": job.kernel, "stride": p.stride},
@@ -203,19 +212,19 @@ def _check_plot(plot, force, inputs):
 def explain(mlp=None, x=None, *, frames: int = None, stride: int = None, layers: list = None,
             expect: str = None, channels: int = None, kernel: int = None, orientation: str = None,
             activations: list = None, max_bytes: int = DEFAULT_MAX_BYTES, plot: str = None,
-            force: bool = False) -> ExplainReport:
+            force: bool = False, require_shape: list = None) -> ExplainReport:
     """How the scanning MLP reads as a conv stack: per layer channels, kernel, stride, copies of
     the shared block, the frames each unit sees, and the cost of each form for an input of
     `frames` frames (default x's length, else 128). plot: also draw it to this file."""
     from .explain import explain as explain_plan, format_explain
     _check_plot(plot, force, tuple(p for p in (mlp, x, expect) if isinstance(p, str)))
-    job = _job(mlp, x, channels, kernel, orientation, activations, max_bytes)
+    job = _job(mlp, x, channels, kernel, orientation, activations, max_bytes, require_shape)
     if frames is not None:
         if frames < job.kernel:
             raise OptionNeeded(f"--frames {frames} is shorter than the patch width K={job.kernel}")
         job.x = np.broadcast_to(np.zeros((1, job.channels, 1)), (1, job.channels, frames))
     p = _plan(job, stride, layers, expect, max_bytes=max_bytes)
-    data = explain_plan(job.mlp, p, job.kernel, job.x.shape[2], job.sources)
+    data = {"path": _path_of(mlp), **explain_plan(job.mlp, p, job.kernel, job.x.shape[2], job.sources)}
     specs = {"simple": p.simple, **({"distributed": p.distributed} if p.distributed else {})}
     report = ExplainReport(data, format_explain(data), specs)
     return _plotted(report, plot, force)
@@ -229,21 +238,22 @@ def _plotted(report, plot, force):
 
 
 def verify(mlp=None, x=None, *, stack: str = None, stride: int = None, layers: list = None,
-           expect: str = None, rtol: float = 1e-5, atol: float = 1e-8, gradients: bool = False,
+           expect: str = None, rtol: float = None, atol: float = None, gradients: bool = False,
            channels: int = None, kernel: int = None, orientation: str = None,
            activations: list = None, max_bytes: int = DEFAULT_MAX_BYTES, plot: str = None,
-           force: bool = False) -> VerifyReport:
+           force: bool = False, require_shape: list = None) -> VerifyReport:
     """Run the scanning MLP, the simple stack, the distributed one (when the weights share
     blocks) and the stack file `stack` on x (n, C, l) — a path, a Sample, an array, or None for
-    the embedded sample — and compare their outputs (n, O, P), np.allclose-style; gradients:
+    the embedded sample — and compare their outputs (n, O, P), np.allclose-style (rtol 1e-5,
+    atol 1e-8, or 1e-5 when a side is float32, unless given); gradients:
     also the weight gradients. → VerifyReport (ok, errors, worst positions, gradients)."""
     from .check import run_verify
     if stack and not isinstance(mlp, (str, os.PathLike, LoadedMLP)):
         raise OptionNeeded("--stack needs the MLP file it was converted from as MLP")
     _check_plot(plot, force, tuple(p for p in (mlp, x, stack, expect) if isinstance(p, str)))
-    job = _job(mlp, x, channels, kernel, orientation, activations, max_bytes)
-    data, reference, runs = run_verify(job, stack, stride, layers, expect, rtol, atol, gradients,
-                                       max_bytes)
+    job = _job(mlp, x, channels, kernel, orientation, activations, max_bytes, require_shape)
+    data, reference, runs = run_verify(job, _path_of(mlp), stack, stride, layers, expect, rtol,
+                                       atol, gradients, max_bytes)
     from .grade import format_grade
     from .verify import format_report
     report = VerifyReport(data, format_report(data) + format_grade(data), reference, runs, job.x)
@@ -255,7 +265,7 @@ def scan(stack, x, *, output: str = None, force: bool = False, aggregate: str = 
          max_bytes: int = DEFAULT_MAX_BYTES) -> ScanReport:
     """Run a conv stack (a stack file's path, a ConvertedStack or a Stack) over x (a path, read
     a chunk at a time, or an array (l, C) / (n, C, l)) → ScanReport, y (n, O, P). output: also
-    write y (.npy); aggregate "max" or "mean": summarise each channel over positions;
+    write y (.npy, .npz, or text .txt/.asc/.csv a line per position); aggregate "max" or "mean": summarise each channel over positions;
     progress(done, total): called after each chunk."""
     from .scanning import scan_input
     data, y = scan_input(stack, x, output, force, aggregate, chunk_frames, progress, max_bytes)

@@ -4,10 +4,6 @@ import os
 from .batch import refuse_overwrites, refuse_repeats
 from .errors import OptionNeeded, OutputError
 
-OUTPUT_EXTENSIONS = {"npz": ".npz", "h5": ".h5", "safetensors": ".safetensors",
-                     "keras": ".weights.h5", "onnx": ".onnx"}   # the MyTorch layouts are npz
-
-
 def make_folder(folder):
     try:
         os.makedirs(folder, exist_ok=True)
@@ -45,6 +41,7 @@ def _names(folder, files, ext):
 def output_names(folder, files, fmt=None):
     """{input file: the stack file to write for it in folder} (extension of fmt, default npz),
     refused when two inputs are one file or an output is an input; the folder made."""
+    from .formats.writers import OUTPUT_EXTENSIONS
     refuse_repeats(files, "--output-dir")
     outputs = _names(folder, files, OUTPUT_EXTENSIONS.get(fmt or "npz", ".npz"))
     refuse_overwrites(files, outputs.values(), "--output-dir")

@@ -23,11 +23,16 @@ def _plan_for(job, stride, layers, expect, source, max_bytes, found):
         return plan(job, found.stride, layers, expect, "the stack file's strides", max_bytes)
 
 
-def run_verify(job, stack_path, stride, layers, expect, rtol, atol, gradients, max_bytes):
-    """One MLP against its stacks (and the stack file at stack_path) on job.x (n, C, l) →
+def run_verify(job, path, stack_path, stride, layers, expect, rtol, atol, gradients, max_bytes):
+    """One MLP (read from path: None for the embedded default or arrays) against its stacks (and the stack file at stack_path) on job.x (n, C, l) →
     (the report dict, the scanning MLP's output (n, O, P), {name: Stack} compared)."""
     from .grade import grade, runnable, settle_strides
-    from .verify import build_report, verify
+    from .verify import build_report, judged_tolerance, verify
+    values = None
+    if expect is not None:
+        from .pipeline import read_expected
+        values = read_expected(expect, max_bytes)
+    rtol, atol, precision = judged_tolerance(rtol, atol, job.mlp, values)
     found = settled = None
     source = "--stride"
     if stack_path:
@@ -47,12 +52,12 @@ def run_verify(job, stack_path, stride, layers, expect, rtol, atol, gradients, m
         from .gradients import check_gradients
         grads = check_gradients(job.mlp, job.x, job.kernel, p.stride, stacks, rtol, atol)
     expected = None
-    if expect is not None:
-        from .pipeline import read_expected
+    if values is not None:
         from .verify import check_expected
-        expected = check_expected(read_expected(expect, max_bytes), reference, expect, rtol, atol)
+        expected = check_expected(values, reference, expect, rtol, atol)
     report = build_report(job.mlp, job.x, job.kernel, p.stride, comparisons, reference, job.sources,
-                          rtol, atol, p.as_dict(), grads, expected)
+                          rtol, atol, p.as_dict(), grads, expected, precision)
+    report = {"path": path, **report}
     if stack_path and settled:
         report = grade(report, found.foreign, settled, job, p)
     return report, reference, stacks

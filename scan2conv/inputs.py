@@ -15,7 +15,8 @@ _MAX_LINE = 2**20   # characters: a frame of ~100,000 numbers
 
 
 def read_text(path, max_bytes=DEFAULT_MAX_BYTES):
-    """Whitespace-separated numbers, a frame per line (CRLF accepted) → (frames, features).
+    """Numbers separated by whitespace or commas (.csv), a frame per line (CRLF accepted) →
+    (frames, features).
 
     Numbers are packed as they are read (8 bytes each), so memory stays near the array's own
     size and the array is refused, at max_bytes, before it is complete.
@@ -30,7 +31,7 @@ def read_text(path, max_bytes=DEFAULT_MAX_BYTES):
                 if len(line) == _MAX_LINE and not line.endswith("\n"):
                     raise InputError(f"{path}: line {i} is over {_MAX_LINE:,} characters; "
                                      "a line holds one frame")
-                row = line.split()
+                row = line.replace(",", " ").split()   # commas (.csv) or whitespace
                 if not row:
                     continue
                 if width is None:

@@ -23,13 +23,46 @@ class Job:
     weight_file: object = None
 
 
+def _input_mismatch(input_path, x, n_in):
+    """The error naming the input whose feature count does not divide the MLP's inputs."""
+    c, frames = x.shape[1], x.shape[2]
+    hint = (" (is it stored features × frames? transpose it)" if n_in % frames == 0
+            else "; the file's columns are the features of one frame")
+    return InputError(f"{input_path}: input has {c} features per frame, but the MLP's layer 1 "
+                      f"takes {n_in} inputs, not a multiple of {c} channels{hint}")
+
+
+def _build(wf, channels, orientation, activation_names, x, input_path):
+    """build_mlp; when the channels came from the input and do not fit, the input is at fault."""
+    try:
+        mlp = build_mlp(wf, channels, orientation, activation_names)
+    except InputError:
+        if input_path is None:
+            raise
+        mlp = build_mlp(wf, None, orientation, activation_names)   # the file's own fault raises here
+        raise _input_mismatch(input_path, x, mlp.in_features) from None
+    if input_path is not None and mlp.in_features % channels:
+        raise _input_mismatch(input_path, x, mlp.in_features)
+    return mlp
+
+
+def require_widths(mlp, widths, source):
+    """InputError unless the MLP's layer widths are widths (an autograder's architecture)."""
+    if widths is not None and list(mlp.widths) != list(widths):
+        arrow = " → ".join
+        raise InputError(f"{source}: the MLP is {arrow(map(str, mlp.widths))}, the required shape "
+                         f"is {arrow(map(str, widths))}")
+
+
 def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orientation=None,
-             activation_names=None, max_bytes=DEFAULT_MAX_BYTES, x=None):
+             activation_names=None, max_bytes=DEFAULT_MAX_BYTES, x=None, require_shape=None):
     """Read (or take the embedded default for) the MLP and the input; infer C and K.
 
-    x: the input at input_path already read (a batch reads it once for every MLP)."""
+    x: the input at input_path already read (a batch reads it once for every MLP);
+    require_shape: the layer widths the MLP must have, or None."""
     if x is None and input_path:
         x = read_input(input_path, channels, max_bytes)
+    channels_from_input = channels is None and x is not None
     if channels is None:
         channels = x.shape[1] if x is not None else DEFAULT_CHANNELS
     wf = None
@@ -38,7 +71,9 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     else:
         # a WeightFile: arrays handed over in Python, read already
         wf = mlp_path if isinstance(mlp_path, WeightFile) else read_weights(mlp_path, max_bytes)
-        mlp, mlp_source = build_mlp(wf, channels, orientation, activation_names), wf.path
+        blame = input_path if channels_from_input else None
+        mlp, mlp_source = _build(wf, channels, orientation, activation_names, x, blame), wf.path
+    require_widths(mlp, require_shape, mlp_source)
     k = infer_kernel(mlp, channels, kernel)
     if x is None:
         x = as_network_input(defaults.default_input(channels), "embedded sample", channels)
@@ -106,7 +141,8 @@ def _file_stride(job):
 
 
 def read_expected(path, max_bytes=DEFAULT_MAX_BYTES):
-    """A reference output file (npy, npz or text) → its values as float64."""
+    """A reference output file (npy, npz or text) → its values (floats as stored, integers as
+    float64)."""
     from .formats import open_checked
     from .inputs import _read_array
     open_checked(path)
@@ -116,7 +152,7 @@ def read_expected(path, max_bytes=DEFAULT_MAX_BYTES):
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
     if a.dtype.kind not in "iuf":
         raise InputError(f"{path}: the expected output has dtype {a.dtype}; expected numbers")
-    return a.astype(np.float64)
+    return a if a.dtype.kind == "f" else a.astype(np.float64)   # float32 stays: it sets the precision
 
 
 def stride_from_expected(job, path, max_bytes=DEFAULT_MAX_BYTES):

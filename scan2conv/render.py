@@ -81,7 +81,7 @@ def unroll_text(r):
 def verify_summary(r):
     """One line of a verify batch: the verdict of one MLP file."""
     names = ", ".join(s["name"] for s in r["stacks"])
-    shape = "×".join(map(str, r["output_shape"]))
+    shape = "×".join(f"{n:,}" for n in r["output_shape"])
     if r["ok"]:
         verb = "agrees" if len(r["stacks"]) == 1 else "agree"
         return f"ok: {names} {verb} with the scanning MLP ({shape} outputs)"

@@ -113,13 +113,9 @@ class VerifyReport(Pictured, Report):
 
     @property
     def worst(self) -> dict:
-        """{stack name: (sample, channel, position, |error|)} of its largest disagreement."""
-        out = {}
-        for name, y in self.outputs.items():   # (n, O, P)
-            error = np.abs(y - self.reference)
-            where = np.unravel_index(int(np.argmax(error)), error.shape)
-            out[name] = (*(int(i) for i in where), float(error[where]))
-        return out
+        """{stack name: where it disagrees most — sample, channel, position, value (the
+        stack's), expected (the scanning MLP's) — or None where it agrees}."""
+        return {s["name"]: s.get("worst") for s in self.data["stacks"]}
 
     def figure(self, sample: int = 0):
         """Heat maps (channels × positions) of one sample: the MLP, each stack, each |error|."""
@@ -188,18 +184,22 @@ class ConvertedStack(Report):
     def save(self, path: str, fmt: str = None, force: bool = False, inputs=(),
              print_code: str = None) -> "ConvertReport":
         """Write the stack with its metadata (format from fmt, else from path's extension),
-        atomically, never replacing a file unless force → ConvertReport (convert's JSON)."""
+        atomically, never replacing a file unless force → ConvertReport (convert's JSON).
+        print_code "torch" or "keras": also the code that builds the stack (report.code)."""
         from .render import convert_text
         from .formats.stackfile import stack_meta
         from .formats.writers import format_for, write_stack
         fmt = format_for(path, fmt)
         meta = stack_meta(self.stack, self.form, self.kernel, self.stride, self.source)
         written = write_stack(path, self.stack, meta, fmt, force, inputs=inputs)
-        data = {"ok": True, "exit_code": 0, "output": path, "format": fmt, "form": self.form,
+        data = {"path": self.data["path"], "ok": True, "exit_code": 0, "output": path, "format": fmt, "form": self.form,
                 "layers": meta["layers"], "channels": self.stack.channels, "scan": meta["scan"],
                 "notes": self.data["notes"] + written["notes"], "structure": self.data["structure"]}
         code = None
-        if print_code:
+        if print_code == "torch":
             from .formats.torch_io import module_source
             data["torch_module"] = code = module_source(self.stack, path, fmt)
+        elif print_code == "keras":
+            from .formats.keras_code import keras_source
+            data["keras_model"] = code = keras_source(self.stack, path, fmt)
         return ConvertReport(data, convert_text(data, self.data["stride_source"]), code)

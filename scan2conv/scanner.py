@@ -121,7 +121,7 @@ class TextSource:
         rows = []
         for text in lines:
             self.line += 1
-            row = text.split()
+            row = text.replace(",", " ").split()   # commas (.csv) or whitespace
             if not row:
                 continue
             if self.width is None:

@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from . import scanner
-from .errors import InputError
+from .errors import InputError, OptionNeeded
 
 
 def load_stack(path, max_bytes):
@@ -34,6 +34,32 @@ def _source(x, max_bytes):
     return scanner.ArraySource(np.asarray(x), "x"), "x"
 
 
+OUTPUT_KINDS = {".npy": "npy", ".npz": "npz", ".txt": "text", ".asc": "text", ".csv": "text"}
+
+
+def output_kind(path):
+    """How an output is written, from its extension; OptionNeeded for any other."""
+    kind = OUTPUT_KINDS.get(os.path.splitext(path.lower())[1])
+    if kind is None:
+        raise OptionNeeded(f"-o {path}: cannot tell how to write the output from its extension; "
+                           "use .npy, .npz (array 'y') or text (.txt, .asc, .csv)")
+    return kind
+
+
+def _writer(path, kind, y):
+    """fp → None, writing y (channels, positions) — text: a line per position, a column per
+    channel, like the inputs' frames; a batch (n, channels, positions) needs .npy or .npz."""
+    if kind == "text" and y.ndim != 2:
+        raise OptionNeeded(f"-o {path}: text holds one sequence, the output is a batch of "
+                           f"{y.shape[0]}; use .npy or .npz")
+    if kind == "npy":
+        return lambda fp: np.save(fp, y)
+    if kind == "npz":
+        return lambda fp: np.savez(fp, y=y)
+    sep = "," if path.lower().endswith(".csv") else " "
+    return lambda fp: np.savetxt(fp, y.T, fmt="%.17g", delimiter=sep)
+
+
 def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=None,
                progress=None, max_bytes=None):
     """Run stack over x → (the report dict `scan` prints, y (n, O, P)); output: write y there."""
@@ -42,13 +68,14 @@ def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=
     max_bytes = max_bytes or DEFAULT_MAX_BYTES
     names = tuple(p for p in (stack, x) if isinstance(p, (str, os.PathLike)))
     if output:
+        kind = output_kind(output)
         check_target(output, force, names)   # fail before a long scan, not after
     stack, stack_name = _stack(stack, max_bytes)
     source, input_name = _source(x, max_bytes)
     result = scanner.run(stack, source, chunk_frames, progress)
     y = result.y[0] if result.y.shape[0] == 1 else result.y
     if output:
-        write_atomic(output, lambda fp: np.save(fp, y), force, names)
+        write_atomic(output, _writer(output, kind, y), force, names)
     summary = None
     if aggregate:
         rows = scanner.aggregate(result.y, aggregate, result.kernel, result.stride)

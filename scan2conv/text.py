@@ -30,7 +30,7 @@ def printable(text):
     return "\n".join("".join(map(_escaped, line)) for line in str(text).split("\n"))
 
 
-def one_line(message, limit=300):
+def one_line(message, limit=400):
     """message as one line of at most limit characters: runs of whitespace (newlines, tabs)
     folded to one space, other control characters escaped, the middle cut out ('…') when too
     long, so that both the start (what, where) and the end (the flag that fixes it) remain."""

@@ -1,4 +1,5 @@
 """Plain arrays from a weight file → an MLP in (in, out) orientation (DESIGN §1, §3)."""
+import itertools
 import re
 
 import numpy as np
@@ -73,9 +74,26 @@ def choose_orientation(wf, layers, channels, orientation=None):
     if len(ok) == 1:
         return ok[0]
     if not ok:
-        raise InputError(f"{wf.path}: the weight shapes {shapes} do not chain: {why['in_out']}")
+        raise InputError(f"{wf.path}: the weight shapes {shapes} do not chain: {why['in_out']}"
+                         + _order_hint(wf, layers, channels))
     raise InputError(f"{wf.path}: orientation is undecidable: shapes {shapes} chain both as "
-                     "(in, out) and as (out, in); pass --orientation in-out or out-in")
+                     "(in, out) and as (out, in) (verify, convert and explain take --orientation "
+                     "in-out or out-in)")
+
+
+def _order_hint(wf, layers, channels):
+    """When the layer order came from sorting names and another order chains: say so."""
+    if wf.ordered or len(layers) > 6:
+        return ""
+    for order in itertools.permutations(layers):
+        for o in ORIENTATIONS:
+            mats = [w if o == "in_out" else w.T for _, w, _ in order]
+            if _fits(mats, [b for _, _, b in order], channels) is None:
+                names = ", ".join(name for name, _, _ in layers)
+                chained = ", ".join(name for name, _, _ in order)
+                return (f"; the order comes from the names sorted naturally ({names}), and "
+                        f"they chain as {chained}: rename them to sort in layer order (e.g. W1, W2, W3)")
+    return ""
 
 
 def _clean(w, where, notes):
@@ -102,6 +120,8 @@ def _activations(wf, count, override):
     try:
         return [activations.canonical(a) for a in names]
     except ValueError as e:
+        if override:   # a name typed on the command line
+            raise OptionNeeded(f"--activations: {e}") from None
         raise InputError(f"{wf.path}: {e}") from None
 
 
@@ -125,5 +145,8 @@ def build_mlp(wf, channels=None, orientation=None, activation_names=None):
                 raise InputError(f"{wf.path}: layer {i} ({name}) bias holds NaN; only weights "
                                  "may use NaN for 'no connection'")
             b = _clean(b, f"{wf.path}: layer {i} bias", [])
+        if not w.any():
+            notes.append(f"{wf.path}: layer {i} ({name}) has no connections: every weight is "
+                         "0 or NaN, so its output does not depend on its input")
         dense.append(Dense(w, b.astype(w.dtype), act))
     return MLP(dense, notes)

@@ -98,15 +98,18 @@ def test_arrays_in_memory_are_an_mlp():
     assert st.stride == 4 and st.distributed.describe() == "(24→2, k2, s2), (2→8, k2, s2), (8→4, k2, s1)"
 
 
-def test_verify_report_names_errors_and_worst_positions():
-    mlp = scan2conv.load_mlp(None)
+def test_verify_report_names_errors_and_worst_positions(folder):
+    mlp = scan2conv.load_mlp(PART_C)
     report = scan2conv.verify(mlp)
     assert report.ok and set(report.errors) == {"simple", "distributed"}
-    broken = scan2conv.verify(mlp, atol=0, rtol=0)
-    runs = dict(broken.runs)
-    runs["simple"].layers[-1].b = runs["simple"].layers[-1].b + np.array([0, 0, 3.0, 0])
-    worst = broken.worst["simple"]
-    assert worst[1] == 2 and worst[3] == pytest.approx(3.0)
+    assert report.worst == {"simple": None, "distributed": None}
+    stack = scan2conv.convert(mlp)
+    stack.stack.layers[-1].b[2] += 3.0                     # channel 2 off everywhere
+    stack.save("wrong.npz")
+    report = scan2conv.verify(PART_C, stack="wrong.npz")
+    assert not report.ok and report.exit_code == 1
+    assert report.errors["file"] == pytest.approx(3.0)
+    assert report.worst["file"]["channel"] == 2 and report.worst["simple"] is None
 
 
 def test_errors_carry_their_exit_codes():

@@ -205,8 +205,12 @@ def test_bad_input_with_json(case, tmp_path):
     code, stdout, stderr = run_in_process(stage)
     assert code == case["exit"] and len(stderr.splitlines()) == 1
     if stdout or code != 2:
-        assert json.loads(stdout) == {"ok": False, "exit_code": code,
-                                      "error": stderr.rstrip("\n").removeprefix("error: ")}
+        report = json.loads(stdout)
+        if case["args"][0] in ("verify", "convert", "explain"):   # a report about an MLP file
+            assert list(report)[0] == "path"
+            report.pop("path")
+        assert report == {"ok": False, "exit_code": code,
+                          "error": stderr.rstrip("\n").removeprefix("error: ")}
 
 
 def test_whole_corpus_through_installed_cli(tmp_path):

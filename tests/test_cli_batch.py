@@ -76,13 +76,14 @@ def test_batch_errors_on_the_command_line():
     assert r.stderr.strip() == "error: missing-list.txt: no such file (given to --from-list)"
     r = run("convert", *GOOD, "--stride", "4", "-o", "x.npz")
     assert r.exit_code == 2 and r.stderr.strip() == (
-        "error: -o/--output applies to one MLP file; it cannot go with several files or --from-list")
+        "error: -o/--output applies to one MLP file; it cannot go with several files or --from-list "
+        "or --output-dir")
     r = run("convert", *GOOD, "--stride", "4")
     assert r.exit_code == 2 and r.stderr.strip() == (
         "error: several MLP files need --output-dir DIR (-o names one file)")
     r = run("convert", GOOD[0], "--stride", "4")
     assert r.exit_code == 2 and r.stderr.strip() == (
-        "error: give the output file with -o FILE (--output-dir is for several MLP files)")
+        "error: give the output file with -o FILE, or a folder with --output-dir DIR")
     r = run("convert", "--stride", "4", "-o", "x.npz")
     assert r.exit_code == 2 and r.stderr.strip() == "error: name the MLP file to convert"
 

@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "fixtures")
 STACK_NAMES = {"npz": "stack.npz", "h5": "stack.h5", "safetensors": "stack.safetensors",
                "keras": "stack.weights.h5", "onnx": "stack.onnx", "mytorch-w": "w.npz",
-               "mytorch-weight": "weight.npz", "mytorch-stride1": "stride1.npz"}
+               "mytorch-weight": "weight.npz", "mytorch-stride1": "stride1.npz", "torch": "stack.pt"}
 
 
 def write_seeds(folder):

@@ -43,6 +43,6 @@ def test_every_long_option_in_the_readme_exists():
         for param in command.params:
             known.update(o for o in getattr(param, "opts", []) + getattr(param, "secondary_opts", [])
                          if o.startswith("--"))
-    mentioned = set(re.findall(r"`[^`]*?(--[a-z][a-z-]+)", README))
+    mentioned = set(re.findall(r"(?<!`)`[^`\n]*?(--[a-z][a-z-]+)", README))   # inline code
     mentioned |= set(re.findall(r"\$ scan2conv [^\n]*?(--[a-z][a-z-]+)", README))
     assert mentioned - known - {"--help"} == set()

@@ -96,7 +96,8 @@ def test_datasets_together_over_the_limit(tmp_path):
     with h5py.File(path, "w") as f:
         for i in range(3):
             f[f"W{i}"] = np.zeros((100, 100))    # 80,000 bytes each
-    with pytest.raises(InputError, match=r"with the 160,000 already read that is over the limit of 200,000 for one file"):
+    with pytest.raises(InputError, match=r"needs 80,000 bytes beside the 160,000 already read from the file, "
+                                         r"over the limit of 200,000"):
         read_weights(str(path), max_bytes=200_000)
 
 

@@ -39,7 +39,11 @@ def error_line(r):
 def test_format_from_extension(name, fmt):
     assert format_for(name) == fmt
     assert format_for(name, fmt) == fmt
-    assert format_for(name.rsplit(".", 1)[0] + ".out", fmt) == fmt   # an unknown extension: --format decides
+    if fmt != "onnx":   # an unknown extension: --format decides, where the content tells the family
+        assert format_for(name.rsplit(".", 1)[0] + ".out", fmt) == fmt
+    else:               # ONNX files are known by their extension alone
+        with pytest.raises(OptionNeeded, match="--format onnx needs the output name to end in .onnx"):
+            format_for(name.rsplit(".", 1)[0] + ".out", fmt)
     if fmt == "npz":
         assert format_for(name, "mytorch-w") == "mytorch-w"            # MyTorch layouts are npz files
     else:
@@ -112,7 +116,7 @@ def test_cli_format_option_and_bad_extension(tmp_path):
     r = CliRunner().invoke(main, ["convert", DENSE, "--stride", "4", "-o", str(tmp_path / "x.txt")])
     assert r.exit_code == 2
     assert error_line(r) == (f"error: {tmp_path / 'x.txt'}: cannot tell the output format from the "
-                             "extension '.txt'; use .npz, .h5, .weights.h5, .safetensors or .onnx, "
+                             "extension '.txt'; use .npz, .h5, .weights.h5, .safetensors, .pt or .onnx, "
                              "or pass --format")
     assert not (tmp_path / "x.txt").exists()
 

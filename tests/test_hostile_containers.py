@@ -101,7 +101,7 @@ def test_hdf5_datasets_charge_one_budget(tmp_path):
     with h5py.File(path, "w") as f:
         f["W1"], f["W2"] = np.ones((100, 100)), np.ones((100, 100))   # 80,000 bytes each
     budget = Budget(150_000)
-    with pytest.raises(InputError, match=r"with the 80,000 already read that is over the limit"):
+    with pytest.raises(InputError, match=r"beside the 80,000 already read from the file, over the limit"):
         hdf5.read_h5(str(path), budget)
 
 
@@ -213,7 +213,7 @@ def test_safetensors_tensors_charge_one_budget(tmp_path):
     entry = {"dtype": "F64", "shape": [1000], "data_offsets": [0, 8000]}
     path = safetensors(tmp_path / "w.safetensors", {"a": entry, "b": entry}, bytes(8000))
     assert len(read_weights(str(path), 16_000).arrays) == 2   # the tensors may share their data
-    assert "with the 8,000 already read that is over the limit of 15,999" in refused(
+    assert "beside the 8,000 already read from the file, over the limit of 15,999" in refused(
         path, "--max-size", "15999")
 
 
@@ -261,7 +261,7 @@ def test_onnx_initializers_charge_one_budget(tmp_path):
     inits = [helper.make_tensor(name, TensorProto.INT64, [1000], [0] * 1000) for name in "ab"]
     path.write_bytes(helper.make_model(helper.make_graph([], "g", [], [], inits)).SerializeToString())
     assert path.stat().st_size < 3000
-    assert "with the 8,000 already read that is over the limit of 15,000" in refused(
+    assert "beside the 8,000 already read from the file, over the limit of 15,000" in refused(
         path, "--max-size", "15000")
 
 

@@ -133,7 +133,7 @@ def test_a_block_device_is_refused_and_left_alone(tmp_path, force):
 
 
 def test_scan_refuses_a_socket_before_scanning(tmp_path):
-    path = tmp_path / "s.sock"
+    path = tmp_path / "s.npy"
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(path))
     try:

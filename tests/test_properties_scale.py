@@ -26,7 +26,7 @@ from scan2conv.verify import verify
 ARCHITECTURES = 500   # per kind: dense and distributed
 FILE_NAMES = {"npz": "stack.npz", "h5": "stack.h5", "safetensors": "stack.safetensors",
               "keras": "stack.weights.h5", "onnx": "stack.onnx", "mytorch-w": "w.npz",
-              "mytorch-weight": "weight.npz", "mytorch-stride1": "stride1.npz"}
+              "mytorch-weight": "weight.npz", "mytorch-stride1": "stride1.npz", "torch": "stack.pt"}
 FLOAT32 = {"onnx"}   # ONNX Runtime's CPU Conv is float32: weights are rounded on writing
 
 

@@ -98,7 +98,7 @@ def test_format_must_match_a_known_extension(tmp_path):
     r = run("convert", PART_B, "--stride", "4", "-o", tmp_path / "s.npz", "--format", "onnx")
     assert r.exit_code == 2
     assert r.stderr.strip() == (f"error: --format onnx does not match the output name "
-                                f"'{tmp_path / 's.npz'}', which says npz; rename the output or drop --format")
+                                f"'{tmp_path / 's.npz'}', which says npz; rename the output (e.g. .onnx) or drop --format")
     assert not os.listdir(tmp_path)
     r = run("convert", PART_B, "--stride", "4", "-o", tmp_path / "s.npz", "--format", "mytorch-w")
     assert r.exit_code == 0

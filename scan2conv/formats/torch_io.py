@@ -120,12 +120,26 @@ def to_numpy(torch, t, where, budget):
     return t.numpy().copy()
 
 
+def _stack_meta(obj):
+    """The scan2conv metadata text a state dict carries in its `_metadata`, or None."""
+    meta = getattr(obj, "_metadata", None)
+    root = meta.get("") if isinstance(meta, dict) else None
+    text = root.get("scan2conv") if isinstance(root, dict) else None
+    return text if isinstance(text, str) else None
+
+
 def read_torch(path, limit):
     budget = as_budget(limit)
     torch = _import_torch(path)
     _check_sizes(path, budget.max_bytes)
-    items, note = state_dict(torch, _load(torch, path), path)
+    obj = _load(torch, path)
+    items, note = state_dict(torch, obj, path)
     arrays = [(name, to_numpy(torch, t, f"{path}: tensor {name!r}", budget)) for name, t in items]
+    stack_meta = _stack_meta(obj)
+    if stack_meta is not None:   # a stack written by `scan2conv convert -o x.pt`
+        from .safetensors_io import sequential_to_stack
+        return WeightFile(path, "scan2conv stack (PyTorch state dict, nn.Sequential)",
+                          sequential_to_stack(arrays), True, meta={"scan2conv": stack_meta})
     notes = ([note] if note else []) + [NO_ACTIVATIONS.format(kind="a PyTorch state dict")]
     return WeightFile(path, "PyTorch state dict", arrays, True, "out_in", notes=notes)
 
@@ -176,6 +190,8 @@ def _load_lines(stack, output, fmt):
     if fmt == "safetensors":
         return ["", "from safetensors.torch import load_file",
                 f"model.load_state_dict(load_file({output!r}))"]
+    if fmt == "torch":
+        return ["", f"model.load_state_dict(torch.load({output!r}, weights_only=True))"]
     opener = {"npz": ["import numpy as np", "", f"arrays = np.load({output!r})"],
               "h5": ["import h5py", "", f"arrays = {{k: v[()] for k, v in h5py.File({output!r}, 'r').items()}}"]}
     if fmt not in opener:

@@ -4,23 +4,32 @@
   h5               the same names as HDF5 datasets, metadata in the root attribute `scan2conv`
   safetensors      nn.Sequential(Conv1d, act, …, Flatten) keys 0.weight, 0.bias, 2.weight, …
   keras            Keras 3 .weights.h5 for Sequential([Conv1D, …]): kernels (k, c_in, c_out)
+  torch            torch.save of the same nn.Sequential state dict (.pt/.pth; needs torch)
   onnx             Conv / activation / Flatten graph, float32
   mytorch-*        the homework's MyTorch attribute names (mytorch.py)
 
-The format comes from --format, else from the output's extension (.weights.h5 is Keras).
+The format comes from --format, else from the output's extension (.weights.h5 is Keras). A
+file is written only under a name the readers take it back by: an extension the readers know
+must name the family written into it.
 """
 import json
 import os
+from collections import OrderedDict
 
 from ..atomic import check_target, write_atomic
-from ..errors import OptionNeeded
-from . import mytorch
+from ..errors import OptionNeeded, OutputError
+from . import EXTENSION_ONLY, EXTENSIONS as READ_AS, mytorch
 from .hdf5 import STACK_ATTR
 from .stackfile import stack_arrays, write_npz
 
-FORMATS = ("npz", "h5", "safetensors", "keras", "onnx", *mytorch.YEARS)
+FORMATS = ("npz", "h5", "safetensors", "keras", "onnx", "torch", *mytorch.YEARS)
 EXTENSIONS = {".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".safetensors": "safetensors",
-              ".onnx": "onnx"}
+              ".onnx": "onnx", ".pt": "torch", ".pth": "torch"}
+OUTPUT_EXTENSIONS = {"npz": ".npz", "h5": ".h5", "safetensors": ".safetensors",
+                     "keras": ".weights.h5", "onnx": ".onnx", "torch": ".pt"}   # MyTorch: npz
+# format written → the reader family whose content it is
+FAMILIES = {"npz": "npz", "h5": "hdf5", "keras": "hdf5", "safetensors": "safetensors",
+            "onnx": "onnx", "torch": "torch", **{year: "npz" for year in mytorch.YEARS}}
 
 
 def format_for(path, fmt=None):
@@ -29,18 +38,21 @@ def format_for(path, fmt=None):
         raise OptionNeeded(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     named = _format_of_name(path)
     if fmt:
-        # the MyTorch layouts are npz files; any other clash would write a file no reader
-        # (scan2conv's own included) recognises by its name
-        stored = "npz" if fmt.startswith("mytorch") else fmt
-        if named not in (None, stored):
+        # a name the readers take as another family would make a file no command reads back
+        claimed = READ_AS.get(os.path.splitext(path.lower())[1])
+        if claimed is None and FAMILIES[fmt] in EXTENSION_ONLY:
+            raise OptionNeeded(f"--format {fmt} needs the output name to end in "
+                               f"{OUTPUT_EXTENSIONS[fmt]}, which is how {fmt} files are known")
+        if claimed not in (None, FAMILIES[fmt]):
             raise OptionNeeded(f"--format {fmt} does not match the output name {path!r}, which "
-                               f"says {named}; rename the output or drop --format")
+                               f"says {named or claimed}; rename the output (e.g. "
+                               f"{OUTPUT_EXTENSIONS.get(fmt, '.npz')}) or drop --format")
         return fmt
     if named is None:
         ext = os.path.splitext(os.path.basename(path).lower())[1]
         raise OptionNeeded(f"{path}: cannot tell the output format from the extension "
-                           f"{ext or '(none)'!r}; use .npz, .h5, .weights.h5, .safetensors or "
-                           f".onnx, or pass --format")
+                           f"{ext or '(none)'!r}; use .npz, .h5, .weights.h5, .safetensors, .pt "
+                           f"or .onnx, or pass --format")
     return named
 
 
@@ -80,11 +92,33 @@ def write_keras(fp, stack, meta):
         f.create_group("vars").attrs["name"] = "sequential"
 
 
+def _import_torch(path):
+    try:
+        import torch
+    except ImportError:
+        raise OutputError(f"{path}: writing a .pt file needs torch (pip install torch); write "
+                          ".safetensors instead, which PyTorch loads with "
+                          "safetensors.torch.load_file") from None
+    return torch
+
+
+def write_torch(fp, stack, meta):
+    """torch.save of the nn.Sequential state dict; the stack's metadata rides in the dict's
+    `_metadata` (PyTorch's own per-module metadata, kept by torch.load(weights_only=True) and
+    ignored by load_state_dict)."""
+    import numpy as np
+    from .safetensors_io import sequential_keys
+    torch = _import_torch(getattr(fp, "name", "output"))
+    state = OrderedDict((k, torch.from_numpy(np.ascontiguousarray(a))) for k, a in sequential_keys(stack))
+    state._metadata = OrderedDict({"": {STACK_ATTR: json.dumps(meta)}})
+    torch.save(state, fp)
+
+
 def _writer(fmt):
     from . import onnx_io, safetensors_io
     if fmt in mytorch.YEARS:
         return lambda fp, stack, meta: mytorch.write_stack(fp, stack, meta, fmt)
-    return {"npz": write_npz, "h5": write_h5, "keras": write_keras,
+    return {"npz": write_npz, "h5": write_h5, "keras": write_keras, "torch": write_torch,
             "safetensors": safetensors_io.write_stack, "onnx": onnx_io.write_stack}[fmt]
 
 
@@ -103,6 +137,8 @@ def write_stack(path, stack, meta, fmt=None, force=False, inputs=()):
     if fmt == "onnx":
         from .onnx_io import import_onnx
         import_onnx(path, reading=False)
+    if fmt == "torch":
+        _import_torch(path)
     meta = dict(meta, layout=fmt)
     write_atomic(path, lambda fp: _writer(fmt)(fp, stack, meta), force, inputs)
     return {"format": fmt, "notes": [NOTES[fmt]] if fmt in NOTES else []}

@@ -59,9 +59,10 @@ def main():
         with open(listing, "w") as fp:
             fp.write("".join(p + "\n" for p in paths))
         start = time.perf_counter()
-        r = subprocess.run([script, "verify", "--from-list", listing, *ARGS], capture_output=True)
+        batch_run = subprocess.run([script, "verify", "--from-list", listing, *ARGS],
+                                   capture_output=True)
         t_cli = time.perf_counter() - start
-        lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
+        lines = [json.loads(line) for line in batch_run.stdout.decode().splitlines()]
         start = time.perf_counter()
         batch = run_batch(paths, verify_in_process)
         t_batch = time.perf_counter() - start
@@ -77,7 +78,7 @@ def main():
         cli_codes[line["exit_code"]] = cli_codes.get(line["exit_code"], 0) + 1
     print(f"one CLI process, --from-list {FILES:,} files  {t_cli:7.2f} s   "
           f"{per_cli * 1e3:7.2f} ms/file   "
-          f"exit codes {dict(sorted(cli_codes.items()))}, process exit {r.returncode}")
+          f"exit codes {dict(sorted(cli_codes.items()))}, process exit {batch_run.returncode}")
     print(f"in this process, run_batch, {FILES:,} files  {t_batch:7.2f} s   "
           f"{per_batch * 1e3:7.2f} ms/file   "
           f"exit codes {dict(sorted(batch.counts.items()))}, worst {batch.exit_code}")

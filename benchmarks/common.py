@@ -1,4 +1,5 @@
 """Timing and machine facts shared by the benchmark scripts."""
+import contextlib
 import ctypes
 import datetime
 import os
@@ -21,11 +22,15 @@ def best_of(f, repeat=5, number=1):
 
 
 def interleaved(fs, repeat=5, number=1):
-    """best_of for several functions, their runs interleaved so load spikes hit all alike."""
+    """best_of for several functions, their runs interleaved so load spikes hit all alike.
+
+    number: calls per timing, one for all or a list with one per function.
+    """
+    numbers = number if isinstance(number, (list, tuple)) else [number] * len(fs)
     times = [[] for _ in fs]
     for _ in range(repeat):
-        for t, f in zip(times, fs):
-            t.append(best_of(f, 1, number))
+        for t, f, calls in zip(times, fs, numbers):
+            t.append(best_of(f, 1, calls))
     return [min(t) for t in times]
 
 
@@ -54,8 +59,23 @@ def _openblas():
     return ctypes.CDLL(paths[0]) if paths else None
 
 
+def _threadpool_blas():
+    """threadpoolctl's record of numpy's BLAS, or None when threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    found = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return found[0] if found else None
+
+
 def blas_info():
     """(description, thread count) of the BLAS numpy uses."""
+    info = _threadpool_blas()
+    if info:
+        return (f"{info['internal_api']} {info['version']} ({info.get('architecture', '?')} kernels, "
+                f"{info.get('threading_layer', '?')}), {os.path.basename(info['filepath'])}",
+                info["num_threads"])
     name = "unknown BLAS"
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -87,6 +107,23 @@ def set_blas_threads(count):
     return False
 
 
+@contextlib.contextmanager
+def blas_threads(count):
+    """numpy's BLAS limited to `count` threads inside the block (threadpoolctl, else OpenBLAS)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        _, before = blas_info()
+        set_blas_threads(count)
+        try:
+            yield
+        finally:
+            set_blas_threads(before)
+        return
+    with threadpool_limits(limits=count, user_api="blas"):
+        yield
+
+
 def machine_header():
     import click
     lines = [f"date      {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
@@ -103,6 +140,10 @@ def machine_header():
                                              "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ]
     if env:
         lines.append(f"env       {' '.join(env)}")
+    if "OPENBLAS_CORETYPE" in os.environ:
+        lines.append(f"note      OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces OpenBLAS's "
+                     "kernels for that core, not the best for this CPU: figures are for those kernels "
+                     "(unset it to see this machine's own)")
     try:
         lines.append(f"load      {' '.join(f'{v:.2f}' for v in os.getloadavg())} (1, 5, 15 min) at start")
     except OSError:

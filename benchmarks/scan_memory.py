@@ -1,5 +1,18 @@
-"""(3) An hour of frames (360,000 × 24 at 100 frames/s) through `scan2conv scan`: the child's
-peak memory (ru_maxrss), chunked and in one chunk, and the output against one whole run."""
+"""(3) Long recordings through `scan2conv scan`: peak memory of the child process (ru_maxrss) for
+360,000, 3.6 million and 36 million frames of 24 random float features (float32 npy), the output
+bit for bit against one whole run, and the scan's compute against ONNX Runtime on the same stack.
+
+The stack is the homework's distributed one (convert mlp_weights_part_c.npy --distributed).
+One whole run: scanner.forward over the whole input in this process (360k and 3.6M frames); for
+36M frames, over aligned stretches of a million frames (a stretch that starts at a multiple of
+S·ROWS frames meets every block where a whole run meets it, so its output is a whole run's).
+Compute: scanner.run over the frames in memory, against an ONNX Runtime session over the same
+frames (float32: its CPU Conv has no float64 kernel; ours computes in float64), min of ROUNDS
+interleaved rounds.
+
+Usage: python benchmarks/scan_memory.py [--sizes 360000,3600000,36000000] [--rounds 5]
+"""
+import argparse
 import json
 import os
 import subprocess
@@ -9,15 +22,16 @@ import time
 
 import numpy as np
 
+from common import interleaved
 from latency import console_script
-from scan2conv import defaults, scanner
-from scan2conv.convert import to_stack
-from scan2conv.formats.stackfile import stack_meta, write_npz
-from scan2conv.mlp import scan as mlp_scan
-from scan2conv.spec import simple_spec
+from scan2conv import scanner
+from scan2conv.formats.stackfile import read_stack
 
-FRAMES, FEATURES = 360_000, 24
-TARGET_MIB = 150
+SIZES, FEATURES = (360_000, 3_600_000, 36_000_000), 24
+TARGET_MIB, TARGET_RATIO = 128, 1.5
+ROUNDS = 5
+PART_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures",
+                      "mlp_weights_part_c.npy")
 
 # run a command, then print its peak resident memory in KiB (Linux: ru_maxrss of the children)
 _MEASURE = ("import resource, subprocess, sys; "
@@ -37,45 +51,99 @@ def peak_mib(cmd):
     return int(kib) / 1024, seconds, r.stderr
 
 
-def make_files(folder):
-    """The hour of frames (float32 npy) and the default MLP's simple stack."""
-    rng = np.random.default_rng(0)
-    frames = rng.integers(-4, 5, size=(FRAMES, FEATURES)).astype(np.float32)
-    np.save(os.path.join(folder, "hour.npy"), frames)
-    mlp = defaults.default_mlp()
-    stack = to_stack(mlp, simple_spec(mlp, FEATURES, defaults.KERNEL, defaults.STRIDE))
-    with open(os.path.join(folder, "stack.npz"), "wb") as fp:
-        write_npz(fp, stack, stack_meta(stack, "simple", defaults.KERNEL, defaults.STRIDE))
-    return frames, mlp, stack
+def make_stacks(script, folder):
+    """The distributed homework stack as npz (for scan) and onnx (for ONNX Runtime)."""
+    paths = [os.path.join(folder, name) for name in ("stack.npz", "stack.onnx")]
+    for path in paths:
+        subprocess.run([script, "convert", PART_C, "--distributed", "-o", path], check=True,
+                       capture_output=True)
+    stack, _ = read_stack(paths[0], 2**30)
+    return paths, stack.astype(np.float64)
 
 
-def main():
-    print(f"== (3) scan of {FRAMES:,} frames × {FEATURES} features (float32 npy, "
-          f"{FRAMES * FEATURES * 4 / 2**20:.1f} MiB), default MLP's simple stack")
+def frames_of(seed, count):
+    return np.random.default_rng(seed).standard_normal((count, FEATURES)).astype(np.float32)
+
+
+def write_frames(path, frames, piece=1_000_000):
+    """A (frames, 24) float32 npy of random floats, written a million frames at a time."""
+    with open(path, "wb") as fp:
+        np.lib.format.write_array_header_1_0(fp, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (frames, FEATURES)})
+        for i, start in enumerate(range(0, frames, piece)):
+            fp.write(frames_of(i, min(piece, frames - start)).data)
+
+
+def read_frames(path, start, stop):
+    """Frames start … stop − 1 of the npy written by write_frames."""
+    a = np.load(path, mmap_mode="r")
+    part = np.array(a[start:stop])
+    del a
+    return part
+
+
+def whole_run_agrees(stack, path, out, frames):
+    """The scan's output == one whole run, bit for bit (stretches for the longest input)."""
+    y = np.load(out, mmap_mode="r")
+    k, s = scanner.geometry(stack)
+    if frames <= 4_000_000:
+        x = read_frames(path, 0, frames).T[None].astype(np.float64)
+        return bool(np.array_equal(scanner.forward(stack, x)[0], y))
+    align = s * scanner.ROWS
+    for first in (0, frames // 3 // align * align, (frames - 1_000_000) // align * align):
+        x = read_frames(path, first, first + 1_000_000).T[None].astype(np.float64)
+        part = scanner.forward(stack, x)[0]
+        if not np.array_equal(part, y[:, first // s:first // s + part.shape[1]]):
+            return False
+    return True
+
+
+def compute(stack, onnx_path, frames, rounds):
+    """(ours s, ONNX Runtime s) over the same frames in memory."""
+    import onnxruntime
+    session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    x = np.ascontiguousarray(frames.T[None])
+    return interleaved([lambda: scanner.run(stack, scanner.ArraySource(frames, "x")),
+                        lambda: session.run(None, {"x": x})], rounds)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = parser.parse_args(argv)
+    sizes = [int(v) for v in args.sizes.split(",")]
     script = console_script()
+    print(f"== (3) scan of long recordings, {FEATURES} random float32 features per frame, "
+          "the homework's distributed stack (24→2 k2 s2, 2→8 k2 s2, 8→4 k2 s1)")
+    ok = True
     with tempfile.TemporaryDirectory() as folder:
-        frames, mlp, stack = make_files(folder)
-        paths = [os.path.join(folder, n) for n in ("stack.npz", "hour.npy")]
+        (stack_npz, stack_onnx), stack = make_stacks(script, folder)
         base, _, _ = peak_mib([sys.executable, "-c", "import numpy, click"])
-        chunked, t_chunked, out = peak_mib([script, "scan", *paths, "-o", os.path.join(folder, "chunked.npy"),
-                                            "--json"])
-        report = json.loads(out)
-        whole, t_whole, _ = peak_mib([script, "scan", *paths, "-o", os.path.join(folder, "one.npy"),
-                                      "--chunk-frames", str(2 * FRAMES)])
-        y = np.load(os.path.join(folder, "chunked.npy"))
-        one = np.load(os.path.join(folder, "one.npy"))
-        x = frames.T[None].astype(np.float64)
-        in_process = scanner.forward(stack.astype(np.float64), x)[0]
-        reference = mlp_scan(mlp, x, defaults.KERNEL, defaults.STRIDE)[0]
-    print(f"python -c 'import numpy, click'     peak {base:6.1f} MiB")
-    print(f"scan, {report['chunks']} chunks of ≤ {report['chunk_frames']:,} frames  "
-          f"peak {chunked:6.1f} MiB, "
-          f"{t_chunked:.2f} s  (target ≤ {TARGET_MIB} MiB: {'met' if chunked <= TARGET_MIB else 'MISSED'})")
-    print(f"scan, one chunk (--chunk-frames {2 * FRAMES:,})  peak {whole:6.1f} MiB, {t_whole:.2f} s")
-    identical = np.array_equal(y, one) and np.array_equal(y, in_process)
-    print(f"output {y.shape[0]} × {y.shape[1]:,}: chunked == one chunk == whole run in memory, bit for bit: "
-          f"{identical}; max |chunked − scanning MLP| = {np.max(np.abs(y - reference)):.3g}")
-    return chunked <= TARGET_MIB and identical
+        print(f"python -c 'import numpy, click'           peak {base:6.1f} MiB")
+        for frames in sizes:
+            path, out = os.path.join(folder, "in.npy"), os.path.join(folder, "out.npy")
+            write_frames(path, frames)
+            peak, seconds, stdout = peak_mib([script, "scan", stack_npz, path, "-o", out,
+                                              "--force", "--json"])
+            report = json.loads(stdout)
+            same = whole_run_agrees(stack, path, out, frames)
+            met = peak <= TARGET_MIB and same
+            ok &= met
+            print(f"{frames:>11,} frames ({frames * FEATURES * 4 / 2**20:7.1f} MiB): "
+                  f"{report['chunks']:>4} chunks, peak {peak:6.1f} MiB, {seconds:6.2f} s wall; "
+                  f"output {report['output_shape'][0]} × {report['output_shape'][1]:,} == whole run "
+                  f"bit for bit: {same}  (target ≤ {TARGET_MIB} MiB: {'met' if met else 'MISSED'})")
+            os.remove(out)
+            if frames <= 4_000_000:
+                ours, theirs = compute(stack, stack_onnx, read_frames(path, 0, frames), args.rounds)
+                met = ours / theirs <= TARGET_RATIO
+                ok &= met
+                print(f"{'':>11} compute in memory, min of {args.rounds}: scan {ours * 1e3:7.1f} ms "
+                      f"(float64), ONNX Runtime {theirs * 1e3:7.1f} ms (float32), ratio "
+                      f"{ours / theirs:.2f} (target ≤ {TARGET_RATIO}: {'met' if met else 'MISSED'})")
+            os.remove(path)
+    return ok
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ class _Progress:
 @click.option("--aggregate", type=click.Choice(["max", "mean"]),
               help="Summarise each channel over positions: its max (and where) or its mean.")
 @click.option("--chunk-frames", type=count(MAX_CHUNK_FRAMES),
-              help="Frames per chunk (default: what fits 32 MiB); rounded up to whole blocks.")
+              help="Frames per chunk (default: what fits 16 MiB); rounded up to whole blocks.")
 @max_size_option
 @json_option
 @debug_option
@@ -45,8 +45,8 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
     """Run the conv stack in STACK over INPUT, of any length, in overlapping chunks.
 
     STACK is any stack `scan2conv convert` writes (.npz, .h5, .safetensors, .onnx, …).
-    INPUT is frames × features: .npy (memory-mapped), text (.asc/.txt/.csv, read a block at a
-    time) or .npz. The output is the same, number for number, whatever the chunk size.
+    INPUT is frames × features: .npy (read a chunk at a time), text (.asc/.txt/.csv, read a block
+    at a time) or .npz. The output is the same, number for number, whatever the chunk size.
     A progress bar shows on a terminal only (never in pipes or with --json).
 
     \b

@@ -268,9 +268,9 @@ def scan(stack, x, *, output: str = None, force: bool = False, aggregate: str = 
     write y (.npy, .npz, or text .txt/.asc/.csv a line per position); aggregate "max" or "mean": summarise each channel over positions;
     progress(done, total): called after each chunk."""
     from .scanning import scan_input
-    data, y = scan_input(stack, x, output, force, aggregate, chunk_frames, progress, max_bytes)
+    data, result = scan_input(stack, x, output, force, aggregate, chunk_frames, progress, max_bytes)
     from .render import scan_text
-    return ScanReport(data, scan_text(data), y)
+    return ScanReport(data, scan_text(data), result)
 
 
 def unroll(stack, *, output: str = None, fmt: str = None, transposed: bool = False,

@@ -1,12 +1,14 @@
-"""1-D convolution (PyTorch's cross-correlation) from windows and one matrix multiply.
+"""1-D convolution (PyTorch's cross-correlation) from windows and one matrix multiply per block.
 
 Layout is PyTorch's: x (n, c_in, l_in), w (c_out, c_in, k), b (c_out,), y (n, c_out, l_out),
-l_out = (l_in + 2·padding − k) // stride + 1.
+l_out = (l_in + 2·padding − k) // stride + 1. Outputs are contiguous (n, c_out, l_out), as
+torch's are.
 
-Inside, windows are taken block by block from the channel-last form (n, l, c): a window of
-k frames is then one contiguous run of k·c numbers, a block's copied windows stay in cache,
-and the matrix product comes out channel-last, (n·l_out, c_out). Outputs are returned as
-(n, c, l) views of that memory, so a stack of layers never transposes between them.
+Inside, the windows of a block of positions are copied (one strided copy, whatever x's layout)
+into a small reused buffer, column-major: (k·c_in, l), rows ordered (tap, channel). One matrix
+multiply (c_out, k·c_in) · (k·c_in, l) then writes the block straight into y[i, :, j0:j1], which
+BLAS takes in place with its row stride. The buffer stays in cache, so copying costs little
+beside the multiply.
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
@@ -25,46 +27,21 @@ def windows(x, k, stride=1, padding=0):
     return sliding_window_view(x, k, axis=2)[:, :, ::stride].transpose(0, 2, 1, 3)
 
 
-def _pad(x, padding):
-    """x (n, c, l) → (n, c, l + 2·padding), laid out channel-last."""
-    n, c, l = x.shape
-    out = np.zeros((n, l + 2 * padding, c), x.dtype)
-    out[:, padding:padding + l] = x.transpose(0, 2, 1)
-    return out.transpose(0, 2, 1)
+# bytes of one block's window buffer: small enough to stay in cache, large enough that each
+# multiply keeps every BLAS thread busy
+BLOCK_BYTES = 8 * 2**20
 
 
-def _frames(x, i0, i1, f0, f1):
-    """Frames f0 … f1 − 1 of samples i0 … i1 − 1, channel-last (m, f, c), each sample contiguous.
-
-    A view when x already lies channel-last in memory (as every layer's output does); else a
-    small copy that stays in cache.
-    """
-    xt = x[i0:i1, :, f0:f1].transpose(0, 2, 1)
-    return xt if all(s.flags.c_contiguous for s in xt[:1]) else np.ascontiguousarray(xt)
-
-
-def _cols(xt, k, stride, l_out):
-    """xt (m, f, c), each sample contiguous → view (m, l_out, k·c) of the windows.
-
-    Window j is frames j·stride … j·stride + k − 1: one run of k·c numbers. The caller's
-    reshape copies only when windows overlap or skip frames.
-    """
-    m, _, c = xt.shape
-    item = xt.itemsize   # strides of length-1 axes may be anything, so build them
-    return as_strided(xt, (m, l_out, k * c), (xt.strides[0], stride * c * item, item),
-                      writeable=False)
-
-
-# windows per matrix multiply: small enough that a block's copied windows stay in cache,
-# large enough that each multiply keeps every BLAS thread busy even on a loaded machine
-BLOCK_BYTES = 16 * 2**20
+def _block_rows(width, dtype):
+    """Windows per block for windows of `width` numbers of dtype."""
+    return max(64, BLOCK_BYTES // (width * np.dtype(dtype).itemsize))
 
 
 def _blocks(n, l_out, rows, aligned=False):
     """(i0, i1, j0, j1): samples i0 … i1 − 1, positions j0 … j1 − 1, about `rows` windows each.
 
-    A block is whole samples, or part of one sample, so its rows are consecutive in (n, l_out);
-    aligned: always part of one sample, starting at a multiple of rows.
+    A block is whole samples, or part of one sample; aligned: always part of one sample,
+    starting at a multiple of rows.
     """
     if l_out >= rows or aligned:
         for i in range(n):
@@ -76,25 +53,66 @@ def _blocks(n, l_out, rows, aligned=False):
             yield i, min(i + step, n), 0, l_out
 
 
-def _block_windows(x, k, stride, block):
-    """The windows of one block as rows: (m·l, k·c_in), columns ordered (tap, channel)."""
+def _strided(a, i, f, shape, strides):
+    """A view of a's memory from a[i, 0, f] with the given shape and strides.
+
+    Built directly on a C-contiguous array (as_strided costs microseconds that small blocks
+    feel); as_strided on anything else.
+    """
+    if a.flags.c_contiguous and a.size:
+        return np.ndarray(shape, a.dtype, a, i * a.strides[0] + f * a.strides[2], strides)
+    return as_strided(a[i:, :, f:], shape, strides)
+
+
+def _window_view(x, k, stride, block):
+    """The windows of a block as a view (m, k, c_in, l): [i, t, c, j] = x[i0 + i, c, (j0 + j)·stride + t]."""
     i0, i1, j0, j1 = block
-    xt = _frames(x, i0, i1, j0 * stride, (j1 - 1) * stride + k)
-    m, l = i1 - i0, j1 - j0
-    return _cols(xt, k, stride, l).reshape(m * l, k * xt.shape[2])
+    s0, s1, s2 = x.strides
+    return _strided(x, i0, j0 * stride, (i1 - i0, k, x.shape[1], j1 - j0),
+                    (s0, s2, s1, stride * s2))
+
+
+def _fill(buf, x, k, stride, block, width=None):
+    """Copy a block's windows into buf → cols (m, k·c_in, l), rows ordered (tap, channel).
+
+    width: buf is laid out (k·c_in, width) and cols are its first l columns.
+    """
+    view = _window_view(x, k, stride, block)
+    m, _, c_in, l = view.shape
+    if width:
+        cols = buf.reshape(1, k * c_in, width)[:, :, :l]
+    else:
+        cols = buf[:m * k * c_in * l].reshape(m, k * c_in, l)
+    np.copyto(cols.reshape(view.shape), view)
+    return cols
+
+
+def _direct(x, k, stride, block):
+    """The windows of a one-sample block as a view (l, k·c_in) that BLAS reads in place, or None.
+
+    That is when x lies channel-last (frames of c_in contiguous numbers, as time-major input
+    does) and windows do not overlap (k ≤ stride): window j is then one run of k·c_in numbers,
+    stride·c_in apart.
+    """
+    i0, i1, j0, j1 = block
+    item, c_in = x.itemsize, x.shape[1]
+    if i1 - i0 != 1 or k > stride or x.strides[1] != item or x.strides[2] != c_in * item:
+        return None
+    return as_strided(x[i0, :, j0 * stride:], (j1 - j0, k * c_in), (stride * c_in * item, item),
+                      writeable=False)
 
 
 def _matrix(w):
     """w (c_out, c_in, k) → (c_out, k·c_in), columns ordered (tap, channel) like the windows."""
-    return w.transpose(0, 2, 1).reshape(w.shape[0], -1)
+    return np.ascontiguousarray(w.transpose(0, 2, 1).reshape(w.shape[0], -1))
 
 
-def _block_rows(width, dtype):
-    return max(64, BLOCK_BYTES // (width * np.dtype(dtype).itemsize))
+def _padded(x, padding):
+    return np.pad(x, ((0, 0), (0, 0), (padding, padding))) if padding else x
 
 
 def conv1d(x, w, b=None, stride=1, padding=0, rows=None):
-    """x (n, c_in, l_in), w (c_out, c_in, k), b (c_out,) → y (n, c_out, l_out).
+    """x (n, c_in, l_in), w (c_out, c_in, k), b (c_out,) → y (n, c_out, l_out), contiguous.
 
     rows: multiply in blocks of exactly this many windows, starting at multiples of `rows`
     in each sample (the last block zero-filled). A matrix multiply's rounding depends on its
@@ -102,69 +120,88 @@ def conv1d(x, w, b=None, stride=1, padding=0, rows=None):
     what a scan cut into chunks needs (scan2conv.scanner).
     """
     c_out, c_in, k = w.shape
-    x = _pad(x, padding) if padding else x
+    x = _padded(x, padding)
     n, l_out = x.shape[0], output_length(x.shape[2], k, stride)
-    y = np.zeros((n, l_out, c_out), np.result_type(x, w))   # channel-last
-    w_t = _matrix(w).T
-    if rows:
-        blocks = _blocks(n, l_out, rows, aligned=True)
-    else:
-        blocks = _blocks(n, l_out, _block_rows(c_in * k, y.dtype))
-    for block in blocks:
-        out = y[block[0]:block[1], block[2]:block[3]].reshape(-1, c_out)
-        cols = _block_windows(x, k, stride, block)
-        if rows:   # always the same shape and a contiguous operand: the same rounding
-            full = np.zeros((rows, k * c_in), cols.dtype)
-            full[:len(cols)] = cols
-            out[...] = (full @ w_t)[:len(cols)]
+    dtype = np.result_type(x, w)
+    y = np.empty((n, c_out, l_out), dtype)
+    w_kc = _matrix(w).astype(dtype, copy=False)
+    per_block = rows or _block_rows(c_in * k, dtype)
+    buf = np.zeros(k * c_in * (rows or min(per_block, max(n * l_out, 1))), dtype)
+    for block in _blocks(n, l_out, per_block, aligned=bool(rows)):
+        i0, i1, j0, j1 = block
+        out = y[i0:i1, :, j0:j1]
+        direct = _direct(x, k, stride, block)
+        if rows and k <= stride:
+            # always (rows, k·c_in) read transposed, in place or from a zero-filled copy: the
+            # same rounding wherever the block lies and whatever x's layout
+            if direct is None or j1 - j0 < rows:
+                full = np.zeros((rows, k, c_in), dtype)
+                np.copyto(full[:j1 - j0], _window_view(x, k, stride, block)[0].transpose(2, 0, 1))
+                direct = full.reshape(rows, k * c_in)
+            out[0] = (w_kc @ direct.T)[:, :j1 - j0]
+        elif direct is not None and not rows:
+            np.matmul(w_kc, direct.T, out=out[0])
+        elif rows:   # always the same shape, zero-filled: the same rounding wherever it lies
+            _fill(buf, x, k, stride, block, rows)
+            full = buf.reshape(k * c_in, rows)
+            full[:, j1 - j0:] = 0
+            out[0] = (w_kc @ full)[:, :j1 - j0]
         else:
-            # (rows, k·c_in) · (k·c_in, c_out) → (rows, c_out)
-            np.matmul(cols, w_t, out=out)
-        if b is not None:
-            out += b
-    return y.transpose(0, 2, 1)
+            cols = _fill(buf, x, k, stride, block)
+            # (c_out, k·c_in) · (m, k·c_in, l) → (m, c_out, l), written in place
+            np.matmul(w_kc, cols, out=out)
+    if b is not None:
+        y += b.astype(dtype, copy=False)[:, None]
+    return y
 
 
 def conv1d_backward(x, w, dy, stride=1, padding=0):
-    """Gradients of conv1d: x (n, c_in, l_in), dy (n, c_out, l_out) → dx, dw, db."""
+    """Gradients of conv1d: x (n, c_in, l_in), dy (n, c_out, l_out) → dx, dw, db (contiguous)."""
     c_out, c_in, k = w.shape
     n, _, l_in = x.shape
-    x = _pad(x, padding) if padding else x
+    x = _padded(x, padding)
     l_out = dy.shape[2]
     dtype = np.result_type(x, w, dy)
-    dy_t, w_kc = dy.transpose(0, 2, 1), _matrix(w)          # (n, l_out, c_out), (c_out, k·c_in)
+    w_kc = _matrix(w).astype(dtype, copy=False)
     dw = np.zeros((c_out, k * c_in), dtype)
-    groups = -(-k // stride)
-    # room for whole groups of `stride` frames after every window start, trimmed on return
-    dxt = np.zeros((n, max(x.shape[2], (groups - 1 + l_out) * stride), c_in), dtype)
-    for block in _blocks(n, l_out, _block_rows(c_in * k + c_out, dtype)):
+    dx = np.zeros(x.shape, dtype)
+    per_block = _block_rows(c_in * k + c_out, dtype)
+    buf = np.zeros(k * c_in * min(per_block, max(n * l_out, 1)), dtype)
+    dbuf = np.empty_like(buf)
+    for block in _blocks(n, l_out, per_block):
         i0, i1, j0, j1 = block
-        m, l = i1 - i0, j1 - j0
-        cols = _block_windows(x, k, stride, block).reshape(m, l, k * c_in)
-        # per sample (c_out, l) · (l, k·c_in), summed over the block; dy is read in place,
-        # whichever its layout (BLAS takes either orientation)
-        dw += np.matmul(dy[i0:i1, :, j0:j1], cols).sum(axis=0)
-        # (l, c_out) · (c_out, k·c_in) → each window's share of dx
-        dcols = np.matmul(dy_t[i0:i1, j0:j1], w_kc).reshape(m, l, k, c_in)
-        _col2im(dxt[i0:i1], dcols, j0, stride)
+        cols = _fill(buf, x, k, stride, block)
+        dyb = dy[i0:i1, :, j0:j1]
+        # per sample (c_out, l) · (l, k·c_in), summed over the block
+        for i in range(i1 - i0):
+            dw += dyb[i] @ cols[i].T
+        # (k·c_in, c_out) · (m, c_out, l) → each window's share of dx
+        dcols = dbuf[:cols.size].reshape(cols.shape)
+        np.matmul(w_kc.T, dyb, out=dcols)
+        _col2im(dx, dcols, k, stride, block)
     dw = np.ascontiguousarray(dw.reshape(c_out, k, c_in).transpose(0, 2, 1))
-    db = dy.sum(axis=(0, 2))
-    return dxt[:, padding:padding + l_in].transpose(0, 2, 1), dw, db
+    db = dy.sum(axis=(0, 2), dtype=dtype)
+    return np.ascontiguousarray(dx[:, :, padding:padding + l_in]), dw, db
 
 
-def _col2im(dxt, dcols, j0, stride):
-    """Add dcols (m, l, k, c) into dxt (m, length, c).
+def _col2im(dx, dcols, k, stride, block):
+    """Add dcols (m, k·c_in, l) into dx (n, c_in, l_in): tap t of window j lands on frame j·stride + t.
 
-    Tap t of window j0 + j lands on frame (j0 + j)·stride + t.
+    Taps q·stride … q·stride + r − 1 of every window go at once: for one q they never overlap.
     """
-    m, l, k, c = dcols.shape
-    for q in range(-(-k // stride)):  # taps q·stride … q·stride + r − 1 of every window at once
+    i0, i1, j0, j1 = block
+    m, l, c_in = i1 - i0, j1 - j0, dx.shape[1]
+    taps = dcols.reshape(m, k, c_in, l)
+    s0, s1, s2 = dx.strides
+    for q in range(-(-k // stride)):
         r = min(stride, k - q * stride)
-        span = dxt[:, (j0 + q) * stride:(j0 + q + l) * stride].reshape(m, l, stride, c)
+        start = (j0 + q) * stride
+        # [i, u, c, j] → dx[i0 + i, c, start + j·stride + u]
+        span = _strided(dx, i0, start, (m, r, c_in, l), (s0, s2, s1, stride * s2))
         if k <= stride:   # windows do not overlap: each frame has one share
-            span[:, :, :r] = dcols[:, :, q * stride:q * stride + r]
+            span[...] = taps[:, q * stride:q * stride + r]
         else:
-            span[:, :, :r] += dcols[:, :, q * stride:q * stride + r]
+            span += taps[:, q * stride:q * stride + r]
 
 
 def conv1d_naive(x, w, b=None, stride=1, padding=0):

@@ -133,9 +133,15 @@ class ConvertReport(Report):
 
 @dataclass(frozen=True)
 class ScanReport(Report):
-    """scan: a stack run over a whole input. y: the output (n, c_out, positions)."""
+    """scan: a stack run over a whole input. result: the scanner's ScanResult, whose output may
+    live in a temporary file; y reads it whole."""
 
-    y: np.ndarray = field(default=None, repr=False)
+    result: object = field(default=None, repr=False)
+
+    @property
+    def y(self) -> np.ndarray:
+        """The output (n, c_out, positions)."""
+        return self.result.y
 
 
 @dataclass(frozen=True)

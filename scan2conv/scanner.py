@@ -3,14 +3,17 @@
 A chunk starts at a multiple of the stack's total stride S and reads the receptive field K
 beyond its last position, so consecutive chunks overlap by K − S frames and every position
 sees exactly the frames it sees in a whole run. Memory is bounded by the chunk, not the input:
-npy inputs are memory-mapped, text is parsed a block of lines at a time.
+npy inputs are read a chunk at a time (plain reads, never a mapping), text is parsed a block of
+lines at a time, and the output goes piece by piece to a temporary file.
 
 Same frames are not yet the same bits: a matrix multiply rounds according to its shape. So
 every layer multiplies in blocks of exactly ROWS windows (zero-filled at the end), and chunks
 hold whole multiples of ROWS positions, so each block meets the same windows at the same
 rows whether the input comes whole or in chunks of any size.
 """
+import math
 import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +26,12 @@ from .formats.npy import read_header
 from .inputs import read_input
 from .spec import LayerSpec, ScanSpec
 
-CHUNK_BYTES = 32 * 2**20     # default budget for one chunk's input and layer outputs
-TEXT_LINES = 8192            # lines parsed at a time
-ROWS = 256                   # windows per matrix multiply; chunks hold a multiple of it
+CHUNK_BYTES = 16 * 2**20     # default budget for one chunk's input and layer outputs: cache-sized
+TEXT_LINES = 8192            # lines parsed at a time, at most
+TEXT_BYTES = 2**20           # characters parsed at a time, about
+MAX_LINE = 2**20             # characters in one line: a frame of ~100,000 numbers
+ROWS = 2048                  # windows per matrix multiply; chunks hold a multiple of it
+SPILL_BYTES = 16 * 2**20     # output kept in memory up to this, then moved to a temporary file
 
 
 def geometry(stack):
@@ -70,14 +76,10 @@ def forward(stack, x):
 
 
 class ArraySource:
-    """An array (frames, features) or (n, c, l), in memory or memory-mapped, read by frame range."""
+    """An array (frames, features) or (n, c, l) in memory, read by frame range."""
 
     def __init__(self, a, where):
-        if a.dtype.kind not in "iuf":
-            raise InputError(f"{where}: input has dtype {a.dtype}; expected numbers")
-        if a.ndim not in (2, 3):
-            raise InputError(f"{where}: input has shape {a.shape}; "
-                             "expected (frames, features) or (n, c, l)")
+        check_array(a.dtype, a.shape, where)
         self.a, self.where = a, where
         self.time_major = a.ndim == 2
         self.n = 1 if self.time_major else a.shape[0]
@@ -87,24 +89,106 @@ class ArraySource:
 
     def read(self, start, stop):
         """Frames start … stop − 1 (fewer at the end) → x (n, c, t) float64, checked finite."""
-        part = self.a[start:stop].T[None] if self.time_major else self.a[:, :, start:stop]
-        x = np.asarray(part, dtype=np.float64)
+        # time-major frames are copied as they lie and seen through a (1, c, t) view
+        x = np.asarray(self.a[start:stop], np.float64).T[None] if self.time_major \
+            else np.asarray(self.a[:, :, start:stop], np.float64)
         self.done = min(stop, self.frames)
         return check_finite(x, self.where, start)
 
 
+def check_array(dtype, shape, where):
+    if dtype.kind not in "iuf":
+        raise InputError(f"{where}: input has dtype {dtype}; expected numbers")
+    if len(shape) not in (2, 3):
+        raise InputError(f"{where}: input has shape {shape}; "
+                         "expected (frames, features) or (n, c, l)")
+
+
 def check_finite(x, where, start):
-    if not np.isfinite(x).all():
+    # a sum is NaN or infinite when any term is (and, rarely, when finite terms overflow)
+    if not np.isfinite(x.sum()) and not np.isfinite(x).all():
         bad = int(np.argwhere(~np.isfinite(x))[0][2]) + start
         raise InputError(f"{where}: frame {bad} holds a NaN or infinite value")
     return x
 
 
-class TextSource:
-    """Whitespace-separated numbers, a frame per line, parsed a block of lines at a time."""
+def check_chunk(frames, width, where, max_bytes):
+    """Refuse a chunk of frames × width float64 numbers over max_bytes: memory stays bounded."""
+    if max_bytes is not None and frames * width * 8 > max_bytes:
+        raise InputError(f"{where}: a chunk of {frames:,} frames × {width:,} numbers takes "
+                         f"{frames * width * 8:,} bytes, over the limit of {max_bytes:,} "
+                         "(raise it with --max-size)")
+
+
+class NpySource:
+    """An npy file read by frame range with plain reads: only the chunk is ever in memory.
+
+    Never memory-mapped: a file that another process shortens while it is read gives a short
+    read, reported as an error, where a mapping would die of SIGBUS.
+    """
 
     def __init__(self, path):
+        with open(path, "rb") as fp:
+            shape, fortran, dtype = read_header(fp, path)
+            self.offset, size = fp.tell(), fp.seek(0, 2)
+        if dtype.hasobject:
+            raise InputError(f"{path}: holds a pickled object array, not frames of numbers")
+        check_array(dtype, shape, path)
+        need = math.prod(shape) * dtype.itemsize
+        if size - self.offset < need:
+            raise InputError(f"{path}: truncated: header declares {shape} {dtype}, "
+                             f"data holds {size - self.offset:,} of {need:,} bytes")
+        self.where, self.shape, self.dtype = path, shape, dtype
+        self.time_major = len(shape) == 2
+        self.n = 1 if self.time_major else shape[0]
+        self.channels = shape[1]
+        self.frames = shape[0] if self.time_major else shape[2]
+        # frames are the slowest axis in the file (one run per chunk) or the fastest (a run per
+        # feature and sample)
+        self.frames_outer = self.time_major != fortran
+        self.total, self.done = self.frames, 0
+        self.fp = open(path, "rb", buffering=0)     # closed by close(), or when collected
+
+    def close(self):
+        self.fp.close()
+
+    def _pread(self, count, offset):
+        """count items at item offset, or an error when the file has become shorter."""
+        want = count * self.dtype.itemsize
+        data = os.pread(self.fp.fileno(), want, self.offset + offset * self.dtype.itemsize)
+        if len(data) < want:
+            self.close()
+            raise InputError(f"{self.where}: the file became shorter while it was read "
+                             "(changed by another program?)")
+        return np.frombuffer(data, self.dtype)
+
+    def read(self, start, stop):
+        """Frames start … stop − 1 (fewer at the end) → x (n, c, t) float64, checked finite."""
+        stop = min(stop, self.frames)
+        t, per_frame = max(stop - start, 0), self.n * self.channels
+        if self.frames_outer:   # (t, c) C order or (n, c, t) Fortran order
+            part = self._pread(t * per_frame, start * per_frame).astype(np.float64)
+            x = part.reshape(t, self.channels, self.n).transpose(2, 1, 0)
+        else:                    # (t, c) Fortran order or (n, c, t) C order
+            x = np.stack([self._pread(t, j * self.frames + start) for j in range(per_frame)])
+            x = x.reshape(self.channels, self.n, t).transpose(1, 0, 2) if self.time_major \
+                else x.reshape(self.n, self.channels, t)
+        self.done = stop
+        if stop == self.frames:
+            self.close()
+        return check_finite(x.astype(np.float64, copy=False), self.where, start)
+
+
+class TextSource:
+    """Whitespace-separated numbers, a frame per line, parsed a block of lines at a time.
+
+    A line is at most MAX_LINE characters and a block at most TEXT_BYTES, so a file of one
+    enormous line, or of many long ones, is refused or read in pieces, never held whole.
+    """
+
+    def __init__(self, path, max_bytes=None):
         self.where, self.fp = path, open(path, encoding="ascii")
+        self.max_bytes = max_bytes
         self.total, self.done = os.path.getsize(path), 0
         self.buf, self.start, self.line, self.width = np.zeros((0, 0)), 0, 0, None
         self.frames, self.n, self.eof = None, 1, False
@@ -126,6 +210,7 @@ class TextSource:
                 continue
             if self.width is None:
                 self.width, self.first = len(row), self.line
+                check_chunk(1, self.width, self.where, self.max_bytes)
             if len(row) != self.width:
                 raise InputError(f"{self.where}: line {self.line} has {len(row)} numbers, expected "
                                  f"{self.width} like line {self.first}")
@@ -137,20 +222,38 @@ class TextSource:
         except ValueError as e:
             raise InputError(f"{self.where}: near line {self.line}: {e}") from None
 
+    def _lines(self):
+        """The next block: at most TEXT_LINES lines and about TEXT_BYTES characters."""
+        lines, size = [], 0
+        while len(lines) < TEXT_LINES and size < TEXT_BYTES:
+            line = self.fp.readline(MAX_LINE)
+            if not line:
+                break
+            if len(line) == MAX_LINE and not line.endswith("\n"):
+                raise InputError(f"{self.where}: line {self.line + len(lines) + 1} is over "
+                                 f"{MAX_LINE:,} characters; a line holds one frame")
+            lines.append(line)
+            size += len(line)
+        return lines
+
     def _fill(self, stop):
         """Parse lines until the buffer reaches frame stop − 1 or the file ends."""
         while not self.eof and self.start + len(self.buf) < stop:
             try:
-                lines = [line for _, line in zip(range(TEXT_LINES), self.fp)]
+                lines = self._lines()
             except UnicodeDecodeError:
                 raise InputError(f"{self.where}: not a text file of numbers (non-ASCII bytes)") from None
-            self.eof = len(lines) < TEXT_LINES
+            self.eof = not lines
             block = self._parse(lines)
             self.buf = block if not len(self.buf) else np.concatenate([self.buf, block])
+            check_chunk(len(self.buf), self.width or 0, self.where, self.max_bytes)
             self.done = self.fp.buffer.tell() if not self.eof else self.total
         if self.eof:
             self.frames = self.start + len(self.buf)
             self.fp.close()
+
+    def close(self):
+        self.fp.close()
 
     def read(self, start, stop):
         """Frames start … stop − 1; start never goes back, earlier frames are dropped."""
@@ -160,74 +263,165 @@ class TextSource:
         return check_finite(x, self.where, start)
 
 
-def _npy_source(path):
-    """A memory-mapped npy array, its header checked first (no pickles, no truncation)."""
-    with open(path, "rb") as fp:
-        shape, fortran, dtype = read_header(fp, path)
-        offset, size = fp.tell(), fp.seek(0, 2)
-    if dtype.hasobject:
-        raise InputError(f"{path}: holds a pickled object array, not frames of numbers")
-    if dtype.kind not in "iuf":
-        raise InputError(f"{path}: input has dtype {dtype}; expected numbers")
-    need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if size - offset < need:
-        raise InputError(f"{path}: truncated: header declares {shape} {dtype}, "
-                         f"data holds {size - offset:,} of {need:,} bytes")
-    a = np.load(path, mmap_mode="r", allow_pickle=False) if need else np.zeros(shape, dtype)
-    return ArraySource(a, path)
-
-
 def open_source(path, max_bytes):
-    """The frames of an input file: npy memory-mapped, text streamed, npz read whole."""
+    """The frames of an input file: npy and text read a chunk at a time, npz read whole.
+
+    max_bytes bounds what is held at once: the whole npz, one chunk of npy or text frames.
+    """
     open_checked(path)
     try:
         family = sniff(path)
         if family == "npy":
-            return _npy_source(path)
+            source = NpySource(path)
+            source.max_bytes = max_bytes
+            return source
         if family == "npz":
             return ArraySource(read_input(path, None, max_bytes), path)
-        return TextSource(path)
+        return TextSource(path, max_bytes)
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
+class Collected:
+    """The output of a scan, piece by piece: in memory up to SPILL_BYTES, then in a temporary
+    file, so memory holds a bounded amount whatever the input's length.
+
+    Read back whole (y), written channel-major to an .npy stream (write_npy), or summarised
+    per channel (aggregate), one piece of one row at a time.
+    """
+
+    def __init__(self):
+        self.file, self.pieces, self.held, self.shape = None, [], [], None
+
+    def add(self, y):
+        """y (n, c_out, p), the next positions of every sample and channel."""
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        first = 0 if self.shape is None else self.shape[2]
+        self.shape = y.shape if self.shape is None else y.shape[:2] + (first + y.shape[2],)
+        self.held.append(y)
+        if sum(h.nbytes for h in self.held) > SPILL_BYTES:
+            self.spill()
+
+    def spill(self):
+        """Move the pieces held in memory to the temporary file."""
+        if self.file is None:
+            self.file = tempfile.TemporaryFile()
+        self.file.seek(0, 2)
+        for y in self.held:
+            self.pieces.append((self.file.tell(), y.shape[2]))
+            self.file.write(y.data)
+        self.held = []
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+
+    def rows(self):
+        """(sample, channel, values) for every row of the output, one piece at a time."""
+        if self.file is None:    # all in memory
+            for i in range(self.shape[0]):
+                for o in range(self.shape[1]):
+                    yield i, o, (y[i, o] for y in self.held)
+            return
+        self.spill()
+        n, c, _ = self.shape
+        for i in range(n):
+            for o in range(c):
+                yield i, o, (self._row(offset, p, i, o) for offset, p in self.pieces)
+
+    def _row(self, offset, p, i, o):
+        _, c, _ = self.shape
+        self.file.seek(offset + (i * c + o) * p * 8)
+        return np.frombuffer(self.file.read(p * 8), np.float64)
+
+    @property
+    def y(self):
+        """The whole output (n, c_out, P) in memory."""
+        out = np.empty(self.shape)
+        for i, o, parts in self.rows():
+            out[i, o] = np.concatenate(list(parts))
+        return out
+
+    def write_npy(self, fp, squeeze=False):
+        """Write the output as .npy to fp, channel-major, one piece of one row at a time."""
+        shape = self.shape[1:] if squeeze and self.shape[0] == 1 else self.shape
+        np.lib.format.write_array_header_2_0(fp, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": shape})
+        for _, _, parts in self.rows():
+            for part in parts:
+                fp.write(part.data)
+
+    def aggregate(self, kind, kernel, stride):
+        """aggregate() of the whole output, read one piece of one row at a time."""
+        rows = [[] for _ in range(self.shape[0])]
+        for i, o, parts in self.rows():
+            best, at, total, first = -np.inf, 0, 0.0, 0
+            for part in parts:
+                if len(part) and part.max() > best:     # the first of equal maxima, as argmax
+                    best, at = float(part.max()), first + int(part.argmax())
+                total, first = total + float(part.sum()), first + len(part)
+            rows[i].append({"channel": o, "mean": total / first} if kind == "mean" else
+                           {"channel": o, "max": best, "position": at,
+                            "frames": [at * stride, at * stride + kernel - 1]})
+        return rows
+
+
 @dataclass
 class ScanResult:
-    """y (n, c_out, positions), the scan geometry and how it was cut."""
+    """The output (n, c_out, positions) as a Collected, the scan geometry and how it was cut."""
 
-    y: np.ndarray
+    out: Collected
     frames: int
     kernel: int
     stride: int
     chunks: int
     chunk_frames: int
 
+    @property
+    def shape(self):
+        return self.out.shape
+
+    @property
+    def y(self):
+        return self.out.y
+
 
 def run(stack, source, chunk_frames=None, progress=None):
     """Scan source with stack chunk by chunk → ScanResult; progress(done, total) after each chunk."""
     if source.channels != stack.channels:
+        if hasattr(source, "close"):
+            source.close()
         hint = (" (is it stored features × frames? transpose it)"
                 if getattr(source, "time_major", False) and source.frames == stack.channels else "")
         raise InputError(f"{source.where}: input has {source.channels} features per frame, the "
                          f"stack reads {stack.channels}{hint}")
     k, s = geometry(stack)
     count, need = chunk_plan(chunk_frames or default_chunk_frames(stack, source.n), k, s)
-    pieces, start = [], 0
-    while True:
-        x = source.read(start, start + need)
-        if x.shape[2] < k:
-            break
-        pieces.append(forward(stack, x))
-        if progress:
-            progress(source.done, source.total)
-        if x.shape[2] < need:
-            break
-        start += count * s
+    check_chunk(need * source.n, source.channels, source.where, getattr(source, "max_bytes", None))
+    out, chunks, start = Collected(), 0, 0
+    try:
+        while True:
+            x = source.read(start, start + need)
+            if x.shape[2] < k:
+                break
+            out.add(forward(stack, x))
+            chunks += 1
+            if progress:
+                progress(source.done, source.total)
+            if x.shape[2] < need:
+                break
+            start += count * s
+    except BaseException:
+        out.close()
+        raise
+    finally:
+        if hasattr(source, "close"):
+            source.close()
     frames = source.frames if source.frames is not None else start + x.shape[2]
-    if not pieces:
+    if not chunks:
         raise InputError(f"{source.where}: input has {frames} frames, fewer than the stack's "
                          f"receptive field K={k}")
-    return ScanResult(np.concatenate(pieces, axis=2), frames, k, s, len(pieces), need)
+    return ScanResult(out, frames, k, s, chunks, need)
 
 
 def aggregate(y, kind, kernel, stride):

@@ -62,7 +62,8 @@ def _writer(path, kind, y):
 
 def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=None,
                progress=None, max_bytes=None):
-    """Run stack over x → (the report dict `scan` prints, y (n, O, P)); output: write y there."""
+    """Run stack over x → (the report dict `scan` prints, ScanResult: y (n, O, P) read back when
+    asked); output: write y there."""
     from .atomic import check_target, write_atomic
     from .formats import DEFAULT_MAX_BYTES
     max_bytes = max_bytes or DEFAULT_MAX_BYTES
@@ -73,17 +74,20 @@ def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=
     stack, stack_name = _stack(stack, max_bytes)
     source, input_name = _source(x, max_bytes)
     result = scanner.run(stack, source, chunk_frames, progress)
-    y = result.y[0] if result.y.shape[0] == 1 else result.y
-    if output:
+    shape = result.shape[1:] if result.shape[0] == 1 else result.shape
+    if output and kind == "npy":   # streamed from the scan's temporary file: never whole in memory
+        write_atomic(output, lambda fp: result.out.write_npy(fp, squeeze=True), force, names)
+    elif output:
+        y = result.y[0] if result.shape[0] == 1 else result.y
         write_atomic(output, _writer(output, kind, y), force, names)
     summary = None
     if aggregate:
-        rows = scanner.aggregate(result.y, aggregate, result.kernel, result.stride)
+        rows = result.out.aggregate(aggregate, result.kernel, result.stride)
         summary = {"kind": aggregate,
                    "channels": [{"sample": i, **entry} for i, row in enumerate(rows) for entry in row]}
     report = {"ok": True, "exit_code": 0, "stack": stack_name, "input": input_name,
-              "frames": result.frames, "channels": stack.channels, "samples": result.y.shape[0],
-              "scan": {"kernel": result.kernel, "stride": result.stride, "positions": result.y.shape[2]},
-              "output_shape": list(y.shape), "output": output, "chunks": result.chunks,
+              "frames": result.frames, "channels": stack.channels, "samples": result.shape[0],
+              "scan": {"kernel": result.kernel, "stride": result.stride, "positions": result.shape[2]},
+              "output_shape": list(shape), "output": output, "chunks": result.chunks,
               "chunk_frames": result.chunk_frames, "aggregate": summary}
-    return report, result.y
+    return report, result

@@ -9,6 +9,8 @@ from .errors import InputError, OptionNeeded
 from .formats.weightfile import natural_key
 from .mlp import MLP, Dense
 
+MAX_LAYERS = 256   # far beyond any scanning MLP; the structure search is per layer
+
 ORIENTATIONS = ("in_out", "out_in")
 _ROLE_WORDS = re.compile(r"(weight|kernel|bias|w|b)(?=[^a-z]|$)")
 
@@ -33,6 +35,9 @@ def group_layers(wf):
     for name, a in items:
         _check_array(name, a, wf.path)
     layers = [[name, a, None] for name, a in items if a.ndim == 2]
+    if len(layers) > MAX_LAYERS:
+        raise InputError(f"{wf.path}: {len(layers):,} weight matrices; scan2conv reads MLPs of at "
+                         f"most {MAX_LAYERS} layers")
     for i, (name, a) in enumerate(items):
         if a.ndim == 2:
             continue

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from scan2conv import scanner
 from scan2conv.cli import main
 from scan2conv.inputs import read_input
 from scan2conv.mlp import scan as mlp_scan
@@ -56,7 +57,8 @@ def test_scan_writes_the_scanning_mlps_output(stack, tmp_path):
     assert r.stderr == ""      # no progress bar outside a terminal
 
 
-def test_long_input_in_small_chunks_matches_one_chunk_bit_for_bit(stack, tmp_path):
+def test_long_input_in_small_chunks_matches_one_chunk_bit_for_bit(stack, tmp_path, monkeypatch):
+    monkeypatch.setattr(scanner, "ROWS", 256)
     frames = np.random.default_rng(0).integers(-4, 5, (20000, 24)).astype(np.int16)
     np.save(tmp_path / "long.npy", frames)
     small, big = tmp_path / "small.npy", tmp_path / "big.npy"

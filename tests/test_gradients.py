@@ -72,7 +72,8 @@ def test_the_classic_reshape_breaks_the_gradient_mapping(monkeypatch):
     monkeypatch.setattr(gradients, "block_to_filter", wrong)
     checks = check_gradients(mlp, x, 8, 4, stacks)
     assert [c.agree for c in checks] == [False, False]
-    assert checks[0].layers[0] > 1 and checks[0].layers[1:] == [0, 0]   # k=1 layers: same either way
+    # k=1 layers: the same filter either way, so only rounding differs
+    assert checks[0].layers[0] > 1 and max(checks[0].layers[1:]) < 1e-9
 
 
 def test_a_stack_of_another_shape_is_reported_not_crashed():

@@ -154,3 +154,14 @@ def test_text_report_names_the_mistake(part_c, tmp_path):
     assert r.exit_code == 1
     assert ("mistake       layer 1: the MLP weight reshaped straight to (8, 24, 8); "
             "use W1.T.reshape(8, 8, 24).transpose(0, 2, 1)") in r.stdout
+
+
+def test_a_mistake_that_does_not_reproduce_exactly_is_not_named(part_c, tmp_path):
+    """The straight reshape, off by 1e-4 of the largest weight in one entry: far past float32
+    rounding, so the layer differs and no mistake is named."""
+    mlp, simple, _ = part_c
+    w = mlp.layers[0].w.T.reshape(8, 24, 8).astype(np.float64)
+    w[2, 5, 1] += 1e-4 * np.abs(w).max()
+    code, report = grade(tmp_path, PART_C, layers_of(simple, w1=w), "--stride", "4")
+    assert code == 1 and report["mistakes"] == []
+    assert [d["layer"] for d in report["stack_file"]["differences"]] == [1]

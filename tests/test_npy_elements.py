@@ -53,3 +53,13 @@ def test_nested_object_array_is_bad_input_on_the_command_line(tmp_path):
     assert r.exit_code == 3, r.output
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("bad", [object_array([W2, W2]), np.zeros(3, dtype=[("a", "f8"), ("b", "O")])])
+def test_elements_are_checked_again_after_reading(bad):
+    """The pickle reader refuses these first; the elements of what it returns are checked once
+    more, so a reader that let one through still never hands on objects."""
+    from scan2conv.formats.npy import arrays_of
+    assert [a.shape for _, a in arrays_of(object_array([W1, W2]), "x.npy")] == [(6, 2), (2, 1)]
+    with pytest.raises(InputError, match="element 1 of the object array"):
+        arrays_of(object_array([W1, bad]), "x.npy")

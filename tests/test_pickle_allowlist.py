@@ -226,3 +226,16 @@ def test_a_persistent_id_is_refused_even_unused(tmp_path, proto):
     spliced = data[:2] + _unicode("pid") + b"Q" + b"0" + data[2:]    # BINPERSID, POP
     with pytest.raises(InputError):
         read_weights(_npy(tmp_path / "persistent.npy", spliced))
+
+
+@pytest.mark.parametrize("module, name", DANGEROUS + UNNEEDED)
+def test_a_global_swapped_for_one_numpy_calls_is_refused(tmp_path, module, name):
+    """Each global of a protocol-2 numpy save (where bytes are _codecs.encode(text, 'latin1'))
+    replaced by another, called with the same arguments: refused, whichever role it takes."""
+    _, data = _saved_arrays(2)
+    for needed in sorted(_globals_in(data)):
+        opcode = b"c%s\n%s\n" % tuple(part.encode() for part in needed)
+        assert data.count(opcode) == 1
+        swapped = data.replace(opcode, b"c%s\n%s\n" % (module.encode(), name.encode()))
+        with pytest.raises(InputError):
+            read_weights(_npy(tmp_path / "swapped.npy", swapped))

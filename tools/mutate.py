@@ -15,6 +15,9 @@ The last line reads `N/M killed`; the exit status is 0 only when every mutation 
     python tools/mutate.py                 every mutation (many minutes)
     python tools/mutate.py --list          the list, without running anything
     python tools/mutate.py --only npy      the mutations whose file or description contains "npy"
+    python tools/mutate.py --jobs 4        four mutations at a time, each in its own copy
+    python tools/mutate.py --shard 2/3     every third mutation from the second on (run the
+                                           shards side by side on a machine with cores to spare)
 """
 import argparse
 import os
@@ -23,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,6 +34,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 from mutations import MUTATIONS  # noqa: E402
+
+RUNNING = set()   # the pytest processes under way, stopped on any way out
 
 
 def project_files(root):
@@ -84,6 +90,7 @@ def run_tests(copy, env, tests, timeout):
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    RUNNING.add(proc)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -94,6 +101,8 @@ def run_tests(copy, env, tests, timeout):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
+    finally:
+        RUNNING.discard(proc)
     seconds = time.monotonic() - start
     # pytest: 0 passed, 1 a test failed, 2 interrupted (a collection error counts: the mutant
     # broke an import), 3 internal error, 4 usage error, 5 no tests collected
@@ -159,6 +168,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--list", action="store_true", help="print the mutations and exit")
     ap.add_argument("--only", help="run the mutations whose path or description contains this")
+    ap.add_argument("--shard", metavar="K/N", help="only the K-th of N interleaved shares of the list")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="mutations judged at once, each in its own copy (default 1)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds per mutation (default 300)")
     ap.add_argument("--no-baseline", action="store_true",
                     help="skip the first run of the tests on the unmutated code")
@@ -166,22 +178,68 @@ def main(argv=None):
     # a kill, like Ctrl-C, stops the running tests and removes the copy on the way out
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     chosen = [m for m in MUTATIONS if not args.only or args.only in m.path or args.only in m.why]
+    if args.shard:
+        try:
+            k, n = (int(v) for v in args.shard.split("/"))
+            if not 1 <= k <= n:
+                raise ValueError
+        except ValueError:
+            ap.error(f"--shard {args.shard!r}: expected K/N with 1 <= K <= N")
+        chosen = chosen[k - 1::n]
     if args.list:
         for i, m in enumerate(chosen, 1):
             print(f"{i:3}. {m.path}: {m.why}\n     tests: {' '.join(m.tests)}")
         return 0
-    killed = 0
-    with tempfile.TemporaryDirectory(prefix="scan2conv-mutants-") as copy:
-        make_copy(ROOT, copy)
-        env = environment(copy)
-        check_imports(copy, env)
+    jobs = max(1, min(args.jobs, len(chosen)))
+    todo = list(enumerate(chosen, 1))
+    lock = threading.Lock()
+    verdicts = []
+    stopping = threading.Event()   # set on the way out: workers end without a word
+
+    def worker(copy, env):
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i, m = todo.pop(0)
+            try:
+                verdict, detail, seconds = judge(copy, env, m, args.timeout)
+            except OSError:
+                if stopping.is_set():
+                    return
+                raise
+            with lock:
+                if stopping.is_set():
+                    return
+                verdicts.append(verdict)
+                print(f"[{i}/{len(chosen)}] {verdict:<8} {m.path}: {m.why} ({seconds:.0f} s)"
+                      + (f" {detail}" if detail else ""), flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="scan2conv-mutants-") as top:
+        copies = [os.path.join(top, str(j)) for j in range(jobs)]
+        for copy in copies:
+            make_copy(ROOT, copy)
+        envs = [environment(copy) for copy in copies]
+        check_imports(copies[0], envs[0])
         if not args.no_baseline:
-            baseline(copy, env, chosen, args.timeout)
-        for i, m in enumerate(chosen, 1):
-            verdict, detail, seconds = judge(copy, env, m, args.timeout)
-            killed += verdict == "KILLED"
-            print(f"[{i}/{len(chosen)}] {verdict:<8} {m.path}: {m.why} ({seconds:.0f} s)"
-                  + (f" {detail}" if detail else ""), flush=True)
+            baseline(copies[0], envs[0], chosen, args.timeout)
+        threads = [threading.Thread(target=worker, args=ce, daemon=True) for ce in zip(copies, envs)]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.5)
+        finally:
+            stopping.set()
+            with lock:
+                todo.clear()
+            for proc in list(RUNNING):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    killed = verdicts.count("KILLED")
     print(f"{killed}/{len(chosen)} killed")
     return 0 if killed == len(chosen) else 1
 

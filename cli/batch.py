@@ -4,8 +4,7 @@ import os
 
 import click
 
-from scan2conv.batch import collect_paths, run_batch
-from scan2conv.errors import InputError, OptionNeeded
+from scan2conv import InputError, OptionNeeded, collect_paths, run_batch
 from scan2conv.text import one_line, printable
 
 from . import echo_error

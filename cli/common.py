@@ -9,8 +9,7 @@ import unicodedata
 
 import click
 
-from scan2conv.errors import INTERNAL_ERROR, Scan2ConvError
-from scan2conv.formats import DEFAULT_MAX_BYTES
+from scan2conv import DEFAULT_MAX_BYTES, INTERNAL_ERROR, OptionNeeded, Scan2ConvError, parse_layers
 from scan2conv.text import numeric_trouble, one_line, printable
 
 
@@ -256,8 +255,6 @@ mlp_options = options(channels_option, mlp_options_no_input)
 def _parse_layers(ctx, param, value):
     if value is None:
         return None
-    from scan2conv.distributed import parse_layers
-    from scan2conv.errors import OptionNeeded
     try:
         layers = parse_layers(value)
     except OptionNeeded as e:
@@ -308,3 +305,9 @@ job_options = options(layers_option, expect_option, require_shape_option, mlp_op
 # the same for a command that takes no --input (convert): --channels defaults to 24 alone
 job_options_no_input = options(layers_option, expect_option, require_shape_option, file_channels_option,
                                mlp_options_no_input, json_option, debug_option, reports_errors)
+
+plot_options = options(
+    click.option("--plot", type=click.Path(dir_okay=False),
+                 help="Also draw the picture to FILE (.svg, .png or .pdf; needs matplotlib: "
+                      "pip install 'scan2conv[plot]')."),
+    click.option("--force", is_flag=True, help="Replace the --plot file if it exists."))

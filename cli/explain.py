@@ -1,8 +1,9 @@
 """scan2conv explain: the structure of a scanning MLP, the frames each unit sees, what it costs."""
 import click
-import numpy as np
 
-from .common import EXIT_CODES, MAX_FRAMES, count, emit, input_option, job_options
+import scan2conv
+
+from .common import EXIT_CODES, MAX_FRAMES, count, emit, input_option, job_options, plot_options
 
 
 @click.command(epilog=EXIT_CODES)
@@ -10,9 +11,10 @@ from .common import EXIT_CODES, MAX_FRAMES, count, emit, input_option, job_optio
 @input_option
 @click.option("--frames", type=count(MAX_FRAMES),
               help="Input length for the cost table (default: the input's, else 128).")
+@plot_options
 @job_options
-def explain(mlp, input_path, frames, layers, expect, require_shape, channels, kernel, stride,
-            flatten, orientation, activations, max_bytes, as_json, debug):
+def explain(mlp, input_path, frames, plot, force, layers, expect, require_shape, channels, kernel,
+            stride, flatten, orientation, activations, max_bytes, as_json, debug):
     """Show how the scanning MLP in MLP reads as a conv stack.
 
     Per layer: channels, kernel and stride, the positions of a patch it reads and the copies of
@@ -24,20 +26,12 @@ def explain(mlp, input_path, frames, layers, expect, require_shape, channels, ke
     Examples:
       scan2conv explain
       scan2conv explain mlp_weights_part_c.npy --frames 128 --json
+      scan2conv explain mlp_weights_part_c.npy --plot part_c.svg
       scan2conv explain --kernel 8x8          # the image default, on 32×32 pixels
     """
-    from scan2conv.errors import OptionNeeded
-    from scan2conv.explain import explain as run_explain, format_explain
-    from scan2conv.pipeline import load_job, plan
-    job = load_job(mlp, input_path, channels, kernel, orientation, activations, max_bytes,
-                   require_shape=require_shape, flatten=flatten)
-    if frames is not None and isinstance(job.kernel, tuple):
-        raise OptionNeeded("--frames sets a sequence's length; an image's size comes from --input")
-    if frames is not None:
-        if frames < job.kernel:
-            raise OptionNeeded(f"--frames {frames} is shorter than the patch width K={job.kernel}")
-        job.x = np.broadcast_to(np.zeros((1, job.channels, 1)), (1, job.channels, frames))
-    p = plan(job, stride, layers, expect, max_bytes=max_bytes)
-    size = job.x.shape[2] if job.x.ndim == 3 else job.x.shape[2:]
-    report = {"path": mlp, **run_explain(job.mlp, p, job.kernel, size, job.sources)}
-    emit(as_json, report, format_explain(report))
+    report = scan2conv.explain(mlp, input_path, frames=frames, stride=stride, layers=layers,
+                               expect=expect, channels=channels, kernel=kernel,
+                               orientation=orientation, activations=activations,
+                               max_bytes=max_bytes, plot=plot, force=force,
+                               require_shape=require_shape, flatten=flatten)
+    emit(as_json, report.to_dict(), str(report))

@@ -1,7 +1,7 @@
 """scan2conv inspect: show what is inside a weight or stack file."""
 import click
 
-from scan2conv.inspect import format_report, inspect_file
+import scan2conv
 
 from .common import (EXIT_CODES, debug_option, emit, file_channels_option, json_option,
                      max_size_option, reports_errors)
@@ -23,5 +23,5 @@ def inspect(file, channels, max_bytes, as_json, debug):
       scan2conv inspect mlp_weights_part_c.npy
       scan2conv inspect model.keras --json
     """
-    report = inspect_file(file, max_bytes, channels)
-    emit(as_json, report, format_report(report))
+    report = scan2conv.inspect(file, channels=channels, max_bytes=max_bytes)
+    emit(as_json, report.to_dict(), str(report))

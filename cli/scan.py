@@ -2,83 +2,28 @@
 import sys
 
 import click
-import numpy as np
 
-from scan2conv import scanner
-from scan2conv.atomic import check_target, write_atomic
-from scan2conv.errors import InputError, OptionNeeded
-from scan2conv.formats.stackfile import read_stack
+import scan2conv
 
 from .common import (EXIT_CODES, MAX_CHUNK_FRAMES, count, debug_option, emit, json_option,
                      max_size_option, reports_errors)
 
 
-def _load_stack(path, max_bytes):
-    """The stack in float64, its geometry checked against what `convert` recorded."""
-    stack, meta = read_stack(path, max_bytes)
-    k, s = scanner.geometry(stack)
-    recorded = meta.get("scan") or {}
-    for name, found in (("kernel", k), ("stride", s)):
-        if recorded.get(name) not in (None, found):
-            raise InputError(f"{path}: the metadata says scan {name} {recorded[name]}, "
-                             f"the layers give {found}")
-    return stack.astype(np.float64)
+class _Progress:
+    """progress(done, total) drawing a bar on stderr, made at the first chunk (total known then)."""
 
+    def __init__(self):
+        self.bar = None
 
-def _run(stack, source, chunk_frames, show_progress):
-    if not show_progress:
-        return scanner.run(stack, source, chunk_frames)
-    with click.progressbar(length=source.total, label="scanning", file=sys.stderr) as bar:
-        def advance(done, total):
-            bar.update(done - bar.pos)
-        return scanner.run(stack, source, chunk_frames, advance)
+    def __call__(self, done, total):
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="scanning", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
 
-
-OUTPUT_KINDS = {".npy": "npy", ".npz": "npz", ".txt": "text", ".asc": "text", ".csv": "text"}
-
-
-def output_kind(path):
-    """How -o writes the output, from its extension; OptionNeeded for any other."""
-    import os
-    kind = OUTPUT_KINDS.get(os.path.splitext(path.lower())[1])
-    if kind is None:
-        raise OptionNeeded(f"-o {path}: cannot tell how to write the output from its extension; "
-                           "use .npy, .npz (array 'y') or text (.txt, .asc, .csv)")
-    return kind
-
-
-def _writer(path, kind, y):
-    """fp → None, writing y (channels, positions) — text: a line per position, a column per
-    channel, like the inputs' frames; a batch (n, channels, positions) needs .npy or .npz."""
-    if kind == "text" and y.ndim != 2:
-        raise OptionNeeded(f"-o {path}: text holds one sequence, the output is a batch of "
-                           f"{y.shape[0]}; use .npy or .npz")
-    if kind == "npy":
-        return lambda fp: np.save(fp, y)
-    if kind == "npz":
-        return lambda fp: np.savez(fp, y=y)
-    sep = "," if path.lower().endswith(".csv") else " "
-    return lambda fp: np.savetxt(fp, y.T, fmt="%.17g", delimiter=sep)
-
-
-def _text(report, result):
-    n = result.shape[0]
-    lines = [f"scanned {report['input']}: {result.frames:,} frames × {report['channels']} features"
-             + (f", batch {n}" if n > 1 else "")
-             + f" → {report['output_shape'][-2]} × {result.shape[2]:,} positions "
-             f"(K={result.kernel}, stride {result.stride}) in {result.chunks} chunk"
-             + ("s" if result.chunks > 1 else "") + f" of ≤ {result.chunk_frames:,} frames"]
-    if report["output"]:
-        lines.append(f"wrote {report['output']}")
-    for entry in (report["aggregate"] or {}).get("channels", []):
-        sample = f"sample {entry['sample']} " if n > 1 else ""
-        if "mean" in entry:
-            lines.append(f"mean {sample}channel {entry['channel']}: {entry['mean']:.6g}")
-        else:
-            first, last = entry["frames"]
-            lines.append(f"max  {sample}channel {entry['channel']}: {entry['max']:.6g} at position "
-                         f"{entry['position']:,} (frames {first:,}–{last:,})")
-    return "\n".join(lines)
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
 
 
 @click.command(epilog=EXIT_CODES)
@@ -110,28 +55,14 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
       scan2conv scan stack.npz recording.npy --aggregate max --json
     """
     if not output and not aggregate:
-        raise OptionNeeded("nothing to do: give -o OUT.npy to write the output, or --aggregate max|mean")
-    if output:
-        kind = output_kind(output)
-        check_target(output, force, (stack_path, input_path))   # fail before a long scan, not after
-    stack = _load_stack(stack_path, max_bytes)
-    source = scanner.open_source(input_path, max_bytes)
-    result = _run(stack, source, chunk_frames, sys.stderr.isatty() and not as_json)
-    shape = result.shape[1:] if result.shape[0] == 1 else result.shape
-    if output and kind == "npy":   # streamed from the scan's temporary file: never whole in memory
-        write_atomic(output, lambda fp: result.out.write_npy(fp, squeeze=True), force,
-                     (stack_path, input_path))
-    elif output:
-        y = result.y[0] if result.shape[0] == 1 else result.y
-        write_atomic(output, _writer(output, kind, y), force, (stack_path, input_path))
-    summary = None
-    if aggregate:
-        rows = result.out.aggregate(aggregate, result.kernel, result.stride)
-        summary = {"kind": aggregate,
-                   "channels": [{"sample": i, **entry} for i, row in enumerate(rows) for entry in row]}
-    report = {"ok": True, "exit_code": 0, "stack": stack_path, "input": input_path,
-              "frames": result.frames, "channels": stack.channels, "samples": result.shape[0],
-              "scan": {"kernel": result.kernel, "stride": result.stride, "positions": result.shape[2]},
-              "output_shape": list(shape), "output": output, "chunks": result.chunks,
-              "chunk_frames": result.chunk_frames, "aggregate": summary}
-    emit(as_json, report, _text(report, result))
+        raise scan2conv.OptionNeeded("nothing to do: give -o OUT.npy to write the output, or "
+                                     "--aggregate max|mean")
+    progress = _Progress() if sys.stderr.isatty() and not as_json else None
+    try:
+        report = scan2conv.scan(stack_path, input_path, output=output, force=force,
+                                aggregate=aggregate, chunk_frames=chunk_frames, progress=progress,
+                                max_bytes=max_bytes)
+    finally:
+        if progress:
+            progress.close()
+    emit(as_json, report.to_dict(), str(report))

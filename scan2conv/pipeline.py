@@ -7,7 +7,7 @@ from . import axes as ax
 from . import defaults
 from .images import settle_order
 from .errors import InputError, OptionNeeded, StructureError
-from .formats import DEFAULT_MAX_BYTES, read_weights
+from .formats import DEFAULT_MAX_BYTES, WeightFile, read_weights
 from .infer import DEFAULT_CHANNELS, infer_kernel
 from .inputs import as_network_input, read_input
 from .reach import check_reach
@@ -77,9 +77,10 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     if mlp_path is None:
         mlp, mlp_source = defaults.embedded_mlp(ndim), "embedded default"
     else:
-        wf = read_weights(mlp_path, max_bytes)
+        # a WeightFile: arrays handed over in Python, read already
+        wf = mlp_path if isinstance(mlp_path, WeightFile) else read_weights(mlp_path, max_bytes)
         blame = input_path if channels_from_input else None
-        mlp, mlp_source = _build(wf, channels, orientation, activation_names, x, blame), mlp_path
+        mlp, mlp_source = _build(wf, channels, orientation, activation_names, x, blame), wf.path
     require_widths(mlp, require_shape, mlp_source)
     k = infer_kernel(mlp, channels, kernel, ndim)
     if x is None:

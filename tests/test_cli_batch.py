@@ -41,15 +41,15 @@ def test_verify_all_good_exits_0_with_a_text_line_each():
 
 
 def test_disagreement_in_a_batch_exits_1_and_a_bad_file_3(monkeypatch):
-    import scan2conv.cli.verify as verify_command
-    real = verify_command.to_stack
+    import scan2conv.check as verify_steps
+    real = verify_steps.to_stack
 
     def broken(mlp, spec):   # a conversion bug: the last layer's weights slightly off
         stack = real(mlp, spec)
         stack.layers[-1].w = stack.layers[-1].w * 1.01
         return stack
 
-    monkeypatch.setattr(verify_command, "to_stack", broken)
+    monkeypatch.setattr(verify_steps, "to_stack", broken)
     r = run("verify", *GOOD, "--stride", "4")
     assert r.exit_code == 1
     assert all(": DISAGREES: simple (max |error|" in line for line in r.stdout.splitlines())

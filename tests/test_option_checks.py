@@ -128,13 +128,13 @@ def test_one_line_folds_escapes_and_cuts_the_middle():
 def test_no_warning_reaches_stderr(monkeypatch, category, code):
     import warnings
 
-    from scan2conv.cli import inspect as command
-    real = command.inspect_file
+    import scan2conv
+    real = scan2conv.inspect
 
-    def chatty(*args):
+    def chatty(*args, **kwargs):
         warnings.warn("something numpy or a library says", category)
-        return real(*args)
-    monkeypatch.setattr(command, "inspect_file", chatty)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(scan2conv, "inspect", chatty)
     r = run("inspect", MLP)
     if code:
         assert one_error(r, code) == ("error: numeric trouble in the input's values: something numpy "

@@ -26,7 +26,7 @@ VARYING = [(re.compile(r"\b\d+(\.\d+)? ?(ms|s)\b"), "<time>"),
            (re.compile(r"\b\d(\.\d+)?e-(09|[1-9]\d)\b"), "<rounding>")]
 # a command naming one of these needs that package (installed in CI, optional elsewhere)
 NEEDS = {"torch": re.compile(r"\.pt\b|--print torch"), "onnx": re.compile(r"onnx"),
-         "keras": re.compile(r"keras")}
+         "keras": re.compile(r"keras"), "matplotlib": re.compile(r"--plot")}
 
 
 def examples(text):

@@ -62,6 +62,13 @@ def unroll_reference(tmp_path):
     return [ref], ["unroll", _stack(tmp_path), "-o", out, "--reference", ref, "--input", DATA]
 
 
+def plot_to(command):
+    def case(tmp_path):
+        out = tmp_path / "picture.svg"
+        return [out], [command, PART_B, "--stride", "4", "--plot", out]
+    return case
+
+
 # command → the cases that write with it; every command with a --force option needs one
 WRITERS = {
     "convert": {"convert -o npz": convert_to(".npz"), "convert -o h5": convert_to(".h5"),
@@ -72,6 +79,8 @@ WRITERS = {
     "unroll": {"unroll -o npy": unroll_to(".npy"), "unroll -o npz": unroll_to(".npz"),
                "unroll -o h5": unroll_to(".h5"), "unroll -o safetensors": unroll_to(".safetensors"),
                "unroll --reference": unroll_reference},
+    "explain": {"explain --plot": plot_to("explain")},
+    "verify": {"verify --plot": plot_to("verify")},
 }
 CASES = {name: case for cases in WRITERS.values() for name, case in cases.items()}
 

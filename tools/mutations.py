@@ -244,7 +244,7 @@ MUTATIONS = [
       "    if mode is not None:\n        os.fchmod(fd, mode)",
       "    pass",
       "tests/test_atomic.py", "--force loses the replaced file's permissions"),
-    M("cli/scan.py",
+    M("scan2conv/scanning.py",
       "check_target(output, force",
       "(lambda *args: None)(output, force",
       "tests/test_cli_scan.py", "scan checks its output only after the scan"),

@@ -1,0 +1,93 @@
+"""A stack run over a whole input, chunk by chunk: the steps of `scan2conv scan`."""
+import os
+
+import numpy as np
+
+from . import scanner
+from .errors import InputError, OptionNeeded
+
+
+def load_stack(path, max_bytes):
+    """The stack file at path in float64, its geometry checked against what `convert` recorded."""
+    from .formats.stackfile import read_stack
+    stack, meta = read_stack(path, max_bytes)
+    k, s = scanner.geometry(stack)
+    recorded = meta.get("scan") or {}
+    for name, found in (("kernel", k), ("stride", s)):
+        if recorded.get(name) not in (None, found):
+            raise InputError(f"{path}: the metadata says scan {name} {recorded[name]}, "
+                             f"the layers give {found}")
+    return stack.astype(np.float64)
+
+
+def _stack(stack, max_bytes):
+    """(Stack in float64, name) from a path, a ConvertedStack or a Stack."""
+    if isinstance(stack, (str, os.PathLike)):
+        return load_stack(os.fspath(stack), max_bytes), os.fspath(stack)
+    return getattr(stack, "stack", stack).astype(np.float64), "stack"
+
+
+def _source(x, max_bytes):
+    """A path (read a chunk at a time) or an array (l, C) / (n, C, l) → (source, name)."""
+    if isinstance(x, (str, os.PathLike)):
+        return scanner.open_source(os.fspath(x), max_bytes), os.fspath(x)
+    return scanner.ArraySource(np.asarray(x), "x"), "x"
+
+
+OUTPUT_KINDS = {".npy": "npy", ".npz": "npz", ".txt": "text", ".asc": "text", ".csv": "text"}
+
+
+def output_kind(path):
+    """How an output is written, from its extension; OptionNeeded for any other."""
+    kind = OUTPUT_KINDS.get(os.path.splitext(path.lower())[1])
+    if kind is None:
+        raise OptionNeeded(f"-o {path}: cannot tell how to write the output from its extension; "
+                           "use .npy, .npz (array 'y') or text (.txt, .asc, .csv)")
+    return kind
+
+
+def _writer(path, kind, y):
+    """fp → None, writing y (channels, positions) — text: a line per position, a column per
+    channel, like the inputs' frames; a batch (n, channels, positions) needs .npy or .npz."""
+    if kind == "text" and y.ndim != 2:
+        raise OptionNeeded(f"-o {path}: text holds one sequence, the output is a batch of "
+                           f"{y.shape[0]}; use .npy or .npz")
+    if kind == "npy":
+        return lambda fp: np.save(fp, y)
+    if kind == "npz":
+        return lambda fp: np.savez(fp, y=y)
+    sep = "," if path.lower().endswith(".csv") else " "
+    return lambda fp: np.savetxt(fp, y.T, fmt="%.17g", delimiter=sep)
+
+
+def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=None,
+               progress=None, max_bytes=None):
+    """Run stack over x → (the report dict `scan` prints, ScanResult: y (n, O, P) read back when
+    asked); output: write y there."""
+    from .atomic import check_target, write_atomic
+    from .formats import DEFAULT_MAX_BYTES
+    max_bytes = max_bytes or DEFAULT_MAX_BYTES
+    names = tuple(p for p in (stack, x) if isinstance(p, (str, os.PathLike)))
+    if output:
+        kind = output_kind(output)
+        check_target(output, force, names)   # fail before a long scan, not after
+    stack, stack_name = _stack(stack, max_bytes)
+    source, input_name = _source(x, max_bytes)
+    result = scanner.run(stack, source, chunk_frames, progress)
+    shape = result.shape[1:] if result.shape[0] == 1 else result.shape
+    if output and kind == "npy":   # streamed from the scan's temporary file: never whole in memory
+        write_atomic(output, lambda fp: result.out.write_npy(fp, squeeze=True), force, names)
+    elif output:
+        y = result.y[0] if result.shape[0] == 1 else result.y
+        write_atomic(output, _writer(output, kind, y), force, names)
+    summary = None
+    if aggregate:
+        rows = result.out.aggregate(aggregate, result.kernel, result.stride)
+        summary = {"kind": aggregate,
+                   "channels": [{"sample": i, **entry} for i, row in enumerate(rows) for entry in row]}
+    report = {"ok": True, "exit_code": 0, "stack": stack_name, "input": input_name,
+              "frames": result.frames, "channels": stack.channels, "samples": result.shape[0],
+              "scan": {"kernel": result.kernel, "stride": result.stride, "positions": result.shape[2]},
+              "output_shape": list(shape), "output": output, "chunks": result.chunks,
+              "chunk_frames": result.chunk_frames, "aggregate": summary}
+    return report, result

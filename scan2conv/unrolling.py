@@ -1,0 +1,54 @@
+"""A stack file unrolled into the scanning MLP it computes, written: the steps of `unroll`."""
+import numpy as np
+
+from .errors import OptionNeeded
+
+
+def _report(stack, info, u, output, fmt, transposed, off_block, reference, input_name, y):
+    layers = [{"c_in": l.c_in, "c_out": l.c_out, "kernel": l.kernel, "stride": l.stride,
+               "activation": l.activation} for l in stack.layers]
+    return {
+        "ok": True, "exit_code": 0,
+        "stack": dict(info, layers=layers),
+        "mlp": {"output": output, "format": fmt, "widths": u.widths, "kernel": u.kernel,
+                "stride": u.stride, "off_block": off_block,
+                "orientation": "out_in" if transposed or fmt == "safetensors" else "in_out",
+                "no_connection": int(sum(np.isnan(w).sum() if off_block == "nan" else 0
+                                         for w in u.weights))},
+        "reference": None if y is None else {"output": reference, "input": input_name,
+                                             "shape": list(y.shape)},
+    }
+
+
+def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, stride, reference,
+                x, force, max_bytes):
+    """Read the stack (a path, or a Stack in memory), unroll it, write the MLP (and its output on x at reference) →
+    (the report dict `unroll` prints, Unrolled)."""
+    from .atomic import check_target, write_atomic
+    from .formats.mlp_writers import mlp_format_for, write_mlp
+    from .unroll import load_stack, reference_of, unroll
+    if (reference is None) != (x is None):
+        raise OptionNeeded("--reference and --input go together: the reference output is the "
+                           "scanning MLP's output on --input")
+    if output is not None:
+        fmt = mlp_format_for(output, fmt)
+        check_target(output, force)
+    if reference:
+        check_target(reference, force)
+    if isinstance(stack_path, str):
+        stack, info = load_stack(stack_path, max_bytes, layers, kernel, stride)
+    else:   # a Stack or ConvertedStack in memory: its strides are its own
+        stack = getattr(stack_path, "stack", stack_path)
+        info = {"layout": "scan2conv stack", "stride_source": "the stack", "source": "stack"}
+    u = unroll(stack, off_block)
+    y = input_name = None
+    if reference:
+        from .inputs import read_input
+        input_name = x if isinstance(x, str) else "x"
+        a = read_input(x, stack.channels, max_bytes) if isinstance(x, str) else np.asarray(x)
+        y = reference_of(u, a)
+    if output is not None:
+        write_mlp(output, u.weights, u.biases, fmt, transposed, force)
+    if y is not None:
+        write_atomic(reference, lambda fp: np.save(fp, y), force)
+    return _report(stack, info, u, output, fmt, transposed, off_block, reference, input_name, y), u

@@ -169,11 +169,25 @@ def read_foreign(path, max_bytes, wf=None):
     return ForeignStack(path, wf.layout, layers_from_arrays(wf), notes)
 
 
-def stack_without_meta(path, wf, max_bytes):
-    """read_stack's answer for a stack with no scan2conv metadata: (Stack, metadata dict).
+def keras_conv_stack(path, max_bytes):
+    """read_stack's answer for a Keras Conv1D model (which the Dense reader refuses), or None
+    for any other file."""
+    family = family_of(path)
+    if family not in ("keras", "hdf5"):
+        return None
+    from .keras_conv import read_keras_conv
+    found = read_keras_conv(path, family, max_bytes)
+    return None if found is None else runnable_without_meta(path, found)
 
-    Only a file recording every layer's stride can be run without the MLP it scans."""
-    found = read_foreign(path, max_bytes, wf)
+
+def stack_without_meta(path, wf, max_bytes):
+    """read_stack's answer for a stack with no scan2conv metadata: (Stack, metadata dict)."""
+    return runnable_without_meta(path, read_foreign(path, max_bytes, wf))
+
+
+def runnable_without_meta(path, found):
+    """(Stack, metadata dict) of a ForeignStack: only a file recording every layer's stride can
+    be run without the MLP it scans."""
     if found.strides is None:
         raise InputError(f"{path}: no scan2conv metadata and no strides recorded; "
                          "`scan2conv verify MLP --stack` settles the strides from the MLP")

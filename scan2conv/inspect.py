@@ -47,6 +47,9 @@ def _stack_text(wf, arrays):
 def inspect_file(path, max_bytes=DEFAULT_MAX_BYTES, channels=None):
     """The JSON-ready report `scan2conv inspect` prints (README: JSON schema)."""
     family = family_of(path)
+    keras = _keras_conv(path, family, max_bytes)
+    if keras is not None:
+        return keras
     wf = read_weights(path, max_bytes)
     arrays = dict(wf.arrays)
     meta = {k: v for k, v in wf.meta.items() if k != "scan2conv"}
@@ -63,6 +66,23 @@ def inspect_file(path, max_bytes=DEFAULT_MAX_BYTES, channels=None):
             from .foreign import foreign_summary
             report["conv_stack"] = foreign_summary(path, wf, max_bytes)
     return report
+
+
+def _keras_conv(path, family, max_bytes):
+    """The report for a Keras Conv1D model (which the Dense reader refuses), or None."""
+    if family not in ("keras", "hdf5"):
+        return None
+    from .keras_conv import read_keras_conv
+    found = read_keras_conv(path, family, max_bytes)
+    if found is None:
+        return None
+    arrays = [(f"{l.name}.{part}", a) for l in found.layers
+              for part, a in (("weight", l.w), ("bias", l.b)) if a is not None]
+    return {"ok": True, "exit_code": 0, "file": path, "format": FAMILY_NAMES[family],
+            "layout": found.layout, "arrays": [array_info(n, a) for n, a in arrays],
+            "activations": None, "metadata": {},
+            "mlp": {"error": "the file holds Conv1D kernels (k, c_in, c_out), not Dense layers"},
+            "conv_stack": found.as_dict()}
 
 
 def _range(a):

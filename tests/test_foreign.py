@@ -252,3 +252,30 @@ def test_onnx_padded_conv_is_refused(case, tmp_path):
     assert code == 3
     assert err["error"].endswith("s.onnx: Conv node '' pads, dilates or groups; a scan reads whole "
                                  "windows with plain filters")
+
+
+@pytest.mark.parametrize("kind", ["keras", "h5"])
+def test_scan_runs_a_keras_conv1d_model(case, keras_files, kind, tmp_path):
+    """A Keras Conv1D model records its strides in its config: scan runs it as it is."""
+    truth, folder = case
+    r = run("scan", keras_files[kind], folder / "x.npy", "-o", tmp_path / "y.npy")
+    assert r.exit_code == 0, r.stderr
+    want, _ = reference(truth, folder)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want[0], rtol=1e-4, atol=1e-4)
+
+
+def test_scan_of_keras_weights_without_config_asks_for_the_mlp(keras_files, case, tmp_path):
+    r = run("scan", keras_files["weights.h5"], case[1] / "x.npy", "-o", tmp_path / "y.npy")
+    assert r.exit_code == 3
+    assert r.stderr.strip().endswith("no scan2conv metadata and no strides recorded; "
+                                     "`scan2conv verify MLP --stack` settles the strides from the MLP")
+
+
+@pytest.mark.parametrize("kind, recorded", [("keras", "strides recorded"), ("h5", "strides recorded"),
+                                            ("weights.h5", "strides not recorded")])
+def test_inspect_shows_a_keras_conv1d_model_as_a_stack(keras_files, kind, recorded):
+    r = run("inspect", keras_files[kind])
+    assert r.exit_code == 0, r.stderr
+    assert "as a stack   (3→2, k2, s" in r.stdout and recorded in r.stdout
+    r = run("inspect", keras_files[kind], "--json")
+    assert [l["shape"] for l in json.loads(r.stdout)["conv_stack"]["layers"]] == [[2, 3, 2], [2, 2, 2], [3, 2, 2]]

@@ -185,6 +185,10 @@ def read_stack(path, max_bytes):
     """A stack written by `convert` → (Stack, metadata dict)."""
     from . import read_weights
     from .mytorch import standard_names
+    from ..foreign import keras_conv_stack
+    keras = keras_conv_stack(path, max_bytes)   # a Keras Conv1D model: the Dense reader refuses it
+    if keras is not None:
+        return keras
     wf = read_weights(path, max_bytes)
     arrays = dict(wf.arrays)
     # npz keeps the metadata as an array; HDF5, safetensors and ONNX readers put it in wf.meta

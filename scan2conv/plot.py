@@ -65,6 +65,40 @@ def receptive_spans(spec):
     return spans
 
 
+def receptive_squares(spec):
+    """Per layer l ≥ 1 the (rows, columns) of the patch grid that the first unit of l sees: on
+    two axes the nested squares of the lecture's picture."""
+    out, field, jump = [], [1] * spec.ndim, [1] * spec.ndim
+    for layer in spec.layers:
+        for a, (k, s) in enumerate(zip(layer.kernels, layer.strides)):
+            field[a] += (k - 1) * jump[a]
+            jump[a] *= s
+        out.append(tuple(field))
+    return out
+
+
+def _grid_panel(ax, name, spec):
+    """An image patch: its K_h × K_w grid, and the receptive field of the first unit of every
+    layer as nested squares, each layer in its blocks' colour."""
+    from matplotlib.patches import Rectangle
+    k_h, k_w = spec.receptive_field
+    for i in range(k_h + 1):
+        ax.plot([-0.5, k_w - 0.5], [i - 0.5, i - 0.5], color="0.85", lw=0.5)
+    for j in range(k_w + 1):
+        ax.plot([j - 0.5, j - 0.5], [-0.5, k_h - 0.5], color="0.85", lw=0.5)
+    for l, (rows, cols) in enumerate(receptive_squares(spec), start=1):
+        inset = 0.06 * (len(spec.layers) - l)   # nested squares stay apart where they coincide
+        ax.add_patch(Rectangle((-0.5 + inset, -0.5 + inset), cols - 2 * inset, rows - 2 * inset,
+                               fill=False, edgecolor=f"C{(l - 1) % 10}", lw=2, gid=f"field-{l}",
+                               label=f"layer {l}: {rows}×{cols}"))
+    ax.set_xlim(-1, k_w)
+    ax.set_ylim(k_h, -1)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+    ax.set_xlabel(f"patch columns (K = {k_h}×{k_w})")
+    ax.set_title(f"{name}: " + spec.describe(), fontsize=8)
+
+
 def _panel(ax, name, spec):
     from matplotlib.collections import LineCollection
     xs = unit_positions(spec)
@@ -95,11 +129,12 @@ def _panel(ax, name, spec):
 
 
 def draw_scan(specs):
-    """Figure of one patch per form, side by side. specs: {form name: ScanSpec}."""
+    """Figure of one patch per form, side by side. specs: {form name: ScanSpec}; an image's
+    spec (two axes) is drawn as nested receptive fields on its patch grid."""
     fig = _figure(6 * len(specs), 3.2)
     axes = fig.subplots(1, len(specs), squeeze=False)[0]
     for ax, (name, spec) in zip(axes, specs.items()):
-        _panel(ax, name, spec)
+        (_grid_panel if spec.ndim == 2 else _panel)(ax, name, spec)
     return fig
 
 

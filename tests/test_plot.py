@@ -82,3 +82,25 @@ def test_unknown_picture_format_is_refused():
     from scan2conv.errors import OptionNeeded
     with pytest.raises(OptionNeeded, match=r"\.svg, \.png, \.pdf, not \.gif"):
         plot.figure_bytes(plot.draw_scan(HOMEWORK), ".gif")
+
+
+IMAGE = ScanSpec((LayerSpec(3, 2, (2, 2), (2, 2)), LayerSpec(2, 8, (2, 2), (2, 2)),
+                  LayerSpec(8, 4, (2, 2), (1, 1))))
+
+
+def test_an_image_scan_is_drawn_as_nested_squares_on_the_patch_grid():
+    simple = ScanSpec((LayerSpec(3, 32, (8, 8), (4, 4)), LayerSpec(32, 32, (1, 1), (1, 1)),
+                       LayerSpec(32, 4, (1, 1), (1, 1))))
+    fig = plot.draw_scan({"simple": simple, "distributed": IMAGE})
+    squares = _by_gid(fig.axes[1], "field-")
+    sizes = {g: (round(p.get_width() + 2 * 0.06 * (3 - int(g[-1]))), round(p.get_height() + 2 * 0.06 * (3 - int(g[-1]))))
+             for g, p in squares.items()}
+    assert sizes == {"field-1": (2, 2), "field-2": (4, 4), "field-3": (8, 8)}
+    assert len({tuple(p.get_edgecolor()) for p in squares.values()}) == 3
+    assert {g: (p.get_width() + 2 * 0.06 * (3 - int(g[-1]))) for g, p in _by_gid(fig.axes[0], "field-").items()} == \
+        pytest.approx({"field-1": 8, "field-2": 8, "field-3": 8})
+
+
+def test_receptive_squares_follow_each_axis():
+    spec = ScanSpec((LayerSpec(3, 2, (2, 3), (2, 1)), LayerSpec(2, 4, (2, 2), (1, 1))))
+    assert plot.receptive_squares(spec) == [(2, 3), (4, 4)]

@@ -175,9 +175,18 @@ def keras_conv_stack(path, max_bytes):
     family = family_of(path)
     if family not in ("keras", "hdf5"):
         return None
-    from .keras_conv import read_keras_conv
-    found = read_keras_conv(path, family, max_bytes)
+    found = keras_conv_or_none(path, family, max_bytes)
     return None if found is None else runnable_without_meta(path, found)
+
+
+def keras_conv_or_none(path, family, max_bytes):
+    """A Keras file's Conv1D layers as a ForeignStack; None for a Keras file of Dense layers (or
+    anything the conv reader does not take), which the ordinary readers then report on."""
+    from .keras_conv import read_keras_conv
+    try:
+        return read_keras_conv(path, family, max_bytes)
+    except InputError:
+        return None
 
 
 def stack_without_meta(path, wf, max_bytes):

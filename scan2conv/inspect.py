@@ -72,8 +72,8 @@ def _keras_conv(path, family, max_bytes):
     """The report for a Keras Conv1D model (which the Dense reader refuses), or None."""
     if family not in ("keras", "hdf5"):
         return None
-    from .keras_conv import read_keras_conv
-    found = read_keras_conv(path, family, max_bytes)
+    from .foreign import keras_conv_or_none
+    found = keras_conv_or_none(path, family, max_bytes)
     if found is None:
         return None
     arrays = [(f"{l.name}.{part}", a) for l in found.layers

@@ -30,13 +30,15 @@ class _Progress:
 @click.argument("stack_path", metavar="STACK", type=click.Path(dir_okay=True))
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=True))
 @click.option("-o", "--output", type=click.Path(),
-              help="Write the output here: .npy or .npz (channels × positions), or text "
-                   "(.txt, .asc, .csv: a line per position, a column per channel).")
+              help="Write the output here: .npy or .npz (channels × positions; an image's: "
+                   "channels × rows × columns), or text for a sequence (.txt, .asc, .csv: a line "
+                   "per position, a column per channel).")
 @click.option("--force", is_flag=True, help="Replace the output if it exists.")
 @click.option("--aggregate", type=click.Choice(["max", "mean"]),
               help="Summarise each channel over positions: its max (and where) or its mean.")
-@click.option("--chunk-frames", type=count(MAX_CHUNK_FRAMES),
-              help="Frames per chunk (default: what fits 16 MiB); rounded up to whole blocks.")
+@click.option("--chunk-frames", "--chunk-rows", "chunk_frames", type=count(MAX_CHUNK_FRAMES),
+              help="Frames per chunk, or an image's rows per strip (default: what fits 16 MiB); "
+                   "rounded up to whole blocks.")
 @max_size_option
 @json_option
 @debug_option
@@ -46,13 +48,17 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
 
     STACK is any stack `scan2conv convert` writes (.npz, .h5, .safetensors, .onnx, …).
     INPUT is frames × features: .npy (read a chunk at a time), text (.asc/.txt/.csv, read a block
-    at a time) or .npz. The output is the same, number for number, whatever the chunk size.
-    A progress bar shows on a terminal only (never in pipes or with --json).
+    at a time) or .npz. For a stack over two axes (--kernel 8x8) INPUT is an image (H, W, C) or
+    a batch (N, H, W, C), channels last, .npy (read a strip of rows at a time) or .npz; its
+    output is (channels, rows, columns) of positions, .npy or .npz. The output is the same,
+    number for number, whatever the chunk size. A progress bar shows on a terminal only (never
+    in pipes or with --json).
 
     \b
     Examples:
       scan2conv scan stack.npz recording.npy -o scores.npy
       scan2conv scan stack.npz recording.npy --aggregate max --json
+      scan2conv scan image_stack.npz photo.npy -o scores.npy --chunk-rows 64
     """
     if not output and not aggregate:
         raise scan2conv.OptionNeeded("nothing to do: give -o OUT.npy to write the output, or "

@@ -41,14 +41,19 @@ def stack_text(r):
 
 
 def scan_text(r):
-    """scan: frames in, positions out, chunks, and the aggregate per channel."""
+    """scan: frames (an image's pixels) in, positions out, chunks, and the aggregate per
+    channel."""
     n, sc = r["samples"], r["scan"]
-    chunks = r["chunks"]
-    lines = [f"scanned {r['input']}: {r['frames']:,} frames × {r['channels']} features"
-             + (f", batch {n}" if n > 1 else "")
-             + f" → {r['output_shape'][-2]} × {sc['positions']:,} positions "
-             f"(K={sc['kernel']}, stride {sc['stride']}) in {chunks} chunk"
-             + ("s" if chunks > 1 else "") + f" of ≤ {r['chunk_frames']:,} frames"]
+    chunks, image = r["chunks"], isinstance(r["frames"], list)
+    pieces = ("strip", "rows") if image else ("chunk", "frames")
+    size = (f"{show(r['frames'])} pixels × {r['channels']} channels" if image
+            else f"{r['frames']:,} frames × {r['channels']} features")
+    positions = show(sc["positions"]) if image else f"{sc['positions']:,}"
+    lines = [f"scanned {r['input']}: {size}" + (f", batch {n}" if n > 1 else "")
+             + f" → {r['output_shape'][-2 - image]}"
+             f" × {positions} positions (K={show(sc['kernel'])}, stride {show(sc['stride'])}) in "
+             f"{chunks} {pieces[0]}" + ("s" if chunks > 1 else "")
+             + f" of ≤ {r['chunk_frames']:,} {pieces[1]}"]
     if r["output"]:
         lines.append(f"wrote {r['output']}")
     for entry in (r["aggregate"] or {}).get("channels", []):
@@ -56,10 +61,18 @@ def scan_text(r):
         if "mean" in entry:
             lines.append(f"mean {sample}channel {entry['channel']}: {entry['mean']:.6g}")
         else:
-            first, last = entry["frames"]
             lines.append(f"max  {sample}channel {entry['channel']}: {entry['max']:.6g} at position "
-                         f"{entry['position']:,} (frames {first:,}–{last:,})")
+                         + _patch_text(entry))
     return "\n".join(lines)
+
+
+def _patch_text(entry):
+    """'1,234 (frames 4,936–4,943)'; on an image '(5, 7) (rows 20–27, columns 28–35)'."""
+    if "frames" in entry:
+        first, last = entry["frames"]
+        return f"{entry['position']:,} (frames {first:,}–{last:,})"
+    (r0, r1), (c0, c1) = entry["rows"], entry["columns"]
+    return f"({entry['position'][0]:,}, {entry['position'][1]:,}) (rows {r0:,}–{r1:,}, columns {c0:,}–{c1:,})"
 
 
 def unroll_text(r):

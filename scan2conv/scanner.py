@@ -6,24 +6,29 @@ sees exactly the frames it sees in a whole run. Memory is bounded by the chunk, 
 npy inputs are read a chunk at a time (plain reads, never a mapping), text is parsed a block of
 lines at a time, and the output goes piece by piece to a temporary file.
 
+An image is the two-axis case: its chunks are strips of whole rows (the first axis), each
+starting at a multiple of S_h rows and reading K_h − S_h rows of the next (image_sources).
+
 Same frames are not yet the same bits: a matrix multiply rounds according to its shape. So
-every layer multiplies in blocks of exactly ROWS windows (zero-filled at the end), and chunks
-hold whole multiples of ROWS positions, so each block meets the same windows at the same
-rows whether the input comes whole or in chunks of any size.
+every layer multiplies in blocks of a fixed number of whole first-axis positions (ROWS
+windows on one axis; on an image, as many rows of positions as ROWS windows allow, at least
+one), zero-filled at the end, and chunks hold whole multiples of those positions, so each block
+meets the same windows at the same rows whether the input comes whole or in chunks of any size.
 """
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import activations
-from .conv import conv1d
+from . import axes as ax
+from .conv import conv
 from .errors import InputError
 from .formats import open_checked, sniff
 from .formats.npy import read_header
 from .inputs import read_input
+from .scan_output import Collected, aggregate   # noqa: F401  (aggregate: part of this module's API)
 from .spec import LayerSpec, ScanSpec
 
 CHUNK_BYTES = 16 * 2**20     # default budget for one chunk's input and layer outputs: cache-sized
@@ -31,7 +36,6 @@ TEXT_LINES = 8192            # lines parsed at a time, at most
 TEXT_BYTES = 2**20           # characters parsed at a time, about
 MAX_LINE = 2**20             # characters in one line: a frame of ~100,000 numbers
 ROWS = 2048                  # windows per matrix multiply; chunks hold a multiple of it
-SPILL_BYTES = 16 * 2**20     # output kept in memory up to this, then moved to a temporary file
 
 
 def geometry(stack):
@@ -42,35 +46,60 @@ def geometry(stack):
     return spec.receptive_field, spec.total_stride
 
 
-def default_chunk_frames(stack, n=1):
-    """Frames per chunk so that the input and every layer's output fit CHUNK_BYTES."""
-    per_frame, jump = 2 * stack.channels, 1      # the raw chunk and its float64 copy
+def inner_sizes(stack, size):
+    """Positions of every layer's output on the axes after the first (a row of an image), as
+    a count per layer; 1 on one axis."""
+    counts = []
     for layer in stack.layers:
-        jump *= layer.stride
-        per_frame += 2 * layer.c_out / jump     # pre-activation and output
+        size = ax.output_shape(size, layer.w.shape[3:], ax.axes(layer.stride, layer.ndim)[1:])
+        counts.append(ax.count(size) if size else 1)
+    return counts
+
+
+def block_rows(stack, size=()):
+    """First-axis positions per matrix multiply in every layer: ROWS on one axis; on an image
+    as many rows of positions as ROWS windows hold in the widest layer, at least one.
+
+    It depends on the image's width alone, never on its height, so a strip and the whole
+    image cut their blocks alike.
+    """
+    return max(ROWS // max(inner_sizes(stack, tuple(size)) or [1]), 1)
+
+
+def default_chunk_frames(stack, n=1, size=()):
+    """First-axis frames (an image's rows) per chunk so that the input and every layer's
+    output fit CHUNK_BYTES."""
+    per_frame, jump = 2 * stack.channels * ax.count(size or 1), 1   # the raw chunk, float64
+    for layer, inner in zip(stack.layers, inner_sizes(stack, tuple(size))):
+        jump *= ax.axes(layer.stride)[0]
+        per_frame += 2 * layer.c_out * inner / jump     # pre-activation and output
     return max(int(CHUNK_BYTES / (8 * n * per_frame)), 1)
 
 
-def chunk_plan(frames, k, s):
-    """(positions per chunk, frames read per chunk) for a chunk of about `frames` frames.
+def chunk_plan(frames, k, s, rows=None):
+    """(positions per chunk, frames read per chunk) on the first axis for a chunk of about
+    `frames` frames; k, s: that axis's receptive field and total stride.
 
-    Positions come in whole multiples of ROWS, so every chunk starts at a multiple of ROWS
-    positions in every layer and its blocks line up with those of a whole run.
+    Positions come in whole multiples of `rows` (default ROWS: block_rows), so every chunk
+    starts at a multiple of a block in every layer and its blocks line up with a whole run's.
     """
+    rows = rows or ROWS
     positions = max((frames - k) // s + 1, 1)
-    positions = -(-positions // ROWS) * ROWS
+    positions = -(-positions // rows) * rows
     return positions, (positions - 1) * s + k
 
 
 def forward(stack, x):
-    """x (n, c, l) → (n, c_out, P) through every layer, in fixed blocks of ROWS windows.
+    """x (n, c, l) → (n, c_out, P) (an image: (n, c, h, w) → (n, c_out, P_h, P_w)) through
+    every layer, in fixed blocks of block_rows first-axis positions.
 
     The numbers depend only on each position's frames, never on where x starts or ends, so a
     chunked scan and a whole run of this function agree bit for bit (Stack.forward agrees to
     rounding).
     """
-    for layer in stack.layers:
-        z = conv1d(x, layer.w, layer.b, layer.stride, rows=ROWS)
+    rows = block_rows(stack, x.shape[3:])
+    for layer, inner in zip(stack.layers, inner_sizes(stack, x.shape[3:])):
+        z = conv(x, layer.w, layer.b, layer.stride, rows=rows * inner)
         x = activations.forward(layer.activation, z)
     return x
 
@@ -78,9 +107,11 @@ def forward(stack, x):
 class ArraySource:
     """An array (frames, features) or (n, c, l) in memory, read by frame range."""
 
+    ndim, size = 1, ()     # axes scanned; sizes of the axes after the first
+
     def __init__(self, a, where):
         check_array(a.dtype, a.shape, where)
-        self.a, self.where = a, where
+        self.a, self.where, self.shape = a, where, a.shape
         self.time_major = a.ndim == 2
         self.n = 1 if self.time_major else a.shape[0]
         self.channels = a.shape[1]
@@ -100,24 +131,55 @@ def check_array(dtype, shape, where):
     if dtype.kind not in "iuf":
         raise InputError(f"{where}: input has dtype {dtype}; expected numbers")
     if len(shape) not in (2, 3):
+        image = ("; a batch of images (N, H, W, C) needs a stack that scans two axes"
+                 if len(shape) == 4 else "")
         raise InputError(f"{where}: input has shape {shape}; "
-                         "expected (frames, features) or (n, c, l)")
+                         f"expected (frames, features) or (n, c, l){image}")
 
 
 def check_finite(x, where, start):
+    """x (n, c, t, *size) unchanged, or an error naming the first NaN or infinite value's
+    frame (an image's row and column)."""
     # a sum is NaN or infinite when any term is (and, rarely, when finite terms overflow)
     if not np.isfinite(x.sum()) and not np.isfinite(x).all():
-        bad = int(np.argwhere(~np.isfinite(x))[0][2]) + start
-        raise InputError(f"{where}: frame {bad} holds a NaN or infinite value")
+        i, _, t, *rest = (int(v) for v in np.argwhere(~np.isfinite(x))[0])
+        if not rest:
+            raise InputError(f"{where}: frame {t + start} holds a NaN or infinite value")
+        image = f"image {i}, " if x.shape[0] > 1 else ""
+        raise InputError(f"{where}: {image}row {t + start}, column {rest[0]} holds a NaN or "
+                         "infinite value")
     return x
 
 
-def check_chunk(frames, width, where, max_bytes):
-    """Refuse a chunk of frames × width float64 numbers over max_bytes: memory stays bounded."""
+def check_chunk(frames, width, where, max_bytes, shape=None, fewer=False):
+    """Refuse a chunk of frames × width float64 numbers over max_bytes: memory stays bounded.
+
+    shape: an image's (columns, channels) per row, named in the message; fewer: a smaller
+    chunk than the one asked would fit."""
     if max_bytes is not None and frames * width * 8 > max_bytes:
-        raise InputError(f"{where}: a chunk of {frames:,} frames × {width:,} numbers takes "
-                         f"{frames * width * 8:,} bytes, over the limit of {max_bytes:,} "
-                         "(raise it with --max-size)")
+        what = (f"a strip of {frames:,} rows × {shape[0]:,} columns × {shape[1]:,} channels"
+                if shape else f"a chunk of {frames:,} frames × {width:,} numbers")
+        option = "--chunk-rows" if shape else "--chunk-frames"
+        raise InputError(f"{where}: {what} takes {frames * width * 8:,} bytes, over the limit "
+                         f"of {max_bytes:,} (raise it with --max-size"
+                         + (f", or lower {option})" if fewer else ")"))
+
+
+def npy_layout(path):
+    """(shape, fortran order, dtype, data offset) of an npy file of numbers whose data is all
+    there."""
+    with open(path, "rb") as fp:
+        shape, fortran, dtype = read_header(fp, path)
+        offset, size = fp.tell(), fp.seek(0, 2)
+    if dtype.hasobject:
+        raise InputError(f"{path}: holds a pickled object array, not frames of numbers")
+    if dtype.kind not in "iuf":
+        raise InputError(f"{path}: input has dtype {dtype}; expected numbers")
+    need = math.prod(shape) * dtype.itemsize
+    if size - offset < need:
+        raise InputError(f"{path}: truncated: header declares {shape} {dtype}, "
+                         f"data holds {size - offset:,} of {need:,} bytes")
+    return shape, fortran, dtype, offset
 
 
 class NpySource:
@@ -127,17 +189,11 @@ class NpySource:
     read, reported as an error, where a mapping would die of SIGBUS.
     """
 
+    ndim, size = 1, ()
+
     def __init__(self, path):
-        with open(path, "rb") as fp:
-            shape, fortran, dtype = read_header(fp, path)
-            self.offset, size = fp.tell(), fp.seek(0, 2)
-        if dtype.hasobject:
-            raise InputError(f"{path}: holds a pickled object array, not frames of numbers")
+        shape, fortran, dtype, self.offset = npy_layout(path)
         check_array(dtype, shape, path)
-        need = math.prod(shape) * dtype.itemsize
-        if size - self.offset < need:
-            raise InputError(f"{path}: truncated: header declares {shape} {dtype}, "
-                             f"data holds {size - self.offset:,} of {need:,} bytes")
         self.where, self.shape, self.dtype = path, shape, dtype
         self.time_major = len(shape) == 2
         self.n = 1 if self.time_major else shape[0]
@@ -185,6 +241,8 @@ class TextSource:
     A line is at most MAX_LINE characters and a block at most TEXT_BYTES, so a file of one
     enormous line, or of many long ones, is refused or read in pieces, never held whole.
     """
+
+    ndim, size = 1, ()
 
     def __init__(self, path, max_bytes=None):
         self.where, self.fp = path, open(path, encoding="ascii")
@@ -263,117 +321,49 @@ class TextSource:
         return check_finite(x, self.where, start)
 
 
-def open_source(path, max_bytes):
-    """The frames of an input file: npy and text read a chunk at a time, npz read whole.
+def _source_kinds(ndim):
+    """(npy source, in-memory source, npz reader) for a scan over ndim axes."""
+    if ndim == 1:
+        return NpySource, ArraySource, lambda path, limit: read_input(path, None, limit)
+    from . import image_sources as im
+    return im.ImageNpySource, im.ImageArraySource, im.read_whole
+
+
+def open_source(path, max_bytes, ndim=1):
+    """The frames of an input file: npy and text read a chunk at a time, npz read whole; for a
+    stack over two axes (ndim 2), an image's rows (image_sources): npy a strip at a time, npz
+    whole, text refused.
 
     max_bytes bounds what is held at once: the whole npz, one chunk of npy or text frames.
     """
     open_checked(path)
+    npy, whole, read_npz = _source_kinds(ndim)
     try:
         family = sniff(path)
         if family == "npy":
-            source = NpySource(path)
+            source = npy(path)
             source.max_bytes = max_bytes
             return source
         if family == "npz":
-            return ArraySource(read_input(path, None, max_bytes), path)
+            return whole(read_npz(path, max_bytes), path)
+        if ndim != 1:
+            raise InputError(f"{path}: text holds sequences, a frame per line; an image scan "
+                             "reads .npy or .npz arrays (H, W, C)")
         return TextSource(path, max_bytes)
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
-class Collected:
-    """The output of a scan, piece by piece: in memory up to SPILL_BYTES, then in a temporary
-    file, so memory holds a bounded amount whatever the input's length.
-
-    Read back whole (y), written channel-major to an .npy stream (write_npy), or summarised
-    per channel (aggregate), one piece of one row at a time.
-    """
-
-    def __init__(self):
-        self.file, self.pieces, self.held, self.shape = None, [], [], None
-
-    def add(self, y):
-        """y (n, c_out, p), the next positions of every sample and channel."""
-        y = np.ascontiguousarray(y, dtype=np.float64)
-        first = 0 if self.shape is None else self.shape[2]
-        self.shape = y.shape if self.shape is None else y.shape[:2] + (first + y.shape[2],)
-        self.held.append(y)
-        if sum(h.nbytes for h in self.held) > SPILL_BYTES:
-            self.spill()
-
-    def spill(self):
-        """Move the pieces held in memory to the temporary file."""
-        if self.file is None:
-            self.file = tempfile.TemporaryFile()
-        self.file.seek(0, 2)
-        for y in self.held:
-            self.pieces.append((self.file.tell(), y.shape[2]))
-            self.file.write(y.data)
-        self.held = []
-
-    def close(self):
-        if self.file is not None:
-            self.file.close()
-
-    def rows(self):
-        """(sample, channel, values) for every row of the output, one piece at a time."""
-        if self.file is None:    # all in memory
-            for i in range(self.shape[0]):
-                for o in range(self.shape[1]):
-                    yield i, o, (y[i, o] for y in self.held)
-            return
-        self.spill()
-        n, c, _ = self.shape
-        for i in range(n):
-            for o in range(c):
-                yield i, o, (self._row(offset, p, i, o) for offset, p in self.pieces)
-
-    def _row(self, offset, p, i, o):
-        _, c, _ = self.shape
-        self.file.seek(offset + (i * c + o) * p * 8)
-        return np.frombuffer(self.file.read(p * 8), np.float64)
-
-    @property
-    def y(self):
-        """The whole output (n, c_out, P) in memory."""
-        out = np.empty(self.shape)
-        for i, o, parts in self.rows():
-            out[i, o] = np.concatenate(list(parts))
-        return out
-
-    def write_npy(self, fp, squeeze=False):
-        """Write the output as .npy to fp, channel-major, one piece of one row at a time."""
-        shape = self.shape[1:] if squeeze and self.shape[0] == 1 else self.shape
-        np.lib.format.write_array_header_2_0(fp, {"descr": "<f8", "fortran_order": False,
-                                                  "shape": shape})
-        for _, _, parts in self.rows():
-            for part in parts:
-                fp.write(part.data)
-
-    def aggregate(self, kind, kernel, stride):
-        """aggregate() of the whole output, read one piece of one row at a time."""
-        rows = [[] for _ in range(self.shape[0])]
-        for i, o, parts in self.rows():
-            best, at, total, first = -np.inf, 0, 0.0, 0
-            for part in parts:
-                if len(part) and part.max() > best:     # the first of equal maxima, as argmax
-                    best, at = float(part.max()), first + int(part.argmax())
-                total, first = total + float(part.sum()), first + len(part)
-            rows[i].append({"channel": o, "mean": total / first} if kind == "mean" else
-                           {"channel": o, "max": best, "position": at,
-                            "frames": [at * stride, at * stride + kernel - 1]})
-        return rows
-
-
 @dataclass
 class ScanResult:
-    """The output (n, c_out, positions) as a Collected, the scan geometry and how it was cut."""
+    """The output (n, c_out, positions) (an image's: (n, c_out, P_h, P_w)) as a Collected, the
+    scan geometry (ints on one axis, per-axis tuples on an image) and how it was cut:
+    chunk_frames is the frames (an image's rows) one chunk reads."""
 
     out: Collected
-    frames: int
-    kernel: int
-    stride: int
+    frames: object
+    kernel: object
+    stride: object
     chunks: int
     chunk_frames: int
 
@@ -386,31 +376,67 @@ class ScanResult:
         return self.out.y
 
 
+def check_fits(stack, source, k):
+    """InputError unless source has the stack's axes, channels and at least K columns."""
+    ndim = len(k)
+    if source.ndim != ndim:
+        kinds = {1: "a sequence (one axis)", 2: "an image (two axes)"}
+        raise InputError(f"{source.where}: the input is {kinds[source.ndim]}, the stack scans "
+                         f"{kinds.get(ndim, f'{ndim} axes')}")
+    if source.channels != stack.channels:
+        raise InputError(f"{source.where}: input has {source.channels} "
+                         f"{'channels per pixel' if ndim > 1 else 'features per frame'}, "
+                         f"the stack reads {stack.channels}{_channels_hint(stack, source)}")
+    if ndim > 1 and source.size[0] < k[1]:
+        raise InputError(f"{source.where}: input has {source.size[0]} columns, fewer than the "
+                         f"stack's receptive field K={ax.show(k)}")
+
+
+def _channels_hint(stack, source):
+    shape = getattr(source, "shape", ())
+    if source.ndim > 1:
+        return " (an image is stored channels last: (H, W, C))"
+    if source.time_major and source.frames == stack.channels:
+        return " (is it stored features × frames? transpose it)"
+    if len(shape) == 3 and shape[2] == stack.channels:
+        return " (an image (H, W, C)? the stack scans one axis)"
+    return ""
+
+
+def _plan(stack, source, chunk_frames, k, s):
+    """(first-axis positions per chunk, frames read per chunk): the frames asked, or by default
+    what fits CHUNK_BYTES and the source's max_bytes; refused when over max_bytes."""
+    rows = block_rows(stack, source.size)
+    max_bytes = getattr(source, "max_bytes", None)
+    per_frame = source.n * source.channels * ax.count(source.size or 1)
+    frames = chunk_frames or default_chunk_frames(stack, source.n, source.size)
+    if max_bytes and not chunk_frames:
+        frames = min(frames, max_bytes // (8 * per_frame))
+    count, need = chunk_plan(frames, k[0], s[0], rows)
+    smallest = chunk_plan(1, k[0], s[0], rows)[1]
+    check_chunk(need * source.n, per_frame // source.n, source.where, max_bytes,
+                (source.size[0], source.channels) if source.size else None, need > smallest)
+    return count, need
+
+
 def run(stack, source, chunk_frames=None, progress=None):
     """Scan source with stack chunk by chunk → ScanResult; progress(done, total) after each chunk."""
-    if source.channels != stack.channels:
-        if hasattr(source, "close"):
-            source.close()
-        hint = (" (is it stored features × frames? transpose it)"
-                if getattr(source, "time_major", False) and source.frames == stack.channels else "")
-        raise InputError(f"{source.where}: input has {source.channels} features per frame, the "
-                         f"stack reads {stack.channels}{hint}")
-    k, s = geometry(stack)
-    count, need = chunk_plan(chunk_frames or default_chunk_frames(stack, source.n), k, s)
-    check_chunk(need * source.n, source.channels, source.where, getattr(source, "max_bytes", None))
     out, chunks, start = Collected(), 0, 0
     try:
+        k, s = (ax.axes(v) for v in geometry(stack))
+        check_fits(stack, source, k)
+        count, need = _plan(stack, source, chunk_frames, k, s)
         while True:
             x = source.read(start, start + need)
-            if x.shape[2] < k:
+            if x.shape[2] < k[0]:
                 break
             out.add(forward(stack, x))
             chunks += 1
             if progress:
                 progress(source.done, source.total)
-            if x.shape[2] < need:
+            if x.shape[2] < need or start + need == source.frames:   # the input's end
                 break
-            start += count * s
+            start += count * s[0]
     except BaseException:
         out.close()
         raise
@@ -419,17 +445,7 @@ def run(stack, source, chunk_frames=None, progress=None):
             source.close()
     frames = source.frames if source.frames is not None else start + x.shape[2]
     if not chunks:
-        raise InputError(f"{source.where}: input has {frames} frames, fewer than the stack's "
-                         f"receptive field K={k}")
-    return ScanResult(out, frames, k, s, chunks, need)
-
-
-def aggregate(y, kind, kernel, stride):
-    """Per sample and channel of y (n, c, P): the max (with its position and first frame) or mean."""
-    if kind == "mean":
-        return [[{"channel": c, "mean": float(v)} for c, v in enumerate(row)]
-                for row in y.mean(axis=2)]
-    where = y.argmax(axis=2)
-    return [[{"channel": c, "max": float(y[i, c, p]), "position": int(p),
-              "frames": [int(p) * stride, int(p) * stride + kernel - 1]}
-             for c, p in enumerate(row)] for i, row in enumerate(where)]
+        unit = "rows" if len(k) > 1 else "frames"
+        raise InputError(f"{source.where}: input has {frames} {unit}, fewer than the stack's "
+                         f"receptive field K={ax.show(k)}")
+    return ScanResult(out, ax.plain((frames, *source.size)), ax.plain(k), ax.plain(s), chunks, need)

@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 
+from . import axes as ax
 from . import scanner
 from .errors import InputError, OptionNeeded
 
@@ -14,9 +15,10 @@ def load_stack(path, max_bytes):
     k, s = scanner.geometry(stack)
     recorded = meta.get("scan") or {}
     for name, found in (("kernel", k), ("stride", s)):
-        if recorded.get(name) not in (None, found):
-            raise InputError(f"{path}: the metadata says scan {name} {recorded[name]}, "
-                             f"the layers give {found}")
+        # JSON holds an image's sizes as lists: compare them per axis, as the library holds them
+        if recorded.get(name) is not None and ax.axes(recorded[name]) != ax.axes(found):
+            raise InputError(f"{path}: the metadata says scan {name} {ax.show(recorded[name])}, "
+                             f"the layers give {ax.show(found)}")
     return stack.astype(np.float64)
 
 
@@ -27,10 +29,14 @@ def _stack(stack, max_bytes):
     return getattr(stack, "stack", stack).astype(np.float64), "stack"
 
 
-def _source(x, max_bytes):
-    """A path (read a chunk at a time) or an array (l, C) / (n, C, l) → (source, name)."""
+def _source(x, max_bytes, ndim):
+    """A path (read a chunk at a time) or an array (l, C) / (n, C, l) — for a stack over two
+    axes (ndim 2) an image (H, W, C) / (N, H, W, C) — → (source, name)."""
     if isinstance(x, (str, os.PathLike)):
-        return scanner.open_source(os.fspath(x), max_bytes), os.fspath(x)
+        return scanner.open_source(os.fspath(x), max_bytes, ndim), os.fspath(x)
+    if ndim != 1:
+        from .image_sources import ImageArraySource
+        return ImageArraySource(np.asarray(x), "x"), "x"
     return scanner.ArraySource(np.asarray(x), "x"), "x"
 
 
@@ -44,6 +50,13 @@ def output_kind(path):
         raise OptionNeeded(f"-o {path}: cannot tell how to write the output from its extension; "
                            "use .npy, .npz (array 'y') or text (.txt, .asc, .csv)")
     return kind
+
+
+def check_text_output(path, kind, ndim):
+    """OptionNeeded for text output of a scan over more than one axis, before any scan."""
+    if kind == "text" and ndim != 1:
+        raise OptionNeeded(f"-o {path}: text holds one sequence, a line per position; an image "
+                           "scan's output (channels, rows, columns) needs .npy or .npz")
 
 
 def _writer(path, kind, y):
@@ -60,10 +73,15 @@ def _writer(path, kind, y):
     return lambda fp: np.savetxt(fp, y.T, fmt="%.17g", delimiter=sep)
 
 
+def _json(size):
+    """A size as JSON holds it: an int on one axis, a list per axis on more."""
+    return list(size) if isinstance(size, tuple) else size
+
+
 def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=None,
                progress=None, max_bytes=None):
-    """Run stack over x → (the report dict `scan` prints, ScanResult: y (n, O, P) read back when
-    asked); output: write y there."""
+    """Run stack over x → (the report dict `scan` prints, ScanResult: y (n, O, P), an image's
+    (n, O, P_h, P_w), read back when asked); output: write y there."""
     from .atomic import check_target, write_atomic
     from .formats import DEFAULT_MAX_BYTES
     max_bytes = max_bytes or DEFAULT_MAX_BYTES
@@ -72,7 +90,10 @@ def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=
         kind = output_kind(output)
         check_target(output, force, names)   # fail before a long scan, not after
     stack, stack_name = _stack(stack, max_bytes)
-    source, input_name = _source(x, max_bytes)
+    ndim = stack.layers[0].ndim
+    if output:
+        check_text_output(output, kind, ndim)
+    source, input_name = _source(x, max_bytes, ndim)
     result = scanner.run(stack, source, chunk_frames, progress)
     shape = result.shape[1:] if result.shape[0] == 1 else result.shape
     if output and kind == "npy":   # streamed from the scan's temporary file: never whole in memory
@@ -86,8 +107,10 @@ def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=
         summary = {"kind": aggregate,
                    "channels": [{"sample": i, **entry} for i, row in enumerate(rows) for entry in row]}
     report = {"ok": True, "exit_code": 0, "stack": stack_name, "input": input_name,
-              "frames": result.frames, "channels": stack.channels, "samples": result.shape[0],
-              "scan": {"kernel": result.kernel, "stride": result.stride, "positions": result.shape[2]},
+              "frames": _json(result.frames), "channels": stack.channels,
+              "samples": result.shape[0],
+              "scan": {"kernel": _json(result.kernel), "stride": _json(result.stride),
+                       "positions": _json(ax.plain(result.shape[2:]))},
               "output_shape": list(shape), "output": output, "chunks": result.chunks,
               "chunk_frames": result.chunk_frames, "aggregate": summary}
     return report, result

@@ -178,13 +178,13 @@ def test_distributed_stack_in_other_formats_scans_like_the_mlp(tmp_path):
     assert outputs[0] == outputs[1] == outputs[2]
 
 
-def scan_on_a_terminal(stack, *args):
+def scan_on_a_terminal(stack, *args, input_path=DATA):
     """Run the installed command with stderr on a pseudo-terminal → (stdout, what the terminal got)."""
     import pty
     import subprocess
     import sys
     leader, follower = pty.openpty()
-    cmd = [sys.executable, "-m", "scan2conv", "scan", str(stack), DATA, *map(str, args)]
+    cmd = [sys.executable, "-m", "scan2conv", "scan", str(stack), str(input_path), *map(str, args)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=follower, timeout=60)
     os.close(follower)
     seen = b""

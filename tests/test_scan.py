@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from scan2conv import scanner
+from scan2conv.axes import plain
 from scan2conv.convert import to_stack
 from scan2conv.errors import InputError
 from scan2conv.mlp import MLP, Dense, scan as mlp_scan
@@ -15,16 +16,19 @@ from scan2conv.stack import Conv1d, Stack
 
 
 @st.composite
-def stacks(draw):
-    """Random stacks: simple ones and distributed-like ones with kernels > 1 in several layers."""
+def stacks(draw, ndim=1, max_depth=4):
+    """Random stacks over ndim axes (kernels and strides per axis): simple ones and
+    distributed-like ones with kernels > 1 in several layers."""
     channels = c = draw(st.integers(1, 5))
-    depth = draw(st.integers(1, 4))
+    depth = draw(st.integers(1, max_depth))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     layers = []
     for i in range(depth):
-        c_out, k, s = draw(st.integers(1, 6)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+        c_out = draw(st.integers(1, 6))
+        k = tuple(draw(st.integers(1, 4)) for _ in range(ndim))
+        s = plain([draw(st.integers(1, 3)) for _ in range(ndim)])
         act = "identity" if i == depth - 1 else draw(st.sampled_from(["relu", "tanh", "leaky_relu"]))
-        w, b = rng.standard_normal((c_out, c, k)), rng.standard_normal(c_out)
+        w, b = rng.standard_normal((c_out, c, *k)), rng.standard_normal(c_out)
         layers.append(Conv1d(w, b, s, activation=act))
         c = c_out
     return Stack(layers), channels, rng
@@ -145,7 +149,8 @@ def test_aggregate_mean_and_max_per_channel():
      "holds a pickled object array, not frames of numbers"),
     (lambda p: np.save(p, np.array(["a", "b"])), "input has dtype <U1; expected numbers"),
     (lambda p: np.save(p, np.zeros((4, 3, 2, 1))),
-     "input has shape (4, 3, 2, 1); expected (frames, features) or (n, c, l)"),
+     "input has shape (4, 3, 2, 1); expected (frames, features) or (n, c, l); "
+     "a batch of images (N, H, W, C) needs a stack that scans two axes"),
     (lambda p: p.write_bytes(open_npy_bytes(np.zeros((100, 3)))[:-8]),
      "truncated: header declares (100, 3) float64, data holds 2,392 of 2,400 bytes"),
 ])

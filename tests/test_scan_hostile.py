@@ -147,3 +147,17 @@ def test_streamed_output_and_running_aggregates_equal_the_whole_output(monkeypat
                                        [e["mean"] for e in expected[0]], rtol=1e-12)
         else:
             assert ours == expected
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1, 2])
+def test_an_npy_that_ends_where_a_chunk_ends_is_scanned_to_its_end(tmp_path, monkeypatch, extra):
+    """The last chunk reads the last frame: the scan stops there, not at a read past the end."""
+    monkeypatch.setattr(scanner, "ROWS", 4)
+    k, s = scanner.geometry(small_stack())
+    count, need = scanner.chunk_plan(10, k, s)
+    frames = np.random.default_rng(5).standard_normal((need + count * s + extra, 3))
+    np.save(tmp_path / "x.npy", frames)
+    result = run(small_stack(), NpySource(str(tmp_path / "x.npy")), 10)
+    positions = (len(frames) - k) // s + 1
+    assert result.chunks == -(-positions // count) and result.shape[2] == positions
+    assert np.array_equal(result.y, forward(small_stack(), frames.T[None]))

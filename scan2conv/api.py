@@ -274,8 +274,11 @@ def scan(stack, x, *, output: str = None, force: bool = False, aggregate: str = 
          chunk_frames: int = None, progress=None,
          max_bytes: int = DEFAULT_MAX_BYTES) -> ScanReport:
     """Run a conv stack (a stack file's path, a ConvertedStack or a Stack) over x (a path, read
-    a chunk at a time, or an array (l, C) / (n, C, l)) → ScanReport, y (n, O, P). output: also
-    write y (.npy, .npz, or text .txt/.asc/.csv a line per position); aggregate "max" or "mean": summarise each channel over positions;
+    a chunk at a time, or an array (l, C) / (n, C, l)) → ScanReport, y (n, O, P). A stack over
+    two axes takes an image (H, W, C) or a batch (N, H, W, C), channels last (an .npy path is
+    read a strip of rows at a time; chunk_frames: rows per strip) → y (n, O, P_h, P_w).
+    output: also write y (.npy, .npz, or for a sequence text .txt/.asc/.csv a line per
+    position); aggregate "max" or "mean": summarise each channel over positions;
     progress(done, total): called after each chunk."""
     from .scanning import scan_input
     data, result = scan_input(stack, x, output, force, aggregate, chunk_frames, progress, max_bytes)

@@ -173,3 +173,19 @@ def _image_mlp_file(folder):
     path = folder / "hwc.npz"
     np.savez(path, **{f"W{i}": layer.w for i, layer in enumerate(default_image_mlp().layers)})
     return str(path)
+
+
+def test_a_sequence_and_an_image_stack_refuse_each_others_inputs(tmp_path):
+    image_stack = default_image_stack()
+    frames = np.zeros((100, 3))
+    with pytest.raises(scan2conv.InputError) as e:
+        run(image_stack, scanner.ArraySource(frames, "x"))
+    assert str(e.value) == "x: the input is a sequence (one axis), the stack scans an image (two axes)"
+    with pytest.raises(scan2conv.InputError) as e:
+        scan2conv.scan(image_stack, frames, aggregate="max")
+    assert str(e.value) == ("x: input has shape (100, 3); a scan over 2 axes takes an image "
+                            "(H, W, C) or a batch (N, H, W, C) (a sequence (frames, features)?)")
+    sequence_stack = Stack([Conv(np.ones((1, 3, 4)), np.zeros(1), 2)])
+    with pytest.raises(scan2conv.InputError) as e:
+        run(sequence_stack, ImageArraySource(np.zeros((20, 20, 3)), "x"))
+    assert str(e.value) == "x: the input is an image (two axes), the stack scans a sequence (one axis)"

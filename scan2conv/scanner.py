@@ -383,6 +383,9 @@ def check_fits(stack, source, k):
         kinds = {1: "a sequence (one axis)", 2: "an image (two axes)"}
         raise InputError(f"{source.where}: the input is {kinds[source.ndim]}, the stack scans "
                          f"{kinds.get(ndim, f'{ndim} axes')}")
+    if source.n == 0:
+        raise InputError(f"{source.where}: input is a batch of 0 "
+                         f"{'images' if ndim > 1 else 'samples'}: nothing to scan")
     if source.channels != stack.channels:
         raise InputError(f"{source.where}: input has {source.channels} "
                          f"{'channels per pixel' if ndim > 1 else 'features per frame'}, "

@@ -131,6 +131,8 @@ def bad_inputs(folder):
          "receptive field K=8×8"),
         (save("empty.npy", np.zeros((0, 20, 3))), "input has 0 rows, fewer than the stack's "
          "receptive field K=8×8"),
+        (save("no_images.npy", np.zeros((0, 20, 20, 3))), "input is a batch of 0 images: "
+         "nothing to scan"),
         (save("frames.npy", np.zeros((100, 3))), "input has shape (100, 3); a scan over 2 axes "
          "takes an image (H, W, C) or a batch (N, H, W, C) (a sequence (frames, features)?)"),
         (save("five.npy", np.zeros((1, 2, 20, 20, 3))), "input has shape (1, 2, 20, 20, 3); a "

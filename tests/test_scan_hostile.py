@@ -161,3 +161,9 @@ def test_an_npy_that_ends_where_a_chunk_ends_is_scanned_to_its_end(tmp_path, mon
     positions = (len(frames) - k) // s + 1
     assert result.chunks == -(-positions // count) and result.shape[2] == positions
     assert np.array_equal(result.y, forward(small_stack(), frames.T[None]))
+
+
+def test_an_empty_batch_is_an_input_error(tmp_path, stack_file):
+    np.save(tmp_path / "none.npy", np.zeros((0, 24, 100)))
+    assert scan_error(stack_file, tmp_path / "none.npy", "--aggregate", "max") == (
+        f"error: {tmp_path / 'none.npy'}: input is a batch of 0 samples: nothing to scan")

@@ -399,7 +399,7 @@ def _channels_hint(stack, source):
     shape = getattr(source, "shape", ())
     if source.ndim > 1:
         return " (an image is stored channels last: (H, W, C))"
-    if source.time_major and source.frames == stack.channels:
+    if getattr(source, "time_major", False) and source.frames == stack.channels:
         return " (is it stored features × frames? transpose it)"
     if len(shape) == 3 and shape[2] == stack.channels:
         return " (an image (H, W, C)? the stack scans one axis)"

@@ -35,7 +35,7 @@ CHUNK_BYTES = 16 * 2**20     # default budget for one chunk's input and layer ou
 TEXT_LINES = 8192            # lines parsed at a time, at most
 TEXT_BYTES = 2**20           # characters parsed at a time, about
 MAX_LINE = 2**20             # characters in one line: a frame of ~100,000 numbers
-ROWS = 2048                  # windows per matrix multiply; chunks hold a multiple of it
+ROWS = 2048                  # windows per matrix multiply (an image's: whole rows of positions)
 
 
 def geometry(stack):
@@ -80,8 +80,9 @@ def chunk_plan(frames, k, s, rows=None):
     """(positions per chunk, frames read per chunk) on the first axis for a chunk of about
     `frames` frames; k, s: that axis's receptive field and total stride.
 
-    Positions come in whole multiples of `rows` (default ROWS: block_rows), so every chunk
-    starts at a multiple of a block in every layer and its blocks line up with a whole run's.
+    Positions come in whole multiples of `rows` (block_rows; ROWS by default, as on one
+    axis), so every chunk starts at a multiple of a block in every layer and its blocks line
+    up with a whole run's.
     """
     rows = rows or ROWS
     positions = max((frames - k) // s + 1, 1)

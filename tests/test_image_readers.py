@@ -22,7 +22,7 @@ def keras_model(tmp_path_factory):
     import keras
     keras.utils.set_random_seed(2)
     model = keras.Sequential([keras.Input((15, 11, 3)),
-                              keras.layers.Conv2D(2, (2, 2), strides=(2, 2), activation="tanh"),
+                              keras.layers.Conv2D(2, (2, 2), strides=(2, 2), activation="tanh", name="c1"),
                               keras.layers.Conv2D(4, (3, 1), strides=(1, 2)), keras.layers.ReLU(),
                               keras.layers.Conv2D(3, 1, bias_initializer="random_normal")])
     folder = tmp_path_factory.mktemp("keras2d")
@@ -90,7 +90,7 @@ def test_a_legacy_config_naming_conv1d_over_a_conv2d_kernel_is_refused(keras_mod
         layer["class_name"] = "Conv1D"
         layer["config"].update(strides=[2], dilation_rate=[1])
         f.attrs["model_config"] = json.dumps(config)
-    with pytest.raises(InputError, match=r"layer 'conv2d' is a Conv1D in the config but holds a "
+    with pytest.raises(InputError, match=r"layer 'c1' is a Conv1D in the config but holds a "
                                          r"kernel of shape \(2, 3, 2, 2\)$"):
         read_keras_conv(str(path), "hdf5", 10**8)
 

@@ -9,16 +9,21 @@ import numpy as np
 
 from .. import axes as ax
 from ..activations import LEAKY_SLOPE
+from .stackfile import AXIS_NAMES
 
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "leaky_relu": None,
                "identity": None}
-AXES = {1: ("l",), 2: ("h", "w"), 3: ("d", "h", "w")}
 KERNELS = {1: ("k",), 2: ("k_h", "k_w"), 3: ("k_d", "k_h", "k_w")}
 
 
 def kernel_order(ndim):
     """The transpose that takes (c_out, c_in, *k) to Keras' (*k, c_in, c_out)."""
     return (*range(2, ndim + 2), 1, 0)
+
+
+def channels_first(ndim):
+    """Keras' Permute dims that take (n, *sizes, c) to (n, c, *sizes): channel-major order."""
+    return (ndim + 1, *range(1, ndim + 1))
 
 
 def _conv_line(layer, dtype):
@@ -33,13 +38,13 @@ def _conv_line(layer, dtype):
 
 def _layer_lines(stack, dtype):
     d, c = stack.layers[0].ndim, stack.channels
-    sizes, outs = ", ".join(AXES[d]), ", ".join(f"{a}_out" for a in AXES[d])
+    sizes, outs = ", ".join(AXIS_NAMES[d]), ", ".join(f"{a}_out" for a in AXIS_NAMES[d])
     lines = [f"    keras.Input(shape=({'None, ' * d}{c}), dtype={dtype!r}),   "
              f"# x (n, {sizes}, {c}): channels-last"]
     for layer in stack.layers:
         lines += _conv_line(layer, dtype)
-    order = (d + 1, *range(1, d + 1))     # channels first, then the axes: channel-major
-    lines += [f"    keras.layers.Permute({order}, dtype={dtype!r}),   # (n, {outs}, c) → (n, c, {outs})",
+    lines += [f"    keras.layers.Permute({channels_first(d)}, dtype={dtype!r}),   "
+              f"# (n, {outs}, c) → (n, c, {outs})",
               f"    keras.layers.Flatten(dtype={dtype!r}),           # channel-major, as scan2conv"]
     return lines
 

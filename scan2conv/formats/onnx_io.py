@@ -12,6 +12,7 @@ import numpy as np
 from .. import axes as ax
 from ..errors import InputError, OutputError, UnsafeFileError
 from ..text import quote
+from .stackfile import AXIS_NAMES
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
 OPSET = 17
@@ -37,7 +38,6 @@ def build_model(stack, meta):
     onnx = import_onnx("ONNX output", reading=False)
     from onnx import TensorProto, helper, numpy_helper
     nodes, inits, x = [], [], "x"
-    sizes = {1: ["l"], 2: ["h", "w"]}.get(stack.layers[0].ndim, ["d", "h", "w"])
     for i, layer in enumerate(stack.layers, start=1):
         w, b = f"conv{i}.weight", f"conv{i}.bias"
         inits += [numpy_helper.from_array(layer.w.astype(np.float32), w),
@@ -53,7 +53,8 @@ def build_model(stack, meta):
     nodes.append(helper.make_node("Flatten", [x], ["y"], name="flatten", axis=1))
     graph = helper.make_graph(
         nodes, "scan2conv_stack",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", stack.channels, *sizes])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                       ["n", stack.channels, *AXIS_NAMES[stack.layers[0].ndim]])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "features"])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="scan2conv")

@@ -16,6 +16,7 @@ import numpy as np
 from .. import axes as ax
 from ..errors import InputError, UnsafeFileError
 from ..text import one_line, quote
+from .stackfile import AXIS_NAMES
 from .weightfile import NO_ACTIVATIONS, WeightFile, as_budget
 from .zipdir import check_zip_directory
 
@@ -207,7 +208,7 @@ def _signature(stack):
     """'Conv1d stack written by scan2conv: x (n, C, l) → (n, O·l_out)', or its form over
     the axes of an image (h, w) or a volume (d, h, w)."""
     d = stack.layers[0].ndim
-    sizes = {1: ("l",), 2: ("h", "w"), 3: ("d", "h", "w")}[d]
+    sizes = AXIS_NAMES[d]
     outs = "·".join(f"{a}_out" for a in sizes)
     return (f"Conv{d}d stack written by scan2conv: x (n, {stack.channels}, {', '.join(sizes)}) → "
             f"(n, {stack.layers[-1].c_out}·{outs})")

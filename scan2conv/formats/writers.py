@@ -20,8 +20,8 @@ from ..atomic import check_target, write_atomic
 from ..errors import OptionNeeded, OutputError
 from . import EXTENSION_ONLY, EXTENSIONS as READ_AS, mytorch
 from .hdf5 import STACK_ATTR
-from .keras_code import kernel_order
-from .stackfile import stack_arrays, write_npz
+from .keras_code import channels_first, kernel_order
+from .stackfile import AXIS_NAMES, stack_arrays, write_npz
 
 FORMATS = ("npz", "h5", "safetensors", "keras", "onnx", "torch", *mytorch.YEARS)
 EXTENSIONS = {".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".safetensors": "safetensors",
@@ -130,17 +130,14 @@ NOTES = {
     "keras": "Keras Conv1D is channels-last: feed x as (n, l, c); Flatten after "
              "Permute((2, 1)) gives scan2conv's channel-major order",
 }
-IMAGE_NOTES = {
-    "keras": "Keras Conv2D is channels-last: feed x as (n, h, w, c); Flatten after "
-             "Permute((3, 1, 2)) gives scan2conv's channel-major order",
-}
 
 
 def _notes(fmt, ndim):
-    note = (IMAGE_NOTES if ndim == 2 else {}).get(fmt, NOTES.get(fmt))
-    return [note] if note else []
-
-
+    if fmt == "keras" and ndim > 1:   # the Conv1D note, over the axes of an image or a volume
+        return [f"Keras Conv{ndim}D is channels-last: feed x as (n, {', '.join(AXIS_NAMES[ndim])}, c); "
+                f"Flatten after Permute({channels_first(ndim)}) gives scan2conv's "
+                "channel-major order"]
+    return [NOTES[fmt]] if fmt in NOTES else []
 
 
 def write_stack(path, stack, meta, fmt=None, force=False, inputs=()):

@@ -1,23 +1,32 @@
-"""Keras Conv1D models as ForeignStacks: .keras archives, legacy .h5 and Keras 3 .weights.h5.
+"""Keras Conv1D and Conv2D models as ForeignStacks: .keras archives, legacy .h5 and Keras 3
+.weights.h5.
 
-Kernels are (k, c_in, c_out) on channels-last input; they are turned to (c_out, c_in, k).
+Kernels are (k, c_in, c_out) on channels-last input — (k_h, k_w, c_in, c_out) for Conv2D;
+they are turned to (c_out, c_in, k) and (c_out, c_in, k_h, k_w); strides per axis.
 Strides and activations come from the config (config.json, or a legacy file's model_config
 attribute), read as JSON only; a bare .weights.h5 records neither.
 """
 import zipfile
 import zlib
 
+from . import axes as ax
 from .errors import InputError
 from .formats import keras
 from .formats.hdf5 import STACK_ATTR, attr, census, open_h5, read_dataset, resolve
 from .formats.jsontext import parse_json
+from .formats.stackfile import MAX_SIZE
 from .formats.weightfile import as_budget
 from .foreign import ForeignLayer, ForeignStack
+from .text import quote
 
 
-def conv_entries(config, prefix="layers/"):
-    """[{path, stride, activation}] of the Conv1D layers in model order; an activation layer
-    after a Conv1D is its activation."""
+CONVS = {"Conv1D": 1, "Conv2D": 2, "Conv3D": 3}
+
+
+def conv_entries(config, prefix="layers/", where=None):
+    """[{path, name, ndim, stride, activation}] of the Conv1D (Conv2D, Conv3D) layers in model
+    order; an activation layer after a conv is its activation. stride: an int on one axis, a
+    tuple per axis on more."""
     used, out = {}, []
     for layer in keras._layers_of(config) or []:
         if not isinstance(layer, dict) or layer.get("class_name") == "InputLayer":
@@ -26,17 +35,28 @@ def conv_entries(config, prefix="layers/"):
         cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         path = f"{prefix}{keras._unique(keras.snake_case(cls), used)}"
         act = keras._activation_layer(cls, cfg)
-        if cls == "Conv1D":
-            if cfg.get("padding", "valid") != "valid" or cfg.get("dilation_rate", [1]) not in ([1], 1, (1,)):
-                raise InputError(f"layer {cfg.get('name', path)!r} pads or dilates; a scan reads "
-                                 "whole windows (padding='valid')")
-            strides = cfg.get("strides", [1])
-            out.append({"path": path, "name": cfg.get("name", path),
-                        "stride": int(strides[0] if isinstance(strides, list) else strides),
+        if cls in CONVS:
+            d, name = CONVS[cls], quote(cfg.get("name", path))
+            at = f"{where}: layer {name!r}" if where else f"layer {name!r}"
+            if cfg.get("padding", "valid") != "valid" or _sizes(cfg, "dilation_rate", d, at) != (1,) * d:
+                raise InputError(f"{at} pads or dilates; a scan reads whole windows (padding='valid')")
+            out.append({"path": path, "name": name, "ndim": d,
+                        "stride": ax.plain(_sizes(cfg, "strides", d, at)),
                         "activation": keras._act_name(cfg.get("activation"))})
         elif act is not None and out and out[-1]["activation"] == "linear":
             out[-1]["activation"] = act
     return out
+
+
+def _sizes(cfg, key, ndim, at):
+    """A conv config's strides or dilation_rate: one whole number ≥ 1 per axis (a single
+    number stands for every axis) → tuple; InputError for anything else."""
+    value = cfg.get(key, 1)
+    values = value if isinstance(value, (list, tuple)) else [value] * ndim
+    if len(values) != ndim or not all(type(v) is int and 1 <= v <= MAX_SIZE for v in values):
+        raise InputError(f"{at} has {key} {quote(value, 60)}; expected {ndim} whole "
+                         f"number{'s' if ndim > 1 else ''} from 1 to {MAX_SIZE:,}")
+    return tuple(values)
 
 
 def _canonical(act):
@@ -47,15 +67,22 @@ def _layers(pairs, entries, where):
     """[(name, [arrays])] of weighted layers + config entries (or None) → [ForeignLayer]."""
     layers = []
     for name, arrays in pairs:
-        kernels = [a for a in arrays if a.ndim == 3]
+        kernels = [a for a in arrays if 3 <= a.ndim <= 5]
         if not kernels:
-            raise InputError(f"{where}: layer {name!r} holds arrays of shapes "
-                             f"{', '.join(str(a.shape) for a in arrays)}; expected a Conv1D kernel "
-                             "(k, c_in, c_out)")
+            raise InputError(f"{where}: layer {quote(name)!r} holds arrays of shapes "
+                             f"{quote(', '.join(str(a.shape) for a in arrays), 120)}; expected a "
+                             "Conv1D kernel (k, c_in, c_out) or a Conv2D kernel (k_h, k_w, c_in, c_out)")
         bias = next((a for a in arrays if a.ndim == 1), None)
-        layers.append(ForeignLayer(name, kernels[0].transpose(2, 1, 0), bias))
+        layers.append(ForeignLayer(name, keras.from_keras_kernel(kernels[0]), bias))
+    ranks = {l.w.ndim for l in layers}
+    if len(ranks) > 1:
+        raise InputError(f"{where}: the Keras layers mix kernels of {' and '.join(map(str, sorted(ranks)))} "
+                         "dimensions; a conv stack scans the same axes in every layer")
     if entries is not None and len(entries) == len(layers):
         for layer, e in zip(layers, entries):
+            if e["ndim"] != layer.w.ndim - 2:
+                raise InputError(f"{where}: layer {e['name']!r} is a Conv{e['ndim']}D in the "
+                                 f"config but holds a kernel of shape {layer.w.shape}")
             layer.stride, layer.activation = e["stride"], _canonical(e["activation"])
     if not layers:
         raise InputError(f"{where}: the Keras file holds no Conv1D weights")
@@ -86,12 +113,17 @@ def _from_h5(f, where, budget, config=None):
         return None
     if kind == "legacy":
         text = attr(f, "model_config", where)
-        entries = conv_entries(parse_json(text, where, "model_config"), "") if text else None
-        return ForeignStack(where, "Keras legacy h5 (Conv1D)", _layers(_legacy_pairs(f, where, budget), entries, where))
-    entries = conv_entries(config) if config is not None else None
+        entries = conv_entries(parse_json(text, where, "model_config"), "", where) if text else None
+        return _stack(where, "Keras legacy h5", _layers(_legacy_pairs(f, where, budget), entries, where))
+    entries = conv_entries(config, where=where) if config is not None else None
     order = [e["path"] for e in entries] if entries else None
-    layout = "Keras 3 .keras archive (Conv1D)" if config is not None else "Keras 3 .weights.h5 (Conv1D)"
-    return ForeignStack(where, layout, _layers(_keras3_pairs(f, where, order, budget), entries, where))
+    layout = "Keras 3 .keras archive" if config is not None else "Keras 3 .weights.h5"
+    return _stack(where, layout, _layers(_keras3_pairs(f, where, order, budget), entries, where))
+
+
+def _stack(where, layout, layers):
+    """The ForeignStack, its layout naming the layer class: (Conv1D), (Conv2D)."""
+    return ForeignStack(where, f"{layout} (Conv{layers[0].w.ndim - 2}D)", layers)
 
 
 def _archive(path, max_bytes):

@@ -167,16 +167,12 @@ class StructureReport(Report):
     stride: int = None
 
 
-IMAGE_FORMATS = ("npz", "h5", "safetensors")   # the layouts that hold (c_out, c_in, k_h, k_w) as they are
-
-
 def check_image_format(kernel, fmt, print_code=None):
-    """OptionNeeded when a stack over several axes is to be written where only Conv1d fits."""
-    if isinstance(kernel, tuple) and (fmt not in IMAGE_FORMATS or print_code):
-        from .errors import OptionNeeded
-        what = f"--print {print_code}" if print_code else f"--format {fmt}"
-        raise OptionNeeded(f"{what}: a stack over {len(kernel)} axes is written as "
-                           f"{', '.join(IMAGE_FORMATS)} so far")
+    """OptionNeeded when a stack over several axes is to be written in a format that has no
+    layer for it (a MyTorch year without Conv2d); every other format, and --print, takes it."""
+    if isinstance(kernel, tuple):
+        from .formats import mytorch
+        mytorch.check_year_axes(len(kernel), fmt)
 
 
 @dataclass(frozen=True)

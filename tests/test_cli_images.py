@@ -94,10 +94,15 @@ def test_an_image_input_that_does_not_fit(files):
                                      "stored channels last: (H, W, C))")
 
 
-@pytest.mark.parametrize("fmt", ["npz", "h5", "safetensors"])
+IMAGE_OUTPUTS = {"npz": "stack.npz", "h5": "stack.h5", "safetensors": "stack.safetensors",
+                 "torch": "stack.pt", "keras": "stack.weights.h5", "onnx": "stack.onnx",
+                 "mytorch-w": "stack.npz", "mytorch-stride1": "stack.npz"}
+
+
+@pytest.mark.parametrize("fmt", list(IMAGE_OUTPUTS))
 def test_convert_then_verify_and_inspect_the_stack(files, tmp_path, fmt):
-    out = tmp_path / f"stack.{fmt}"
-    result = run("convert", files / "chw.npz", "--kernel", "8x8", "-o", out, "--json")
+    out = tmp_path / IMAGE_OUTPUTS[fmt]
+    result = run("convert", files / "chw.npz", "--kernel", "8x8", "-o", out, "--format", fmt, "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["scan"] == {"kernel": [8, 8], "stride": [4, 4], "patch": "chw"}
@@ -106,16 +111,22 @@ def test_convert_then_verify_and_inspect_the_stack(files, tmp_path, fmt):
     assert check.exit_code == 0, check.stderr
     file_report = json.loads(check.stdout)["stacks"][-1]
     assert file_report["name"] == "file" and file_report["agree"]
-    if fmt == "npz":
-        assert "scan         K=8×8, stride 4×4" in run("inspect", out).stdout
+    assert file_report["layers"] == report["layers"]
+    assert "scan         K=8×8, stride 4×4" in run("inspect", out).stdout
 
 
-def test_convert_refuses_the_formats_without_conv2d(files, tmp_path):
-    result = run("convert", files / "hwc.npz", "--kernel", "8x8", "-o", tmp_path / "s.onnx")
+@pytest.mark.parametrize("args, message", [
+    (["--format", "mytorch-weight"], "--format mytorch-weight: that year's MyTorch has Conv1d only, "
+                                     "no layer for a stack over 2 axes; write mytorch-w or mytorch-stride1"),
+    (["--format", "mytorch-stride1", "--simple", "--stride", "4x2"],
+     "--format mytorch-stride1: layer 1 has kernel 8×8, stride 4×2; MyTorch's Conv2d takes one "
+     "kernel size and one stride for both axes (write npz, torch, keras or onnx)"),
+])
+def test_convert_refuses_the_mytorch_years_without_such_a_conv2d(files, tmp_path, args, message):
+    result = run("convert", files / "hwc.npz", "--kernel", "8x8", "-o", tmp_path / "s.npz", *args)
     assert result.exit_code == 2
-    assert error_of(result) == ("error: --format onnx: a stack over 2 axes is written as npz, h5, "
-                                "safetensors so far")
-    assert not (tmp_path / "s.onnx").exists()
+    assert error_of(result) == f"error: {message}"
+    assert not (tmp_path / "s.npz").exists()
 
 
 def test_explain_an_image_default():

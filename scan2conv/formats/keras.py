@@ -285,17 +285,25 @@ def read_keras3(f, where, budget, config=None):
     return WeightFile(where, layout, arrays, True, "in_out", acts, notes=notes)
 
 
+def from_keras_kernel(w):
+    """A Keras kernel (*k, c_in, c_out) → (c_out, c_in, *k): Conv1D, Conv2D and Conv3D alike."""
+    d = w.ndim - 2
+    return w.transpose(d + 1, d, *range(d))
+
+
 def _stack_from_keras(arrays, text, where):
-    """A stack written in Keras layout: Conv1D kernels (k, c_in, c_out) → (c_out, c_in, k)."""
-    kernels = [a for _, a in arrays if a.ndim == 3]
+    """A stack written in Keras layout: Conv1D kernels (k, c_in, c_out) → (c_out, c_in, k),
+    Conv2D kernels (k_h, k_w, c_in, c_out) → (c_out, c_in, k_h, k_w)."""
+    kernels = [a for _, a in arrays if a.ndim >= 3]
     biases = [a for _, a in arrays if a.ndim == 1]
     if len(kernels) != len(biases):
         raise InputError(f"{where}: the Keras stack has {len(kernels)} kernels and "
                          f"{len(biases)} biases")
     out = []
     for i, (w, b) in enumerate(zip(kernels, biases), start=1):
-        out += [(f"conv{i}.weight", w.transpose(2, 1, 0)), (f"conv{i}.bias", b)]
-    return WeightFile(where, "scan2conv stack (Keras 3 Conv1D)", out, True,
+        out += [(f"conv{i}.weight", from_keras_kernel(w)), (f"conv{i}.bias", b)]
+    layout = f"scan2conv stack (Keras 3 Conv{kernels[0].ndim - 2 if kernels else 1}D)"
+    return WeightFile(where, layout, out, True,
                       meta={STACK_ATTR: text, "stored_as": ", ".join(n for n, _ in arrays)})
 
 

@@ -6,6 +6,10 @@ the years:
   mytorch-weight   conv1.weight, conv1.bias                      (the autograd year)
   mytorch-stride1  conv1.conv1d_stride1.W, conv1.conv1d_stride1.b (later years: Conv1d =
                    Conv1d_stride1 then Downsample1d)
+A stack over an image takes the same years' Conv2d names: conv1.W (the Conv2d of the year
+with W) and conv1.conv2d_stride1.W (Conv2d = Conv2d_stride1 then Downsample2d), W (c_out,
+c_in, k, k). MyTorch's Conv2d takes one kernel size and one stride for both axes, and the
+autograd year has no Conv2d: those stacks are refused, not given names the homework never had.
 The stack's metadata rides along as a `__meta__` string entry, which np.load reads without
 allow_pickle.
 """
@@ -14,6 +18,8 @@ import re
 
 import numpy as np
 
+from .. import axes as ax
+from ..errors import OptionNeeded
 from .stackfile import META_KEY
 
 YEARS = {
@@ -22,12 +28,40 @@ YEARS = {
     "mytorch-stride1": ("conv{i}.conv1d_stride1.W", "conv{i}.conv1d_stride1.b"),
 }
 
-_KEY = re.compile(r"^conv(\d+)\.(?:conv1d_stride1\.)?(W|b|weight|bias)$")
+IMAGE_YEARS = {
+    "mytorch-w": ("conv{i}.W", "conv{i}.b"),
+    "mytorch-stride1": ("conv{i}.conv2d_stride1.W", "conv{i}.conv2d_stride1.b"),
+}
+
+_KEY = re.compile(r"^conv(\d+)\.(?:conv[12]d_stride1\.)?(W|b|weight|bias)$")
+
+
+def check_year_axes(ndim, fmt):
+    """OptionNeeded when fmt is a MyTorch year with no conv layer over ndim axes."""
+    if fmt not in YEARS or ndim == 1 or (ndim == 2 and fmt in IMAGE_YEARS):
+        return
+    has = "Conv1d only" if fmt not in IMAGE_YEARS else "Conv1d and Conv2d only"
+    fits = " or ".join(IMAGE_YEARS) if ndim == 2 else "npz, h5, safetensors, torch, keras or onnx"
+    raise OptionNeeded(f"--format {fmt}: that year's MyTorch has {has}, no layer for a stack over "
+                       f"{ndim} axes; write {fits}")
+
+
+def check_axes(stack, year):
+    """OptionNeeded unless the year's MyTorch has a layer for every layer of the stack: Conv1d,
+    or a Conv2d with one kernel size and one stride for both axes."""
+    d = stack.layers[0].ndim
+    check_year_axes(d, year)
+    for i, layer in enumerate(stack.layers, start=1):
+        kernel, stride = layer.w.shape[2:], ax.axes(layer.stride, d)   # one axis: one size
+        if len(set(kernel)) > 1 or len(set(stride)) > 1:
+            raise OptionNeeded(f"--format {year}: layer {i} has kernel {ax.show(kernel)}, stride "
+                               f"{ax.show(stride)}; MyTorch's Conv2d takes one kernel size and "
+                               "one stride for both axes (write npz, torch, keras or onnx)")
 
 
 def mytorch_arrays(stack, year):
     """[(key, array)] of the stack under one year's attribute names."""
-    w_key, b_key = YEARS[year]
+    w_key, b_key = (IMAGE_YEARS if stack.layers[0].ndim == 2 else YEARS)[year]
     out = []
     for i, layer in enumerate(stack.layers, start=1):
         out += [(w_key.format(i=i), layer.w), (b_key.format(i=i), layer.b)]

@@ -9,8 +9,10 @@ import os
 
 import numpy as np
 
+from .. import axes as ax
 from ..errors import InputError, OutputError, UnsafeFileError
 from ..text import quote
+from .stackfile import AXIS_NAMES
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
 OPSET = 17
@@ -31,7 +33,8 @@ def import_onnx(path, reading=True):
 
 
 def build_model(stack, meta):
-    """The stack as an onnx.ModelProto: x (n, c, l) float32 → y (n, c_out·l_out), channel-major."""
+    """The stack as an onnx.ModelProto: x (n, c, l) float32 → y (n, c_out·l_out), channel-major
+    (an image: x (n, c, h, w) → y (n, c_out·h_out·w_out)); kernel_shape and strides per axis."""
     onnx = import_onnx("ONNX output", reading=False)
     from onnx import TensorProto, helper, numpy_helper
     nodes, inits, x = [], [], "x"
@@ -40,7 +43,8 @@ def build_model(stack, meta):
         inits += [numpy_helper.from_array(layer.w.astype(np.float32), w),
                   numpy_helper.from_array(layer.b.astype(np.float32), b)]
         nodes.append(helper.make_node("Conv", [x, w, b], [f"conv{i}"], name=f"conv{i}",
-                                      kernel_shape=[layer.kernel], strides=[layer.stride]))
+                                      kernel_shape=list(layer.w.shape[2:]),
+                                      strides=list(ax.axes(layer.stride, layer.ndim))))
         x = f"conv{i}"
         if layer.activation != "identity":
             op, attrs = NODES[layer.activation]
@@ -49,7 +53,8 @@ def build_model(stack, meta):
     nodes.append(helper.make_node("Flatten", [x], ["y"], name="flatten", axis=1))
     graph = helper.make_graph(
         nodes, "scan2conv_stack",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", stack.channels, "l"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                       ["n", stack.channels, *AXIS_NAMES[stack.layers[0].ndim]])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "features"])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="scan2conv")

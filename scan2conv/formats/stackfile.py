@@ -18,6 +18,7 @@ from .jsontext import parse_json
 from .weightfile import MAX_ARRAYS
 
 MAX_AXES = 3   # a sequence, an image, a volume
+AXIS_NAMES = {1: ("l",), 2: ("h", "w"), 3: ("d", "h", "w")}   # the sizes of x (n, c, *sizes)
 FORMAT = "scan2conv-stack"
 VERSION = 1
 META_KEY = "__meta__"

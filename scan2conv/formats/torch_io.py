@@ -13,8 +13,10 @@ import zipfile
 
 import numpy as np
 
+from .. import axes as ax
 from ..errors import InputError, UnsafeFileError
 from ..text import one_line, quote
+from .stackfile import AXIS_NAMES
 from .weightfile import NO_ACTIVATIONS, WeightFile, as_budget
 from .zipdir import check_zip_directory
 
@@ -165,12 +167,19 @@ def sequential_modules(stack):
     return out + [(len(out), "flatten", None)]
 
 
+def conv_code(layer):
+    """nn.Conv1d(…), nn.Conv2d(…) or nn.Conv3d(…) of one layer; per-axis sizes as tuples."""
+    stride = ax.plain(ax.axes(layer.stride, layer.ndim))
+    return (f"nn.Conv{layer.ndim}d({layer.c_in}, {layer.c_out}, kernel_size={layer.kernel}, "
+            f"stride={stride})")
+
+
 def module_lines(stack):
     """The nn.Sequential constructor arguments, one per module, with the index as a comment."""
     lines = []
     for index, kind, item in sequential_modules(stack):
         if kind == "conv":
-            code = f"nn.Conv1d({item.c_in}, {item.c_out}, kernel_size={item.kernel}, stride={item.stride})"
+            code = conv_code(item)
         else:
             code = MODULES[item] if kind == "act" else "nn.Flatten()"
         lines.append(f"            {code + ',':<60}# {index}")
@@ -186,14 +195,23 @@ def module_source(stack, output=None, fmt=None, class_name="ScanConv"):
         "",
         "",
         f"class {class_name}(nn.Sequential):",
-        f'    """Conv1d stack written by scan2conv: x (n, {stack.channels}, l) → '
-        f'(n, {stack.layers[-1].c_out}·l_out), flattened channel-major."""',
+        f'    """{_signature(stack)}, flattened channel-major."""',
         "",
         "    def __init__(self):",
         "        super().__init__(",
     ]
     tail = ["        )", "", "", f"model = {class_name}().to(torch.{dtype})"]
     return "\n".join(head + module_lines(stack) + tail + _load_lines(stack, output, fmt))
+
+
+def _signature(stack):
+    """'Conv1d stack written by scan2conv: x (n, C, l) → (n, O·l_out)', or its form over
+    the axes of an image (h, w) or a volume (d, h, w)."""
+    d = stack.layers[0].ndim
+    sizes = AXIS_NAMES[d]
+    outs = "·".join(f"{a}_out" for a in sizes)
+    return (f"Conv{d}d stack written by scan2conv: x (n, {stack.channels}, {', '.join(sizes)}) → "
+            f"(n, {stack.layers[-1].c_out}·{outs})")
 
 
 def _load_lines(stack, output, fmt):

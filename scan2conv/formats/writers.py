@@ -20,7 +20,8 @@ from ..atomic import check_target, write_atomic
 from ..errors import OptionNeeded, OutputError
 from . import EXTENSION_ONLY, EXTENSIONS as READ_AS, mytorch
 from .hdf5 import STACK_ATTR
-from .stackfile import stack_arrays, write_npz
+from .keras_code import channels_first, kernel_order
+from .stackfile import AXIS_NAMES, stack_arrays, write_npz
 
 FORMATS = ("npz", "h5", "safetensors", "keras", "onnx", "torch", *mytorch.YEARS)
 EXTENSIONS = {".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".safetensors": "safetensors",
@@ -73,21 +74,23 @@ def write_h5(fp, stack, meta):
             ds.attrs["stride"], ds.attrs["activation"] = layer.stride, layer.activation
 
 
-def keras_layer_names(count):
-    """Keras 3 names same-class layers in model order: conv1d, conv1d_1, conv1d_2, …"""
-    return ["conv1d" if i == 0 else f"conv1d_{i}" for i in range(count)]
+def keras_layer_names(count, ndim=1):
+    """Keras 3 names same-class layers in model order: conv1d, conv1d_1, conv1d_2, … (conv2d,
+    conv2d_1, … for Conv2D)."""
+    return [f"conv{ndim}d" if i == 0 else f"conv{ndim}d_{i}" for i in range(count)]
 
 
 def write_keras(fp, stack, meta):
-    """Keras 3 .weights.h5 as Sequential([Conv1D, …]).save_weights writes it."""
+    """Keras 3 .weights.h5 as Sequential([Conv1D, …]) (Conv2D, Conv3D) .save_weights writes it."""
     import h5py
+    d = stack.layers[0].ndim
     with h5py.File(fp, "w") as f:
         f.attrs[STACK_ATTR] = json.dumps(meta)
         layers = f.create_group("layers")
-        for name, layer in zip(keras_layer_names(len(stack.layers)), stack.layers):
+        for name, layer in zip(keras_layer_names(len(stack.layers), d), stack.layers):
             vars_ = layers.create_group(name).create_group("vars")
             vars_.attrs["name"] = name
-            vars_["0"] = layer.w.transpose(2, 1, 0)     # (c_out, c_in, k) → Keras (k, c_in, c_out)
+            vars_["0"] = layer.w.transpose(kernel_order(d))   # (c_out, c_in, *k) → (*k, c_in, c_out)
             vars_["1"] = layer.b
         f.create_group("vars").attrs["name"] = "sequential"
 
@@ -129,10 +132,20 @@ NOTES = {
 }
 
 
+def _notes(fmt, ndim):
+    if fmt == "keras" and ndim > 1:   # the Conv1D note, over the axes of an image or a volume
+        return [f"Keras Conv{ndim}D is channels-last: feed x as (n, {', '.join(AXIS_NAMES[ndim])}, c); "
+                f"Flatten after Permute({channels_first(ndim)}) gives scan2conv's "
+                "channel-major order"]
+    return [NOTES[fmt]] if fmt in NOTES else []
+
+
 def write_stack(path, stack, meta, fmt=None, force=False, inputs=()):
     """Write stack to path atomically → {"format": name, "notes": [...]}; inputs: the files it
     was made from, which path must not name."""
     fmt = format_for(path, fmt)
+    if fmt in mytorch.YEARS:
+        mytorch.check_axes(stack, fmt)
     check_target(path, force, inputs)
     if fmt == "onnx":
         from .onnx_io import check_float32_range, import_onnx
@@ -142,4 +155,4 @@ def write_stack(path, stack, meta, fmt=None, force=False, inputs=()):
         _import_torch(path)
     meta = dict(meta, layout=fmt)
     write_atomic(path, lambda fp: _writer(fmt)(fp, stack, meta), force, inputs)
-    return {"format": fmt, "notes": [NOTES[fmt]] if fmt in NOTES else []}
+    return {"format": fmt, "notes": _notes(fmt, stack.layers[0].ndim)}

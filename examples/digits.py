@@ -1,0 +1,274 @@
+"""Find handwritten digits on a larger image with a scanning MLP turned into a Conv2d stack.
+
+    pip install -e ".[examples]"          # scikit-learn, for its 8×8 digits (shipped, no download)
+    python examples/digits.py             # about ten seconds
+    python examples/digits.py --keep DIR  # also keep the MLP, the stack and the canvas in DIR
+
+1. Train, with plain numpy, a 64 → 32 → 11 MLP on 8×8 patches: the ten digits and an 11th class,
+   "background", for patches that are not exactly one digit (blank, or parts of neighbours).
+2. Save it as a weight file scan2conv reads (npz, W1 b1 W2 b2, (in, out)) and convert it into a
+   Conv2d stack with scan2conv: a first layer with kernel 8×8 and stride 4×4, then a 1×1 layer.
+3. Place test-set digits (never trained on) on a 32×96 canvas at known positions, run the stack
+   over the whole canvas in one pass, and read where it finds each digit and which one.
+4. Check: the conv output equals the MLP run patch by patch; scan2conv.verify agrees; every
+   placed digit is found at its place with its label and nothing else is found. Exit 1 if not.
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+SEED = 8
+PATCH, STRIDE = 8, 4              # the MLP sees 8×8 pixels; the scan moves 4 pixels at a time
+HIDDEN, BACKGROUND = 32, 10       # class 10: "no digit exactly here"
+CANVAS, PLACED = (32, 96), 8      # canvas rows × columns; digits placed on it
+TRAIN_CANVASES, EVAL_CANVASES = 400, 100
+
+
+def load_digits_split(rng):
+    """(x_train, y_train, x_test, y_test): images (n, 8, 8) scaled to [0, 1], labels (n,)."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    x, y = digits.images / 16.0, digits.target
+    order = rng.permutation(len(y))
+    cut = len(y) * 2 // 3
+    return x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
+
+
+def grid_shape():
+    """Scan positions (rows, columns) of the canvas: P = (size − 8) // 4 + 1 per axis."""
+    return tuple((n - PATCH) // STRIDE + 1 for n in CANVAS)
+
+
+def place(images, labels, rng, count=PLACED):
+    """A canvas (rows, columns) with `count` digits at scan positions, none overlapping →
+    (canvas, {(row, column) of a digit's top-left pixel: label})."""
+    canvas, placed = np.zeros(CANVAS), {}
+    rows, cols = grid_shape()
+    pick = rng.choice(len(labels), size=count, replace=False)
+    for i in pick:
+        while True:
+            r, c = rng.integers(rows) * STRIDE, rng.integers(cols) * STRIDE
+            if not canvas[r:r + PATCH, c:c + PATCH].any() and all(
+                    abs(r - pr) >= PATCH or abs(c - pc) >= PATCH for pr, pc in placed):
+                break
+        canvas[r:r + PATCH, c:c + PATCH] = images[i]
+        placed[(int(r), int(c))] = int(labels[i])
+    return canvas, placed
+
+
+def windows(canvas):
+    """Every scan window of the canvas → (patches (P_h·P_w, 64) row-major, their (row, col))."""
+    rows, cols = grid_shape()
+    at = [(p * STRIDE, q * STRIDE) for p in range(rows) for q in range(cols)]
+    return np.stack([canvas[r:r + PATCH, c:c + PATCH].ravel() for r, c in at]), at
+
+
+def background_patches(images, labels, rng, canvases):
+    """Windows of canvases of training digits that do not hold exactly one digit: blank ones and
+    parts of one to four neighbours → (n, 64)."""
+    out = []
+    for _ in range(canvases):
+        canvas, placed = place(images, labels, rng)
+        patches, at = windows(canvas)
+        out.append(patches[[pos not in placed for pos in at]])
+    return np.concatenate(out)
+
+
+def forward(params, v):
+    """v (m, 64) → (hidden (m, 32) after ReLU, logits (m, 11)); the last layer has no activation."""
+    w1, b1, w2, b2 = params
+    h = np.maximum(v @ w1 + b1, 0)
+    return h, h @ w2 + b2
+
+
+def train(v, labels, rng, epochs=20, batch=128, lr=5e-3):
+    """Softmax cross-entropy, Adam → [W1 (64, 32), b1, W2 (32, 11), b2], weights (in, out)."""
+    params = [rng.standard_normal((PATCH * PATCH, HIDDEN)) * np.sqrt(2 / PATCH ** 2),
+              np.zeros(HIDDEN), rng.standard_normal((HIDDEN, 11)) * np.sqrt(1 / HIDDEN), np.zeros(11)]
+    m = [np.zeros_like(p) for p in params]
+    s = [np.zeros_like(p) for p in params]
+    step = 0
+    for _ in range(epochs):
+        order = rng.permutation(len(labels))
+        for start in range(0, len(order), batch):
+            i = order[start:start + batch]
+            grads = gradients(params, v[i], labels[i])
+            step += 1
+            for p, g, mp, sp in zip(params, grads, m, s):
+                mp += 0.1 * (g - mp)
+                sp += 0.001 * (g * g - sp)
+                p -= lr * (mp / (1 - 0.9 ** step)) / (np.sqrt(sp / (1 - 0.999 ** step)) + 1e-8)
+    return params
+
+
+def gradients(params, v, labels):
+    """Mean cross-entropy's gradients for [W1, b1, W2, b2]."""
+    h, z = forward(params, v)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    dz = p
+    dz[np.arange(len(labels)), labels] -= 1
+    dz /= len(labels)
+    dh = (dz @ params[2].T) * (h > 0)
+    return [v.T @ dh, dh.sum(axis=0), h.T @ dz, dz.sum(axis=0)]
+
+
+def training_set(x, y, rng):
+    """Each training digit five times, and background windows → (v (n, 64), labels (n,))."""
+    back = background_patches(x, y, rng, TRAIN_CANVASES)
+    v = np.concatenate([np.tile(x.reshape(len(x), -1), (5, 1)), back])
+    labels = np.concatenate([np.tile(y, 5), np.full(len(back), BACKGROUND)])
+    return v, labels
+
+
+
+def save_mlp(params, path):
+    """The weight file scan2conv reads: W1 (64, 32), b1, W2 (32, 11), b2, (in, out)."""
+    np.savez(path, **dict(zip(("W1", "b1", "W2", "b2"), params)))
+
+
+def to_conv(mlp_path, stack_path):
+    """scan2conv: the MLP file → a Conv2d stack (ConvertedStack), also written to stack_path."""
+    from scan2conv import convert, load_mlp
+    mlp = load_mlp(mlp_path, channels=1, kernel=(PATCH, PATCH))
+    stack = convert(mlp, kernel=(PATCH, PATCH), stride=(STRIDE, STRIDE), flatten="hwc")
+    stack.save(stack_path, force=True)
+    return stack
+
+
+def detections(scores):
+    """scores (11, P_h, P_w) → {(row, column) of the window's top-left pixel: digit} wherever
+    the best class is not background."""
+    best = scores.argmax(axis=0)
+    return {(int(p) * STRIDE, int(q) * STRIDE): int(best[p, q])
+            for p, q in zip(*np.nonzero(best != BACKGROUND))}
+
+
+def score(found, placed):
+    """Counts: right (place and label), wrong label, missed, found where no digit was."""
+    return np.array([sum(found.get(at) == k for at, k in placed.items()),
+                     sum(at in found and found[at] != k for at, k in placed.items()),
+                     sum(at not in found for at in placed),
+                     sum(at not in placed for at in found)])
+
+
+def position_map(found):
+    """The scan grid as text: the digit found at each position, · for background."""
+    rows, cols = grid_shape()
+    return ["  " + " ".join(str(found.get((p * STRIDE, q * STRIDE), "·")) for q in range(cols))
+            for p in range(rows)]
+
+
+def patch_by_patch(params, canvas, y):
+    """Max |conv output − the MLP run on each window| over all positions and classes."""
+    patches, at = windows(canvas)
+    _, z = forward(params, patches)
+    conv = np.stack([y[:, r // STRIDE, c // STRIDE] for r, c in at])
+    return float(np.abs(conv - z).max())
+
+
+def evaluate(stack, x_test, y_test, rng):
+    """The stack over EVAL_CANVASES more canvases of held-out digits → (counts, canvases right)."""
+    totals, exact = np.zeros(4, dtype=int), 0
+    for _ in range(EVAL_CANVASES):
+        canvas, placed = place(x_test, y_test, rng)
+        found = detections(stack.forward(canvas[None, None])[0])
+        totals += score(found, placed)
+        exact += found == placed
+    return totals, exact
+
+
+def picture(canvas):
+    """The canvas as text, a character per column and two rows (a character is about twice as
+    tall as wide): each the mean of its two pixels."""
+    half = canvas.reshape(CANVAS[0] // 2, 2, CANVAS[1]).mean(axis=1)
+    shades = np.array(list(" .:+#"))
+    edge = "  +" + "-" * CANVAS[1] + "+"
+    rows = ["  |" + "".join(row) + "|" for row in shades[np.minimum((half * 5).astype(int), 4)]]
+    return [edge, *rows, edge]
+
+
+def report_canvas(canvas, placed, found):
+    print(f"canvas        {CANVAS[0]}×{CANVAS[1]} pixels, {len(placed)} held-out digits placed; "
+          f"{'×'.join(map(str, grid_shape()))} scan positions, stride {STRIDE}×{STRIDE}")
+    print("\n".join(picture(canvas)))
+    print("placed        " + ", ".join(f"{k} at {at}" for at, k in sorted(placed.items())))
+    print("found         " + ", ".join(f"{k} at {at}" for at, k in sorted(found.items())))
+    print("scan positions (the digit found, · background):")
+    print("\n".join(position_map(found)))
+
+
+def run(folder):
+    """The whole example; files go to folder → True when every check passes."""
+    rng = np.random.default_rng(SEED)
+    x_train, y_train, x_test, y_test = load_digits_split(rng)
+    v, labels = training_set(x_train, y_train, rng)
+    print(f"digits        scikit-learn's 8×8 digits: {len(y_train)} to train on, {len(y_test)} "
+          "held out")
+    print(f"training      64 → {HIDDEN} → 11 (relu, identity) on {len(v):,} patches: each training "
+          f"digit 5 times, {int((labels == BACKGROUND).sum()):,} background windows")
+    params = train(v, labels, rng)
+    _, z = forward(params, x_test.reshape(len(x_test), -1))
+    print(f"held out      {np.mean(z.argmax(axis=1) == y_test):.1%} of the {len(y_test)} held-out "
+          "digits classified right, each alone in its patch")
+    mlp_path, stack_path = (os.path.join(folder, n) for n in ("digits_mlp.npz", "digits_stack.npz"))
+    save_mlp(params, mlp_path)
+    stack = to_conv(mlp_path, stack_path)
+    print(f"conv stack    {str(stack).splitlines()[0]}")
+    canvas, placed = place(x_test, y_test, rng)
+    canvas_path = os.path.join(folder, "canvas.npy")
+    np.save(canvas_path, canvas[:, :, None])                     # (H, W, C), channels last
+    y = stack.forward(canvas[None, None])[0]                     # (1, 1, 32, 96) → (11, 7, 23)
+    found = detections(y)
+    report_canvas(canvas, placed, found)
+    checks = check(params, canvas, y, mlp_path, canvas_path, stack_path, found, placed)
+    totals, exact = evaluate(stack, x_test, y_test, rng)
+    n = EVAL_CANVASES * PLACED
+    print(f"{EVAL_CANVASES} more canvases of held-out digits: {totals[0]} of {n} found at their "
+          f"place with the right label ({totals[0] / n:.1%}); {totals[1]} with a wrong label, "
+          f"{totals[2]} missed, {totals[3]} found where no digit was; {exact} canvases exactly right")
+    print("OK" if checks else "FAILED")
+    return checks
+
+
+def check(params, canvas, y, mlp_path, canvas_path, stack_path, found, placed):
+    """The three checks, printed → True when all pass."""
+    from scan2conv import verify
+    diff = patch_by_patch(params, canvas, y)
+    report = verify(mlp_path, x=canvas_path, stack=stack_path, channels=1)
+    right, wrong, missed, extra = score(found, placed)
+    results = [
+        (diff <= 1e-10, f"conv output = the MLP run on each of the {len(windows(canvas)[1])} "
+                        "patches, within 1e-10"),
+        (report.ok, "scan2conv.verify: the MLP, the simple stack and the stack file agree on the "
+                    "canvas"),
+        (right == len(placed) and extra == 0,
+         f"{right} of {len(placed)} placed digits found at their place with their label, "
+         f"{extra} found elsewhere"),
+    ]
+    for passed, text in results:
+        print(f"{'check' if passed else 'FAILED':<14}{text}")
+    return all(passed for passed, _ in results)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--keep", metavar="DIR", help="write digits_mlp.npz, digits_stack.npz and "
+                                                  "canvas.npy here (replacing them)")
+    args = ap.parse_args()
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        sys.exit("digits.py needs scikit-learn: pip install -e '.[examples]'")
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+        return 0 if run(args.keep) else 1
+    with tempfile.TemporaryDirectory() as folder:
+        return 0 if run(folder) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

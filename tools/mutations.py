@@ -495,4 +495,17 @@ MUTATIONS += [
       "            if source is not None and _identity(source) == here:",
       "            if False:",
       "tests/test_output_targets.py", "an input file written over as the output"),
+    # ---- images in the README, and the digits example -----------------------------------------
+    M("scan2conv/render.py",
+      "k{show(l['kernel'])}, s{show(l['stride'])}",
+      "k{l['kernel']}, s{l['stride']}",
+      "tests/test_render_axes.py", "an image stack's layers shown as k(2, 2) instead of k2×2"),
+    M("examples/digits.py",
+      "    return {(int(p) * STRIDE, int(q) * STRIDE): int(best[p, q])",
+      "    return {(int(q) * STRIDE, int(p) * STRIDE): int(best[p, q])",
+      "tests/test_examples.py", "the digits example reads a scan position's row and column swapped"),
+    M("examples/digits.py",
+      "        (diff <= 1e-10, f\"conv output = the MLP run",
+      "        (True, f\"conv output = the MLP run",
+      "tests/test_examples.py", "the digits example never fails its patch-by-patch check"),
 ]

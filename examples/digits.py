@@ -4,10 +4,11 @@
     python examples/digits.py             # about ten seconds
     python examples/digits.py --keep DIR  # also keep the MLP, the stack and the canvas in DIR
 
-1. Train, with plain numpy, a 64 → 32 → 11 MLP on 8×8 patches: the ten digits and an 11th class,
-   "background", for patches that are not exactly one digit (blank, or parts of neighbours).
-2. Save it as a weight file scan2conv reads (npz, W1 b1 W2 b2, (in, out)) and convert it into a
-   Conv2d stack with scan2conv: a first layer with kernel 8×8 and stride 4×4, then a 1×1 layer.
+1. Train, with plain numpy, an MLP on 8×8 patches (digits_model.py: 64 → 128 → 128 → 11, its
+   layers sharing 2×2 blocks): the ten digits and an 11th class, "background", for patches that
+   are not exactly one digit (blank, or parts of neighbours).
+2. Save it as a weight file scan2conv reads (npz, W1 b1 W2 b2 W3 b3, dense (in, out) matrices)
+   and convert it with scan2conv, which finds the shared blocks: a distributed Conv2d stack.
 3. Place test-set digits (never trained on) on a 32×96 canvas at known positions, run the stack
    over the whole canvas in one pass, and read where it finds each digit and which one.
 4. Check: the conv output equals the MLP run patch by patch; scan2conv.verify agrees; every
@@ -18,11 +19,17 @@ import os
 import sys
 import tempfile
 
-import numpy as np
+# the matrices are small: BLAS threads only wait for each other (many times slower on a busy machine)
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
+
+import digits_model as model  # noqa: E402
 
 SEED = 8
 PATCH, STRIDE = 8, 4              # the MLP sees 8×8 pixels; the scan moves 4 pixels at a time
-HIDDEN, BACKGROUND = 32, 10       # class 10: "no digit exactly here"
+BACKGROUND = 10                   # class 10: "no digit exactly here"
 CANVAS, PLACED = (32, 96), 8      # canvas rows × columns; digits placed on it
 TRAIN_CANVASES, EVAL_CANVASES = 400, 100
 
@@ -77,45 +84,6 @@ def background_patches(images, labels, rng, canvases):
     return np.concatenate(out)
 
 
-def forward(params, v):
-    """v (m, 64) → (hidden (m, 32) after ReLU, logits (m, 11)); the last layer has no activation."""
-    w1, b1, w2, b2 = params
-    h = np.maximum(v @ w1 + b1, 0)
-    return h, h @ w2 + b2
-
-
-def train(v, labels, rng, epochs=20, batch=128, lr=5e-3):
-    """Softmax cross-entropy, Adam → [W1 (64, 32), b1, W2 (32, 11), b2], weights (in, out)."""
-    params = [rng.standard_normal((PATCH * PATCH, HIDDEN)) * np.sqrt(2 / PATCH ** 2),
-              np.zeros(HIDDEN), rng.standard_normal((HIDDEN, 11)) * np.sqrt(1 / HIDDEN), np.zeros(11)]
-    m = [np.zeros_like(p) for p in params]
-    s = [np.zeros_like(p) for p in params]
-    step = 0
-    for _ in range(epochs):
-        order = rng.permutation(len(labels))
-        for start in range(0, len(order), batch):
-            i = order[start:start + batch]
-            grads = gradients(params, v[i], labels[i])
-            step += 1
-            for p, g, mp, sp in zip(params, grads, m, s):
-                mp += 0.1 * (g - mp)
-                sp += 0.001 * (g * g - sp)
-                p -= lr * (mp / (1 - 0.9 ** step)) / (np.sqrt(sp / (1 - 0.999 ** step)) + 1e-8)
-    return params
-
-
-def gradients(params, v, labels):
-    """Mean cross-entropy's gradients for [W1, b1, W2, b2]."""
-    h, z = forward(params, v)
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    dz = p
-    dz[np.arange(len(labels)), labels] -= 1
-    dz /= len(labels)
-    dh = (dz @ params[2].T) * (h > 0)
-    return [v.T @ dh, dh.sum(axis=0), h.T @ dz, dz.sum(axis=0)]
-
-
 def training_set(x, y, rng):
     """Each training digit five times, and background windows → (v (n, 64), labels (n,))."""
     back = background_patches(x, y, rng, TRAIN_CANVASES)
@@ -124,17 +92,17 @@ def training_set(x, y, rng):
     return v, labels
 
 
-
-def save_mlp(params, path):
-    """The weight file scan2conv reads: W1 (64, 32), b1, W2 (32, 11), b2, (in, out)."""
-    np.savez(path, **dict(zip(("W1", "b1", "W2", "b2"), params)))
+def save_mlp(weights, path):
+    """The weight file scan2conv reads: [W1, b1, W2, b2, W3, b3] as named arrays, W (in, out)."""
+    names = [f"{kind}{l // 2 + 1}" for l, kind in enumerate("Wb" * (len(weights) // 2))]
+    np.savez(path, **dict(zip(names, weights)))
 
 
 def to_conv(mlp_path, stack_path):
     """scan2conv: the MLP file → a Conv2d stack (ConvertedStack), also written to stack_path."""
     from scan2conv import convert, load_mlp
     mlp = load_mlp(mlp_path, channels=1, kernel=(PATCH, PATCH))
-    stack = convert(mlp, kernel=(PATCH, PATCH), stride=(STRIDE, STRIDE), flatten="hwc")
+    stack = convert(mlp, kernel=(PATCH, PATCH), flatten="hwc")   # stride: the blocks' natural 4×4
     stack.save(stack_path, force=True)
     return stack
 
@@ -162,10 +130,10 @@ def position_map(found):
             for p in range(rows)]
 
 
-def patch_by_patch(params, canvas, y):
+def patch_by_patch(weights, canvas, y):
     """Max |conv output − the MLP run on each window| over all positions and classes."""
     patches, at = windows(canvas)
-    _, z = forward(params, patches)
+    z = model.mlp_forward(weights, patches)
     conv = np.stack([y[:, r // STRIDE, c // STRIDE] for r, c in at])
     return float(np.abs(conv - z).max())
 
@@ -201,6 +169,15 @@ def report_canvas(canvas, placed, found):
     print("\n".join(position_map(found)))
 
 
+def report_costs(mlp_path, canvas_path):
+    """What scan2conv.explain counts for one canvas: parameters and multiply-adds of each form."""
+    from scan2conv import explain
+    costs = explain(mlp_path, x=canvas_path, kernel=(PATCH, PATCH)).data["costs"]
+    mlp, conv = costs["scanning_mlp"], costs["distributed"]
+    print(f"cost          one canvas: the scanning MLP {mlp['macs']:,} multiply-adds, "
+          f"{mlp['params']:,} parameters; the distributed stack {conv['macs']:,}, {conv['params']:,}")
+
+
 def run(folder):
     """The whole example; files go to folder → True when every check passes."""
     rng = np.random.default_rng(SEED)
@@ -208,14 +185,17 @@ def run(folder):
     v, labels = training_set(x_train, y_train, rng)
     print(f"digits        scikit-learn's 8×8 digits: {len(y_train)} to train on, {len(y_test)} "
           "held out")
-    print(f"training      64 → {HIDDEN} → 11 (relu, identity) on {len(v):,} patches: each training "
-          f"digit 5 times, {int((labels == BACKGROUND).sum()):,} background windows")
-    params = train(v, labels, rng)
-    _, z = forward(params, x_test.reshape(len(x_test), -1))
+    print(f"training      shared 2×2 blocks of {' → '.join(map(str, model.CHANNELS))} channels on "
+          f"{len(v):,} patches: each training digit 5 times, "
+          f"{int((labels == BACKGROUND).sum()):,} background windows")
+    weights = model.dense(model.train(v, labels, rng))
+    z = model.mlp_forward(weights, x_test.reshape(len(x_test), -1))
     print(f"held out      {np.mean(z.argmax(axis=1) == y_test):.1%} of the {len(y_test)} held-out "
           "digits classified right, each alone in its patch")
     mlp_path, stack_path = (os.path.join(folder, n) for n in ("digits_mlp.npz", "digits_stack.npz"))
-    save_mlp(params, mlp_path)
+    save_mlp(weights, mlp_path)
+    print(f"MLP file      {' → '.join(str(w.shape[0]) for w in weights[::2])} → 11, dense (in, out) "
+          "matrices W1 b1 W2 b2 W3 b3")
     stack = to_conv(mlp_path, stack_path)
     print(f"conv stack    {str(stack).splitlines()[0]}")
     canvas, placed = place(x_test, y_test, rng)
@@ -224,7 +204,8 @@ def run(folder):
     y = stack.forward(canvas[None, None])[0]                     # (1, 1, 32, 96) → (11, 7, 23)
     found = detections(y)
     report_canvas(canvas, placed, found)
-    checks = check(params, canvas, y, mlp_path, canvas_path, stack_path, found, placed)
+    report_costs(mlp_path, canvas_path)
+    checks = check(weights, canvas, y, mlp_path, canvas_path, stack_path, found, placed)
     totals, exact = evaluate(stack, x_test, y_test, rng)
     n = EVAL_CANVASES * PLACED
     print(f"{EVAL_CANVASES} more canvases of held-out digits: {totals[0]} of {n} found at their "
@@ -234,17 +215,17 @@ def run(folder):
     return checks
 
 
-def check(params, canvas, y, mlp_path, canvas_path, stack_path, found, placed):
+def check(weights, canvas, y, mlp_path, canvas_path, stack_path, found, placed):
     """The three checks, printed → True when all pass."""
     from scan2conv import verify
-    diff = patch_by_patch(params, canvas, y)
+    diff = patch_by_patch(weights, canvas, y)
     report = verify(mlp_path, x=canvas_path, stack=stack_path, channels=1)
     right, wrong, missed, extra = score(found, placed)
     results = [
         (diff <= 1e-10, f"conv output = the MLP run on each of the {len(windows(canvas)[1])} "
                         "patches, within 1e-10"),
-        (report.ok, "scan2conv.verify: the MLP, the simple stack and the stack file agree on the "
-                    "canvas"),
+        (report.ok, f"scan2conv.verify: the scanning MLP and the {', '.join(report.errors)} stacks "
+                    "agree on the canvas"),
         (right == len(placed) and extra == 0,
          f"{right} of {len(placed)} placed digits found at their place with their label, "
          f"{extra} found elsewhere"),

@@ -19,6 +19,10 @@ EXAMPLE = os.path.join(ROOT, "examples", "digits.py")
 AT = re.compile(r"(\d) at \((\d+), (\d+)\)")
 
 
+sys.path.insert(0, os.path.dirname(EXAMPLE))   # digits.py imports digits_model beside it
+import digits_model  # noqa: E402
+
+
 def digits_module():
     spec = importlib.util.spec_from_file_location("digits_example", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
@@ -81,15 +85,16 @@ def test_the_kept_files_verify_on_the_command_line(run):
                                   str(folder / "canvas.npy"), "--stack", str(folder / "digits_stack.npz")])
     assert r.exit_code == 0, r.output
     assert "K=8×8 pixels, stride 4×4 (the stack file) → 7×23 positions; output 11×7×23" in r.stdout
+    assert "distributed: 16, 4, 1 copies of each layer's block; largest copy deviation 0" in r.stdout
 
 
 @pytest.fixture(scope="module")
 def kept(run):
-    """What the example kept, read back: (module, params, canvas (32, 96), paths, placed)."""
+    """What the example kept, read back: (module, weights, canvas (32, 96), paths, placed)."""
     p, folder = run
     digits = digits_module()
     with np.load(folder / "digits_mlp.npz") as z:
-        params = [z["W1"], z["b1"], z["W2"], z["b2"]]
+        params = [z[f"{kind}{l}"] for l in (1, 2, 3) for kind in "Wb"]
     paths = [str(folder / n) for n in ("digits_mlp.npz", "canvas.npy", "digits_stack.npz")]
     canvas = np.load(paths[1])[:, :, 0]
     return digits, params, canvas, paths, positions(line(p.stdout, "placed "))
@@ -97,7 +102,7 @@ def kept(run):
 
 def conv_output(paths, canvas):
     from scan2conv import load_mlp, convert
-    stack = convert(load_mlp(paths[0], channels=1, kernel=(8, 8)), kernel=(8, 8), stride=(4, 4))
+    stack = convert(load_mlp(paths[0], channels=1, kernel=(8, 8)), kernel=(8, 8))
     return stack.forward(canvas[None, None])[0]
 
 
@@ -140,3 +145,38 @@ def test_detections_read_the_best_class_at_each_position():
     assert digits.detections(scores) == {(0, 20): 3, (24, 88): 7}
     counts = digits.score({(0, 20): 3, (24, 88): 1, (4, 4): 5}, {(0, 20): 3, (24, 88): 7, (8, 8): 2})
     assert counts.tolist() == [1, 1, 1, 1]   # right, wrong label, missed, found where none was
+
+
+def random_blocks(rng):
+    return [(rng.standard_normal((4 * c_in, c_out)), rng.standard_normal(c_out))
+            for c_in, c_out in zip(digits_model.CHANNELS, digits_model.CHANNELS[1:])]
+
+
+def test_the_dense_mlp_computes_what_the_blocks_compute():
+    rng = np.random.default_rng(1)
+    blocks, v = random_blocks(rng), rng.standard_normal((5, 64))
+    weights = digits_model.dense(blocks)
+    assert [w.shape for w in weights[::2]] == [(64, 128), (128, 128), (128, 11)]
+    _, hs = digits_model.forward(blocks, v)
+    np.testing.assert_allclose(digits_model.mlp_forward(weights, v), hs[-1], rtol=1e-12, atol=1e-12)
+
+
+def test_the_block_gradients_match_central_differences():
+    rng = np.random.default_rng(2)
+    blocks, v, labels = random_blocks(rng), rng.standard_normal((4, 64)), np.array([0, 3, 10, 7])
+
+    def loss():
+        z = digits_model.forward(blocks, v)[1][-1]
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(4), labels]))
+    grads = digits_model.gradients(blocks, v, labels)
+    for (w, b), (dw, db) in zip(blocks, grads):
+        for p, dp in ((w, dw), (b, db)):
+            for i in [(0,) * p.ndim, tuple(s - 1 for s in p.shape)]:
+                keep = p[i]
+                p[i] = keep + 1e-6
+                up = loss()
+                p[i] = keep - 1e-6
+                down = loss()
+                p[i] = keep
+                assert abs((up - down) / 2e-6 - dp[i]) < 1e-6

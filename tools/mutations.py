@@ -508,4 +508,12 @@ MUTATIONS += [
       "        (diff <= 1e-10, f\"conv output = the MLP run",
       "        (True, f\"conv output = the MLP run",
       "tests/test_examples.py", "the digits example never fails its patch-by-patch check"),
+    M("examples/digits_model.py",
+      "GRIDS[l + 1], CHANNELS[l]) * (hs[l - 1] > 0)",
+      "GRIDS[l + 1], CHANNELS[l])",
+      "tests/test_examples.py", "the digit detector back-propagates through a ReLU that was off"),
+    M("examples/digits_model.py",
+      "big[2 * p:2 * p + 2, 2 * q:2 * q + 2, :, p, q, :]",
+      "big[2 * q:2 * q + 2, 2 * p:2 * p + 2, :, p, q, :]",
+      "tests/test_examples.py", "the digit detector's blocks copied into the transposed cell"),
 ]

@@ -11,7 +11,8 @@ FORMAT_NAMES = {"npy": "homework pickled object array", "npz": "npz (W1, b1, …
 
 def layers_text(layers):
     """[{c_in, c_out, kernel, stride}] → '(24→8, k8, s4), (8→16, k1, s1)'."""
-    return ", ".join(f"({l['c_in']}→{l['c_out']}, k{l['kernel']}, s{l['stride']})" for l in layers)
+    return ", ".join(f"({l['c_in']}→{l['c_out']}, k{show(l['kernel'])}, s{show(l['stride'])})"
+                     for l in layers)
 
 
 def convert_text(r, stride_source):

@@ -36,6 +36,21 @@ def test_readme_first_command_installs_and_runs_verify():
     assert re.search(r"^pip install \. && scan2conv verify\s+#", README, re.M)
 
 
+def example_options():
+    """The long options of the scripts in examples/ (argparse), which the README names too."""
+    folder = os.path.join(ROOT, "examples")
+    found = set()
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name), encoding="utf-8") as fp:
+                found |= set(re.findall(r"add_argument\(\"(--[a-z][a-z-]+)\"", fp.read()))
+    return found
+
+
+def test_the_examples_options_are_read():
+    assert "--keep" in example_options()
+
+
 def test_every_long_option_in_the_readme_exists():
     known = set()
     for name in COMMANDS:
@@ -43,6 +58,7 @@ def test_every_long_option_in_the_readme_exists():
         for param in command.params:
             known.update(o for o in getattr(param, "opts", []) + getattr(param, "secondary_opts", [])
                          if o.startswith("--"))
+    known |= example_options()
     mentioned = set(re.findall(r"(?<!`)`[^`\n]*?(--[a-z][a-z-]+)", README))   # inline code
     mentioned |= set(re.findall(r"\$ scan2conv [^\n]*?(--[a-z][a-z-]+)", README))
     assert mentioned - known - {"--help"} == set()

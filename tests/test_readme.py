@@ -3,8 +3,8 @@ exactly what the README shows.
 
 Convention (README, "Commands"): in a ```console block a line starting with `$ ` is a command
 (`# …` at its end is a comment); the lines after it, up to the next `$ ` line, are what it prints,
-stdout and stderr in the order written. The folder is `try/` beside a link to the repository's
-fixtures/, as a reader who runs `mkdir try && cd try` in the repository root has it. Only figures
+stdout and stderr in the order written. The folder is `try/` beside links to the repository's
+fixtures/ and examples/, as a reader who runs `mkdir try && cd try` in the repository root has it. Only figures
 that vary from run to run or machine to machine are masked: times, dates, and floating-point
 rounding errors below 1e-9 (their digits depend on the BLAS and the CPU).
 
@@ -63,8 +63,9 @@ def missing_package(command):
 
 
 def fresh_folder(base):
-    """base/try, empty, with base/fixtures → the repository's fixtures."""
-    os.symlink(os.path.join(ROOT, "fixtures"), os.path.join(base, "fixtures"))
+    """base/try, empty, with base/fixtures and base/examples → the repository's folders."""
+    for name in ("fixtures", "examples"):
+        os.symlink(os.path.join(ROOT, name), os.path.join(base, name))
     folder = os.path.join(base, "try")
     os.mkdir(folder)
     return folder

@@ -70,7 +70,10 @@ def _strided(a, start, shape, strides):
     feel); as_strided on anything else.
     """
     if a.flags.c_contiguous and a.size:
-        return np.ndarray(shape, a.dtype, a, sum(i * s for i, s in zip(start, a.strides)), strides)
+        offset = 0
+        for i, s in zip(start, a.strides):
+            offset += i * s
+        return np.ndarray(shape, a.dtype, a, offset, strides)
     return as_strided(a[tuple(slice(i, None) for i in start)], shape, strides)
 
 
@@ -86,6 +89,11 @@ def _padded(x, padding):
     return np.pad(x, ((0, 0), (0, 0)) + tuple((p, p) for p in padding))
 
 
+def _output_shape(size, k, stride):
+    """ax.output_shape for per-axis tuples and no padding, without its conversions."""
+    return tuple(max((s - ka) // st + 1, 0) for s, ka, st in zip(size, k, stride))
+
+
 def _window_view(x, k, stride, out, block):
     """A block's windows as a view (m, *k, c_in, j1 − j0, *out[1:]):
     [i, t…, c, j…] = x[i0 + i, c, (j_a + j0_a)·stride_a + t_a …] (j0 on the first axis only)."""
@@ -93,7 +101,7 @@ def _window_view(x, k, stride, out, block):
     sn, sc, *sa = x.strides
     start = (i0, 0, j0 * stride[0]) + (0,) * (len(k) - 1)
     shape = (i1 - i0, *k, x.shape[1], j1 - j0, *out[1:])
-    return _strided(x, start, shape, (sn, *sa, sc, *(s * st for s, st in zip(sa, stride))))
+    return _strided(x, start, shape, (sn, *sa, sc, *[s * st for s, st in zip(sa, stride)]))
 
 
 def _fill(buf, x, k, stride, out, block, width=None):
@@ -102,7 +110,8 @@ def _fill(buf, x, k, stride, out, block, width=None):
     width: buf is laid out (Π k·c_in, width) and cols are its first columns.
     """
     view = _window_view(x, k, stride, out, block)
-    m, rows, l = view.shape[0], prod(k) * x.shape[1], prod(view.shape[-len(k):])
+    i0, i1, j0, j1 = block
+    m, rows, l = i1 - i0, x.shape[1] * prod(k), (j1 - j0) * prod(out[1:])
     if width:
         cols = buf.reshape(1, rows, width)[:, :, :l]
     else:
@@ -146,44 +155,63 @@ def conv(x, w, b=None, stride=1, padding=0, rows=None):
     (scan2conv.scanner).
     """
     k, stride, padding = _geometry(w, stride, padding)
-    c_out, c_in = w.shape[:2]
     x = _padded(x, padding)
-    n, out = x.shape[0], ax.output_shape(x.shape[2:], k, stride)
+    out = _output_shape(x.shape[2:], k, stride)
     dtype = np.result_type(x, w)
-    y = np.empty((n, c_out, *out), dtype)
-    flat, inner = y.reshape(n, c_out, -1), prod(out[1:])
+    y = np.empty((x.shape[0], w.shape[0], *out), dtype)
     w_kc = _matrix(w).astype(dtype, copy=False)
-    width = prod(k) * c_in
-    per = rows or max(_block_rows(width, dtype), inner)
-    full = (per // max(inner, 1)) * inner if rows else None    # columns of a fixed-shape block
-    buf = np.zeros(width * (full or min(per, max(n * prod(out), 1))), dtype)
-    apart = all(ka <= sa for ka, sa in zip(k, stride))          # windows do not overlap
-    for block in _blocks(n, out[0], inner, per, aligned=bool(rows)):
+    if rows:
+        _forward_fixed(x, w_kc, k, stride, y, rows)
+    elif y.size:
+        _forward(x, w_kc, k, stride, y)
+    if b is not None:
+        y += b.astype(dtype, copy=False).reshape(-1, *(1,) * len(k))
+    return y
+
+
+def _forward(x, w_kc, k, stride, y):
+    """y (n, c_out, *out) ← windows of x (n, c_in, *size) · w_kc (c_out, Π k·c_in), by blocks."""
+    n, c_out, *out = y.shape
+    flat, inner, width = y.reshape(n, c_out, -1), prod(out[1:]), w_kc.shape[1]
+    per = max(_block_rows(width, y.dtype), inner)
+    buf = None
+    for block in _blocks(n, out[0], inner, per):
         i0, i1, j0, j1 = block
         dest = flat[i0:i1, :, j0 * inner:j1 * inner]
         direct = _direct(x, k, stride, block)
-        if rows and apart and len(k) == 1:
+        if direct is not None:
+            np.matmul(w_kc, direct.T, out=dest[0])
+            continue
+        if buf is None:
+            buf = np.empty(width * min(per, n * prod(out)), y.dtype)
+        # (c_out, Π k·c_in) · (m, Π k·c_in, l) → (m, c_out, l), written in place
+        np.matmul(w_kc, _fill(buf, x, k, stride, out, block), out=dest)
+
+
+def _forward_fixed(x, w_kc, k, stride, y, rows):
+    """_forward in blocks of exactly `rows` first-axis positions, each the same multiply."""
+    n, c_out, *out = y.shape
+    flat, inner, width = y.reshape(n, c_out, -1), prod(out[1:]), w_kc.shape[1]
+    full = (rows // max(inner, 1)) * inner      # columns of a fixed-shape block
+    buf = np.zeros(width * full, y.dtype)
+    apart = all(ka <= sa for ka, sa in zip(k, stride))          # windows do not overlap
+    for block in _blocks(n, out[0], inner, rows, aligned=True):
+        i0, i1, j0, j1 = block
+        dest = flat[i0:i1, :, j0 * inner:j1 * inner]
+        if apart and len(k) == 1:
             # always (rows, k·c_in) read transposed, in place or from a zero-filled copy: the
             # same rounding wherever the block lies and whatever x's layout
+            direct = _direct(x, k, stride, block)
             if direct is None or j1 - j0 < rows:
-                copy = np.zeros((rows, k[0], c_in), dtype)
+                copy = np.zeros((rows, k[0], x.shape[1]), y.dtype)
                 np.copyto(copy[:j1 - j0], _window_view(x, k, stride, out, block)[0].transpose(2, 0, 1))
                 direct = copy.reshape(rows, width)
             dest[0] = (w_kc @ direct.T)[:, :j1 - j0]
-        elif direct is not None and not rows:
-            np.matmul(w_kc, direct.T, out=dest[0])
-        elif rows:   # always the same shape, zero-filled: the same rounding wherever it lies
+        else:   # always the same shape, zero-filled: the same rounding wherever it lies
             _fill(buf, x, k, stride, out, block, full)
             whole = buf.reshape(width, full)
             whole[:, dest.shape[2]:] = 0
             dest[0] = (w_kc @ whole)[:, :dest.shape[2]]
-        else:
-            cols = _fill(buf, x, k, stride, out, block)
-            # (c_out, Π k·c_in) · (m, Π k·c_in, l) → (m, c_out, l), written in place
-            np.matmul(w_kc, cols, out=dest)
-    if b is not None:
-        y += b.astype(dtype, copy=False).reshape(-1, *(1,) * len(k))
-    return y
 
 
 def conv_backward(x, w, dy, stride=1, padding=0):
@@ -192,15 +220,27 @@ def conv_backward(x, w, dy, stride=1, padding=0):
     c_out, c_in = w.shape[:2]
     size = x.shape[2:]
     x = _padded(x, padding)
-    n, out = x.shape[0], dy.shape[2:]
     dtype = np.result_type(x, w, dy)
     w_kc = _matrix(w).astype(dtype, copy=False)
-    width, inner = prod(k) * c_in, prod(out[1:])
-    dw = np.zeros((c_out, width), dtype)
+    dw = np.zeros(w_kc.shape, dtype)
     dx = np.zeros(x.shape, dtype)
-    dflat = dy.reshape(n, c_out, -1)
-    per = max(_block_rows(width + c_out, dtype), inner)
-    buf = np.zeros(width * min(per, max(n * prod(out), 1)), dtype)
+    if dy.size:
+        _backward(x, w_kc, dy.astype(dtype, copy=False), k, stride, dx, dw)
+    d = len(k)
+    dw = np.ascontiguousarray(dw.reshape(c_out, *k, c_in).transpose(0, d + 1, *range(1, d + 1)))
+    db = dy.sum(axis=(0, *range(2, dy.ndim)), dtype=dtype)
+    if any(padding):
+        dx = np.ascontiguousarray(dx[(slice(None), slice(None)) +
+                                     tuple(slice(p, p + s) for p, s in zip(padding, size))])
+    return dx, dw, db
+
+
+def _backward(x, w_kc, dy, k, stride, dx, dw):
+    """dx (n, c_in, *size) and dw (c_out, Π k·c_in) ← their sums over dy's blocks."""
+    n, c_out, *out = dy.shape
+    dflat, inner, width = dy.reshape(n, c_out, -1), prod(out[1:]), w_kc.shape[1]
+    per = max(_block_rows(width + c_out, dx.dtype), inner)
+    buf = np.empty(width * min(per, n * prod(out)), dx.dtype)
     dbuf = np.empty_like(buf)
     for block in _blocks(n, out[0], inner, per):
         i0, i1, j0, j1 = block
@@ -213,36 +253,32 @@ def conv_backward(x, w, dy, stride=1, padding=0):
         dcols = dbuf[:cols.size].reshape(cols.shape)
         np.matmul(w_kc.T, dyb, out=dcols)
         _col2im(dx, dcols, k, stride, out, block)
-    d = len(k)
-    dw = np.ascontiguousarray(dw.reshape(c_out, *k, c_in).transpose(0, d + 1, *range(1, d + 1)))
-    db = dy.sum(axis=(0, *range(2, dy.ndim)), dtype=dtype)
-    crop = tuple(slice(p, p + s) for p, s in zip(padding, size))
-    return np.ascontiguousarray(dx[(slice(None), slice(None)) + crop]), dw, db
 
 
 def _col2im(dx, dcols, k, stride, out, block):
     """Add dcols (m, Π k·c_in, l) into dx (n, c_in, *size): tap t of window j lands on
     j·stride + t on every axis.
 
-    Per axis, taps q·stride … q·stride + r − 1 of every window go at once: for one q they
-    never overlap, so each add is one strided view.
+    Per axis, taps q … q + r − 1 of every window (q a multiple of the stride, r ≤ stride) go
+    at once: they never overlap, so each add is one strided view.
     """
     i0, i1, j0, j1 = block
     m, c_in = i1 - i0, dx.shape[1]
     taps = dcols.reshape(m, *k, c_in, j1 - j0, *out[1:])
     sn, sc, *sa = dx.strides
-    apart = all(ka <= sa_ for ka, sa_ in zip(k, stride))
-    for q in product(*(range(-(-ka // s)) for ka, s in zip(k, stride))):
-        r = [min(s, ka - qa * s) for ka, s, qa in zip(k, stride, q)]
-        start = [(qa + (j0 if a == 0 else 0)) * s for a, (qa, s) in enumerate(zip(q, stride))]
-        # [i, u…, c, j…] → dx[i0 + i, c, start_a + j_a·stride_a + u_a …]
-        span = _strided(dx, (i0, 0, *start), (m, *r, c_in, j1 - j0, *out[1:]),
-                        (sn, *sa, sc, *(s * st for s, st in zip(sa, stride))))
-        share = taps[(slice(None),) + tuple(slice(qa * s, qa * s + ra) for qa, s, ra in zip(q, stride, r))]
+    tail = (c_in, j1 - j0, *out[1:])
+    strides = (sn, *sa, sc, *[s * st for s, st in zip(sa, stride)])
+    first = j0 * stride[0]
+    apart = all(ka <= st for ka, st in zip(k, stride))
+    for q in product(*[range(0, ka, st) for ka, st in zip(k, stride)]):
+        cut = [slice(qa, min(qa + st, ka)) for ka, st, qa in zip(k, stride, q)]
+        share = taps[(slice(None), *cut)]
+        # [i, u…, c, j…] → dx[i0 + i, c, q_a + j_a·stride_a + u_a …] (j0 on the first axis)
+        span = _strided(dx, (i0, 0, q[0] + first, *q[1:]), share.shape, strides)
         if apart:   # windows do not overlap: each position has one share
-            span[...] = share
+            np.copyto(span, share)
         else:
-            span += share
+            np.add(span, share, out=span)
 
 
 def conv_naive(x, w, b=None, stride=1, padding=0):

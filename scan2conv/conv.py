@@ -17,9 +17,10 @@ from itertools import product
 from math import prod
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
+from numpy.lib.stride_tricks import sliding_window_view
 
 from . import axes as ax
+from . import im2col as im
 
 
 def output_length(l_in, k, stride=1, padding=0):
@@ -32,7 +33,7 @@ def windows(x, k, stride=1, padding=0):
     if padding:
         x = np.pad(x, ((0, 0), (0, 0), (padding, padding)))
     # sliding_window_view with a step slice is a view: no stride-1 result is ever computed
-    return sliding_window_view(x, k, axis=2)[:, :, ::stride].transpose(0, 2, 1, 3)
+    return slidingim.window_view(x, k, axis=2)[:, :, ::stride].transpose(0, 2, 1, 3)
 
 
 # bytes of one block's window buffer: small enough to stay in cache, large enough that each
@@ -63,20 +64,6 @@ def _blocks(n, rows, inner, per, aligned=False):
             yield i, min(i + samples, n), 0, rows
 
 
-def _strided(a, start, shape, strides):
-    """A view of a's memory from a[start] (an index per axis) with the given shape and strides.
-
-    Built directly on a C-contiguous array (as_strided costs microseconds that small blocks
-    feel); as_strided on anything else.
-    """
-    if a.flags.c_contiguous and a.size:
-        offset = 0
-        for i, s in zip(start, a.strides):
-            offset += i * s
-        return np.ndarray(shape, a.dtype, a, offset, strides)
-    return as_strided(a[tuple(slice(i, None) for i in start)], shape, strides)
-
-
 def _geometry(w, stride, padding):
     d = w.ndim - 2
     return w.shape[2:], ax.axes(stride, d), ax.axes(padding, d)
@@ -92,51 +79,6 @@ def _padded(x, padding):
 def _output_shape(size, k, stride):
     """ax.output_shape for per-axis tuples and no padding, without its conversions."""
     return tuple(max((s - ka) // st + 1, 0) for s, ka, st in zip(size, k, stride))
-
-
-def _window_view(x, k, stride, out, block):
-    """A block's windows as a view (m, *k, c_in, j1 − j0, *out[1:]):
-    [i, t…, c, j…] = x[i0 + i, c, (j_a + j0_a)·stride_a + t_a …] (j0 on the first axis only)."""
-    i0, i1, j0, j1 = block
-    sn, sc, *sa = x.strides
-    start = (i0, 0, j0 * stride[0]) + (0,) * (len(k) - 1)
-    shape = (i1 - i0, *k, x.shape[1], j1 - j0, *out[1:])
-    return _strided(x, start, shape, (sn, *sa, sc, *[s * st for s, st in zip(sa, stride)]))
-
-
-def _fill(buf, x, k, stride, out, block, width=None):
-    """Copy a block's windows into buf → cols (m, Π k·c_in, positions), rows (taps…, channel).
-
-    width: buf is laid out (Π k·c_in, width) and cols are its first columns.
-    """
-    view = _window_view(x, k, stride, out, block)
-    i0, i1, j0, j1 = block
-    m, rows, l = i1 - i0, x.shape[1] * prod(k), (j1 - j0) * prod(out[1:])
-    if width:
-        cols = buf.reshape(1, rows, width)[:, :, :l]
-    else:
-        cols = buf[:m * rows * l].reshape(m, rows, l)
-    np.copyto(cols.reshape(view.shape), view)
-    return cols
-
-
-def _direct(x, k, stride, block):
-    """The windows of a one-sample block on one axis as a view (l, k·c_in) that BLAS reads in
-    place, or None.
-
-    That is when x lies channel-last (frames of c_in contiguous numbers, as time-major input
-    does) and windows do not overlap (k ≤ stride): window j is then one run of k·c_in numbers,
-    stride·c_in apart.
-    """
-    i0, i1, j0, j1 = block
-    if len(k) != 1:
-        return None
-    (k,), (stride,) = k, stride
-    item, c_in = x.itemsize, x.shape[1]
-    if i1 - i0 != 1 or k > stride or x.strides[1] != item or x.strides[2] != c_in * item:
-        return None
-    return as_strided(x[i0, :, j0 * stride:], (j1 - j0, k * c_in), (stride * c_in * item, item),
-                      writeable=False)
 
 
 def _matrix(w):
@@ -178,14 +120,14 @@ def _forward(x, w_kc, k, stride, y):
     for block in _blocks(n, out[0], inner, per):
         i0, i1, j0, j1 = block
         dest = flat[i0:i1, :, j0 * inner:j1 * inner]
-        direct = _direct(x, k, stride, block)
+        direct = im.direct(x, k, stride, block)
         if direct is not None:
             np.matmul(w_kc, direct.T, out=dest[0])
             continue
         if buf is None:
             buf = np.empty(width * min(per, n * prod(out)), y.dtype)
         # (c_out, Π k·c_in) · (m, Π k·c_in, l) → (m, c_out, l), written in place
-        np.matmul(w_kc, _fill(buf, x, k, stride, out, block), out=dest)
+        np.matmul(w_kc, im.fill(buf, x, k, stride, out, block), out=dest)
 
 
 def _forward_fixed(x, w_kc, k, stride, y, rows):
@@ -201,14 +143,14 @@ def _forward_fixed(x, w_kc, k, stride, y, rows):
         if apart and len(k) == 1:
             # always (rows, k·c_in) read transposed, in place or from a zero-filled copy: the
             # same rounding wherever the block lies and whatever x's layout
-            direct = _direct(x, k, stride, block)
+            direct = im.direct(x, k, stride, block)
             if direct is None or j1 - j0 < rows:
                 copy = np.zeros((rows, k[0], x.shape[1]), y.dtype)
-                np.copyto(copy[:j1 - j0], _window_view(x, k, stride, out, block)[0].transpose(2, 0, 1))
+                np.copyto(copy[:j1 - j0], im.window_view(x, k, stride, out, block)[0].transpose(2, 0, 1))
                 direct = copy.reshape(rows, width)
             dest[0] = (w_kc @ direct.T)[:, :j1 - j0]
         else:   # always the same shape, zero-filled: the same rounding wherever it lies
-            _fill(buf, x, k, stride, out, block, full)
+            im.fill(buf, x, k, stride, out, block, full)
             whole = buf.reshape(width, full)
             whole[:, dest.shape[2]:] = 0
             dest[0] = (w_kc @ whole)[:, :dest.shape[2]]
@@ -244,7 +186,7 @@ def _backward(x, w_kc, dy, k, stride, dx, dw):
     dbuf = np.empty_like(buf)
     for block in _blocks(n, out[0], inner, per):
         i0, i1, j0, j1 = block
-        cols = _fill(buf, x, k, stride, out, block)
+        cols = im.fill(buf, x, k, stride, out, block)
         dyb = dflat[i0:i1, :, j0 * inner:j1 * inner]
         # per sample (c_out, l) · (l, Π k·c_in), summed over the block
         for i in range(i1 - i0):
@@ -252,33 +194,7 @@ def _backward(x, w_kc, dy, k, stride, dx, dw):
         # (Π k·c_in, c_out) · (m, c_out, l) → each window's share of dx
         dcols = dbuf[:cols.size].reshape(cols.shape)
         np.matmul(w_kc.T, dyb, out=dcols)
-        _col2im(dx, dcols, k, stride, out, block)
-
-
-def _col2im(dx, dcols, k, stride, out, block):
-    """Add dcols (m, Π k·c_in, l) into dx (n, c_in, *size): tap t of window j lands on
-    j·stride + t on every axis.
-
-    Per axis, taps q … q + r − 1 of every window (q a multiple of the stride, r ≤ stride) go
-    at once: they never overlap, so each add is one strided view.
-    """
-    i0, i1, j0, j1 = block
-    m, c_in = i1 - i0, dx.shape[1]
-    taps = dcols.reshape(m, *k, c_in, j1 - j0, *out[1:])
-    sn, sc, *sa = dx.strides
-    tail = (c_in, j1 - j0, *out[1:])
-    strides = (sn, *sa, sc, *[s * st for s, st in zip(sa, stride)])
-    first = j0 * stride[0]
-    apart = all(ka <= st for ka, st in zip(k, stride))
-    for q in product(*[range(0, ka, st) for ka, st in zip(k, stride)]):
-        cut = [slice(qa, min(qa + st, ka)) for ka, st, qa in zip(k, stride, q)]
-        share = taps[(slice(None), *cut)]
-        # [i, u…, c, j…] → dx[i0 + i, c, q_a + j_a·stride_a + u_a …] (j0 on the first axis)
-        span = _strided(dx, (i0, 0, q[0] + first, *q[1:]), share.shape, strides)
-        if apart:   # windows do not overlap: each position has one share
-            np.copyto(span, share)
-        else:
-            np.add(span, share, out=span)
+        im.col2im(dx, dcols, k, stride, out, block)
 
 
 def conv_naive(x, w, b=None, stride=1, padding=0):

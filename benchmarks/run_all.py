@@ -1,5 +1,6 @@
-"""Every benchmark in one run: engine vs torch (sequences and images) and the GEMM peak, start-up latency, long scans'
-memory and speed against ONNX Runtime, and batch verify. Usage: python benchmarks/run_all.py"""
+"""Every benchmark in one run: engine vs torch (sequences and images) and the GEMM peak, start-up
+latency, long scans' memory and speed against ONNX Runtime, and batch verify.
+Usage: python benchmarks/run_all.py"""
 import os
 import sys
 

@@ -11,7 +11,8 @@ samples. Its windows are copied (one strided copy, whatever x's layout) into a s
 buffer, column-major: (Π k·c_in, positions), rows ordered (taps…, channel). One matrix
 multiply (c_out, Π k·c_in) · (Π k·c_in, positions) then writes the block straight into y,
 which BLAS takes in place with its row stride. The buffer stays in cache, so copying costs
-little beside the multiply.
+little beside the multiply. The copies both ways (windows to columns, columns back onto dx)
+live in scan2conv.im2col; a call on a small input does little else than them and its multiply.
 """
 from itertools import product
 from math import prod

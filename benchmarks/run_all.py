@@ -1,5 +1,6 @@
-"""Every benchmark in one run: engine vs torch and the GEMM peak, start-up latency, long scans'
-memory and speed against ONNX Runtime, and batch verify. Usage: python benchmarks/run_all.py"""
+"""Every benchmark in one run: engine vs torch (sequences and images) and the GEMM peak, start-up
+latency, long scans' memory and speed against ONNX Runtime, and batch verify.
+Usage: python benchmarks/run_all.py"""
 import os
 import sys
 
@@ -7,6 +8,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import batch_files  # noqa: E402
 import engine  # noqa: E402
+import engine2d  # noqa: E402
 import latency  # noqa: E402
 import scan_memory  # noqa: E402
 from common import machine_header  # noqa: E402
@@ -15,7 +17,8 @@ from common import machine_header  # noqa: E402
 def main():
     print(machine_header())
     results = {}
-    for name, run in (("engine", lambda: engine.main([])), ("latency", latency.main),
+    for name, run in (("engine", lambda: engine.main([])), ("engine2d", lambda: engine2d.main([])),
+                      ("latency", latency.main),
                       ("scan", lambda: scan_memory.main([])), ("batch", batch_files.main)):
         print(flush=True)
         results[name] = run()

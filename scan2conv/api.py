@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import defaults
+from .axes import show
 from .errors import InputError, OptionNeeded
 from .formats import DEFAULT_MAX_BYTES
 from .reports import (ConvertedStack, ConvertReport, ExplainReport, InspectReport, ScanReport,
@@ -45,7 +46,9 @@ class LoadedMLP:
     def __str__(self) -> str:
         acts = ", ".join(d.activation for d in self.mlp.layers)
         return (f"scanning MLP {self.source}: {' → '.join(map(str, self.mlp.widths))} ({acts}), "
-                f"K={self.kernel} frames of {self.channels} features")
+                + (f"K={show(self.kernel)} pixels of {self.channels} channels"
+                   if isinstance(self.kernel, tuple) else
+                   f"K={self.kernel} frames of {self.channels} features"))
 
 
 @dataclass(frozen=True)

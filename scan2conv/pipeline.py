@@ -25,6 +25,7 @@ class Job:
     sources: dict
     weight_file: object = None
     order: str = "tc"      # how a patch is flattened (hwc, chw on images); the MLP reads it channels last
+    file_meta: dict = None  # what the MLP file records of its scan (formats/mlpmeta.py), or None
 
 
 def _input_mismatch(input_path, x, n_in):
@@ -66,6 +67,12 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     x: the input at input_path already read (a batch reads it once for every MLP);
     require_shape: the layer widths the MLP must have, or None; flatten: an image patch's
     order (hwc, chw), None to infer it."""
+    wf = meta = None
+    if mlp_path is not None:
+        # a WeightFile: arrays handed over in Python, read already
+        wf, meta = (mlp_path, None) if isinstance(mlp_path, WeightFile) else read_mlp_file(mlp_path, max_bytes)
+    if meta is not None:
+        kernel, channels, flatten = from_meta(meta, wf.path, kernel, channels, flatten)
     ndim = ax.ndim(kernel) if kernel is not None else None   # axes: --kernel, else the input's
     if x is None and input_path:
         x = read_input(input_path, channels, max_bytes, ndim)
@@ -73,13 +80,10 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     channels_from_input = channels is None and x is not None
     if channels is None:
         channels = x.shape[1] if x is not None else defaults.sample_channels(ndim)
-    wf = None
     if mlp_path is None:
         mlp, mlp_source = defaults.embedded_mlp(ndim), "embedded default"
     else:
-        # a WeightFile: arrays handed over in Python, read already
-        wf = mlp_path if isinstance(mlp_path, WeightFile) else read_weights(mlp_path, max_bytes)
-        blame = input_path if channels_from_input else None
+        blame = input_path if channels_from_input or meta else None
         mlp, mlp_source = _build(wf, channels, orientation, activation_names, x, blame), wf.path
     require_widths(mlp, require_shape, mlp_source)
     k = infer_kernel(mlp, channels, kernel, ndim)
@@ -93,7 +97,42 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
                          f"patch width K={ax.show(k)}")
     sources = {"mlp": mlp_source, "input": input_path or "embedded sample"}
     check_reach(mlp, x, mlp_source, sources["input"])
-    return settle_order(Job(mlp, x, channels, k, sources, wf), flatten)
+    return settle_order(Job(mlp, x, channels, k, sources, wf, file_meta=meta), flatten)
+
+
+def read_mlp_file(path, max_bytes=DEFAULT_MAX_BYTES):
+    """(WeightFile, the scan2conv MLP metadata or None) of an MLP file; InputError naming what
+    to do instead when the file is a conv stack."""
+    from .formats import family_of
+    from .formats.mlpmeta import split
+    from .stackgiven import refuse_stack, stack_or_error
+    try:
+        wf = read_weights(path, max_bytes)
+    except InputError as e:
+        raise stack_or_error(path, e, max_bytes) from None
+    meta, wf = split(wf, family_of(path))
+    refuse_stack(wf)
+    return wf, meta
+
+
+def from_meta(meta, path, kernel, channels, flatten):
+    """(kernel, channels, flatten): the options, else what the MLP file's metadata records. An
+    option that contradicts the file is refused; the stride may differ (a scan at another
+    stride is still the same MLP)."""
+    recorded = {"--kernel": meta["kernel"], "--channels": meta["channels"],
+                "--flatten": meta["patch"] if ax.ndim(meta["kernel"]) > 1 else None}
+    given = {"--kernel": kernel, "--channels": channels, "--flatten": flatten}
+    for flag, value in given.items():
+        if None not in (value, recorded[flag]) and _shown(value) != _shown(recorded[flag]):
+            raise OptionNeeded(f"{flag} {_shown(value)} contradicts {path}, whose metadata records "
+                               f"{_shown(recorded[flag])}; drop {flag}")
+    return (meta["kernel"] if kernel is None else kernel,
+            meta["channels"] if channels is None else channels,
+            flatten or recorded["--flatten"])
+
+
+def _shown(value):
+    return value if isinstance(value, str) else ax.show(value)
 
 
 @dataclass
@@ -138,6 +177,8 @@ def require_distributed(sharing):
 
 def _file_stride(job):
     """A scan stride recorded in the weight file's metadata, or None."""
+    if job.file_meta is not None:
+        return job.file_meta["stride"]
     meta = job.weight_file.meta if job.weight_file is not None else {}
     scan = meta.get("scan")
     value = meta.get("stride", scan.get("stride") if isinstance(scan, dict) else None)

@@ -263,7 +263,7 @@ def plan(job, stride=None, layers=None, expect=None, source="--stride", max_byte
     from .distributed import check_layers, infer_sharing
     from .spec import simple_spec
     if layers is not None:
-        sharing = check_layers(job.mlp, job.channels, layers)
+        sharing = check_layers(job.mlp, job.channels, layers, kernel=job.kernel)
     else:
         sharing = infer_sharing(job.mlp, job.channels, kernel=job.kernel)
     if form == "distributed":

@@ -28,7 +28,7 @@ def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, 
     (the report dict `unroll` prints, Unrolled)."""
     from .atomic import check_target, write_atomic
     from .formats.mlp_writers import mlp_format_for, write_mlp
-    from .unroll import load_stack, reference_of, unroll
+    from .unroll import load_stack, reference_of, typed, unroll
     if (reference is None) != (x is None):
         raise OptionNeeded("--reference and --input go together: the reference output is the "
                            "scanning MLP's output on --input")
@@ -47,23 +47,18 @@ def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, 
     if reference:
         from .inputs import read_input
         input_name = x if isinstance(x, str) else "x"
-        a = read_input(x, stack.channels, max_bytes) if isinstance(x, str) else np.asarray(x)
+        a = read_input(x, stack.channels, max_bytes, ax.ndim(u.kernel)) if isinstance(x, str) else np.asarray(x)
         y = reference_of(u, a)
     notes = []
     if output is not None:
         write_mlp(output, u.weights, u.biases, fmt, transposed, force, _meta(stack, u))
         if fmt == "npy" and isinstance(u.kernel, tuple):
-            notes.append(f"the .npy form records no axes: read it with --kernel {_typed(u.kernel)} "
-                         f"--stride {_typed(u.stride)} (npz, h5 and safetensors record them)")
+            notes.append(f"the .npy form records no axes: read it with --kernel {typed(u.kernel)} "
+                         f"--stride {typed(u.stride)} (npz, h5 and safetensors record them)")
     if y is not None:
         write_atomic(reference, lambda fp: np.save(fp, y), force)
     return _report(stack, info, u, output, fmt, transposed, off_block, reference, input_name, y,
                    notes), u
-
-
-def _typed(value):
-    """An option's value as it is typed: 8x8."""
-    return ax.show(value).replace(ax.TIMES, "x")
 
 
 def _meta(stack, u):

@@ -160,6 +160,11 @@ def test_stride_assignments_per_axis():
     # rows: 1 + 1 + 1·s1 = 3, s1·s2 = 2; columns: 1 + 2 + 2·s1 = 7, s1·s2 = 4
     assert stride_assignments([(2, 3), (2, 3)], (3, 7), (2, 4)) == [((1, 2), (2, 2))]
     assert stride_assignments([(2, 2)], (3, 2), (1, 1)) == []
+    # two assignments per axis: every combination of the rows' and the columns'
+    assert stride_assignments([2, 1, 2], 4, 2) == [(1, 2, 1), (2, 1, 1)]
+    assert stride_assignments([(2, 2), (1, 1), (2, 2)], (4, 4), (2, 2)) == [
+        ((1, 1), (2, 2), (1, 1)), ((1, 2), (2, 1), (1, 1)), ((2, 1), (1, 2), (1, 1)),
+        ((2, 2), (1, 1), (1, 1))]
 
 
 def test_diagnose_in_the_library(files):

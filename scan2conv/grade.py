@@ -158,6 +158,12 @@ def _fits(foreign, strides, job, reference, rtol, atol):
 
 def settle_strides(foreign, job, plan, rtol=1e-5, atol=1e-8):
     """The strides to run a foreign stack with, and where they came from."""
+    if foreign.ndim != ax.ndim(job.kernel):
+        from .errors import OptionNeeded
+        raise OptionNeeded(f"{foreign.path}: the stack's filters scan {_axes(foreign.ndim)}, the "
+                           f"MLP is read as a scan over {_axes(ax.ndim(job.kernel))} (K="
+                           f"{ax.show(job.kernel)}); the two must scan alike: --kernel gives the MLP's patch "
+                           "(8 on a sequence, 8x8 on an image)")
     if foreign.strides is not None:
         return Settled(foreign.strides, f"the stack file ({foreign.layout})")
     kernels = foreign.kernels
@@ -184,6 +190,10 @@ def settle_strides(foreign, job, plan, rtol=1e-5, atol=1e-8):
     return Settled(list(chosen), f"tried {len(options)} stride assignments with K={ax.show(job.kernel)}, "
                    f"S={ax.show(plan.stride)}: ({', '.join(map(ax.show, chosen))}) {verdict}",
                    [list(s) for s in options])
+
+
+def _axes(n):
+    return "1 axis" if n == 1 else f"{n} axes"
 
 
 def grade(report, foreign, settled, job, plan, name="file"):

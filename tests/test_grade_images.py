@@ -229,3 +229,22 @@ def test_layers_per_axis_checked_and_used(files):
     assert report["stacks"][1]["layers"][0]["kernel"] == [2, 2]
     line = one_error(run("verify", "--layers", "2x2:2x2,2x2:2x2,2x2:1x1"), 2)   # the 1-D default
     assert "gives sizes over 2 axes; the patch K=8 has 1" in line
+
+
+def test_a_stack_over_other_axes_than_the_mlp(files, tmp_path, fixtures):
+    np.savez(tmp_path / "s.npz", **_shared_student())
+    line = one_error(run("verify", files / "shared.npz", "--stack", tmp_path / "s.npz"), 2)
+    assert "the stack's filters scan 2 axes, the MLP is read as a scan over 1 axis (K=8)" in line
+    assert run("convert", fixtures / "mlp_weights_part_c.npy", "-o", tmp_path / "c.npz").exit_code == 0
+    one_stack = {k: v for k, v in np.load(tmp_path / "c.npz").items() if k != "__meta__"}
+    np.savez(tmp_path / "c1.npz", **one_stack)
+    line = one_error(run("verify", files / "dense.npz", "--kernel", "8x8", "--stride", "4x4",
+                         "--stack", tmp_path / "c1.npz"), 2)
+    assert "the stack's filters scan 1 axis, the MLP is read as a scan over 2 axes (K=8×8)" in line
+
+
+def test_filters_of_mixed_axes_are_refused(files, tmp_path):
+    np.savez(tmp_path / "mixed.npz", **{"conv1.weight": RIGHT1, "conv2.weight": RIGHT2[:, :, :, 0]})
+    line = one_error(run("verify", files / "dense.npz", "--kernel", "8x8", "--stride", "4x4",
+                         "--stack", tmp_path / "mixed.npz"), 3)
+    assert "the filters mix Conv1d and Conv2d shapes" in line

@@ -191,3 +191,15 @@ def test_a_2d_stack_where_the_mlp_goes(image_files):
     assert "a conv stack written by scan2conv convert, not a scanning MLP" in line
     with pytest.raises(InputError, match="verify MLP --stack"):
         load_mlp(str(image_files / "d.npz"))
+
+
+def test_a_keras_conv_model_where_the_mlp_goes(tmp_path, monkeypatch):
+    import keras
+    monkeypatch.chdir(tmp_path)
+    model = keras.Sequential([keras.Input((16, 3)), keras.layers.Conv1D(2, 2, strides=2, activation="relu"),
+                              keras.layers.Conv1D(4, 2)])
+    model.save_weights("kc.weights.h5")
+    line = one_error(run("explain", "kc.weights.h5"), 3)
+    assert line == ("error: kc.weights.h5: Keras convolution layers: a conv stack, not a scanning MLP: "
+                    "check it with `scan2conv verify MLP --stack kc.weights.h5`, or get the MLP it "
+                    "computes with `scan2conv unroll kc.weights.h5 -o mlp.npz`")

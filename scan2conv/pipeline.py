@@ -70,7 +70,9 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     wf = meta = None
     if mlp_path is not None:
         # a WeightFile: arrays handed over in Python, read already
-        wf, meta = (mlp_path, None) if isinstance(mlp_path, WeightFile) else read_mlp_file(mlp_path, max_bytes)
+        from .formats.mlpmeta import split
+        wf = mlp_path if isinstance(mlp_path, WeightFile) else read_mlp_file(mlp_path, max_bytes)
+        meta = split(wf, None)[0]
     if meta is not None:
         kernel, channels, flatten = from_meta(meta, wf.path, kernel, channels, flatten)
     ndim = ax.ndim(kernel) if kernel is not None else None   # axes: --kernel, else the input's
@@ -101,8 +103,8 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
 
 
 def read_mlp_file(path, max_bytes=DEFAULT_MAX_BYTES):
-    """(WeightFile, the scan2conv MLP metadata or None) of an MLP file; InputError naming what
-    to do instead when the file is a conv stack."""
+    """The WeightFile of an MLP file, its scan2conv metadata (formats/mlpmeta.py) checked and
+    kept with it; InputError naming what to do instead when the file is a conv stack."""
     from .formats import family_of
     from .formats.mlpmeta import split
     from .stackgiven import refuse_stack, stack_or_error
@@ -110,9 +112,8 @@ def read_mlp_file(path, max_bytes=DEFAULT_MAX_BYTES):
         wf = read_weights(path, max_bytes)
     except InputError as e:
         raise stack_or_error(path, e, max_bytes) from None
-    meta, wf = split(wf, family_of(path))
-    refuse_stack(wf)
-    return wf, meta
+    refuse_stack(split(wf, family_of(path))[1])
+    return wf
 
 
 def from_meta(meta, path, kernel, channels, flatten):

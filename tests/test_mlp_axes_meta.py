@@ -73,7 +73,9 @@ def test_every_mlp_command_reads_the_axes(image_files, tmp_path):
     r = run("inspect", u)
     assert r.exit_code == 0, r.stderr
     assert "K=8×8, stride 4×4, patch hwc, 3 channels (the file's metadata)" in r.stdout
-    assert load_mlp(str(u)).kernel == (8, 8)
+    loaded = load_mlp(str(u))
+    assert loaded.kernel == (8, 8)
+    assert verify(loaded).to_dict()["output_shape"] == [4, 7, 7]   # the axes travel with it
 
 
 def test_the_stack_unrolled_then_converted_is_the_stack(image_files, tmp_path):

@@ -92,6 +92,8 @@ def split(wf, family):
     text = wf.meta.get(KEY)
     if text is None and family == "hdf5":
         text = read_h5_text(wf.path)
+        if text is not None:
+            wf.meta[KEY] = text   # kept with the arrays, as the other formats keep it
     return (None if text is None else parse_mlp_meta(text, wf.path)), wf
 
 

@@ -7,9 +7,10 @@ from . import axes as ax
 from . import defaults
 from .images import settle_order
 from .errors import InputError, OptionNeeded, StructureError
-from .formats import DEFAULT_MAX_BYTES, WeightFile, read_weights
+from .formats import DEFAULT_MAX_BYTES
 from .infer import DEFAULT_CHANNELS, infer_kernel
-from .inputs import as_network_input, read_input
+from .inputs import as_network_input
+from .jobfiles import mlp_and_input, read_raw
 from .reach import check_reach
 from .weights import build_mlp
 
@@ -67,18 +68,10 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     x: the input at input_path already read (a batch reads it once for every MLP);
     require_shape: the layer widths the MLP must have, or None; flatten: an image patch's
     order (hwc, chw), None to infer it."""
-    wf = meta = None
-    if mlp_path is not None:
-        # a WeightFile: arrays handed over in Python, read already
-        from .formats.mlpmeta import split
-        wf = mlp_path if isinstance(mlp_path, WeightFile) else read_mlp_file(mlp_path, max_bytes)
-        meta = split(wf, None)[0]
-    if meta is not None:
-        kernel, channels, flatten = from_meta(meta, wf.path, kernel, channels, flatten)
-    ndim = ax.ndim(kernel) if kernel is not None else None   # axes: --kernel, else the input's
-    if x is None and input_path:
-        x = read_input(input_path, channels, max_bytes, ndim)
-    ndim = ndim or (x.ndim - 2 if x is not None else 1)
+    wf, meta, x, kernel, channels, flatten = mlp_and_input(mlp_path, input_path, x, kernel,
+                                                            channels, flatten, max_bytes)
+    # axes: --kernel or the MLP file's, else the input's
+    ndim = ax.ndim(kernel) if kernel is not None else (x.ndim - 2 if x is not None else 1)
     channels_from_input = channels is None and x is not None
     if channels is None:
         channels = x.shape[1] if x is not None else defaults.sample_channels(ndim)
@@ -100,40 +93,6 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     sources = {"mlp": mlp_source, "input": input_path or "embedded sample"}
     check_reach(mlp, x, mlp_source, sources["input"])
     return settle_order(Job(mlp, x, channels, k, sources, wf, file_meta=meta), flatten)
-
-
-def read_mlp_file(path, max_bytes=DEFAULT_MAX_BYTES):
-    """The WeightFile of an MLP file, its scan2conv metadata (formats/mlpmeta.py) checked and
-    kept with it; InputError naming what to do instead when the file is a conv stack."""
-    from .formats import family_of
-    from .formats.mlpmeta import split
-    from .stackgiven import refuse_stack, stack_or_error
-    try:
-        wf = read_weights(path, max_bytes)
-    except InputError as e:
-        raise stack_or_error(path, e, max_bytes) from None
-    refuse_stack(split(wf, family_of(path))[1])
-    return wf
-
-
-def from_meta(meta, path, kernel, channels, flatten):
-    """(kernel, channels, flatten): the options, else what the MLP file's metadata records. An
-    option that contradicts the file is refused; the stride may differ (a scan at another
-    stride is still the same MLP)."""
-    recorded = {"--kernel": meta["kernel"], "--channels": meta["channels"],
-                "--flatten": meta["patch"] if ax.ndim(meta["kernel"]) > 1 else None}
-    given = {"--kernel": kernel, "--channels": channels, "--flatten": flatten}
-    for flag, value in given.items():
-        if None not in (value, recorded[flag]) and _shown(value) != _shown(recorded[flag]):
-            raise OptionNeeded(f"{flag} {_shown(value)} contradicts {path}, whose metadata records "
-                               f"{_shown(recorded[flag])}; drop {flag}")
-    return (meta["kernel"] if kernel is None else kernel,
-            meta["channels"] if channels is None else channels,
-            flatten or recorded["--flatten"])
-
-
-def _shown(value):
-    return value if isinstance(value, str) else ax.show(value)
 
 
 @dataclass
@@ -196,13 +155,7 @@ def _file_stride(job):
 def read_expected(path, max_bytes=DEFAULT_MAX_BYTES):
     """A reference output file (npy, npz or text) → its values (floats as stored, integers as
     float64)."""
-    from .formats import open_checked
-    from .inputs import _read_array
-    open_checked(path)
-    try:
-        a = _read_array(path, max_bytes)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    a = read_raw(path, max_bytes)
     if a.dtype.kind not in "iuf":
         raise InputError(f"{path}: the expected output has dtype {a.dtype}; expected numbers")
     return a if a.dtype.kind == "f" else a.astype(np.float64)   # float32 stays: it sets the precision

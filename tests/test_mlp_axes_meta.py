@@ -205,3 +205,17 @@ def test_a_keras_conv_model_where_the_mlp_goes(tmp_path, monkeypatch):
     assert line == ("error: kc.weights.h5: Keras convolution layers: a conv stack, not a scanning MLP: "
                     "check it with `scan2conv verify MLP --stack kc.weights.h5`, or get the MLP it "
                     "computes with `scan2conv unroll kc.weights.h5 -o mlp.npz`")
+
+
+def test_the_input_is_read_over_the_recorded_axes(image_files, tmp_path):
+    u = _unrolled(image_files, "npz")
+    np.save(tmp_path / "img.npy", np.random.default_rng(1).standard_normal((20, 24, 3)))
+    r = run("verify", u, "--input", tmp_path / "img.npy", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["output_shape"] == [4, 4, 5]
+    np.save(tmp_path / "seq.npy", np.zeros((40, 3)))
+    line = one_error(run("verify", u, "--input", tmp_path / "seq.npy"), 3)
+    assert "a scan over 2 axes takes an image (H, W, C)" in line
+    np.save(tmp_path / "img4.npy", np.zeros((20, 20, 4)))
+    line = one_error(run("explain", u, "--input", tmp_path / "img4.npy"), 3)
+    assert "input has 4 features per frame, the MLP expects 3" in line

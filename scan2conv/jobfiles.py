@@ -1,9 +1,8 @@
-"""The files a job reads: the MLP file (a conv stack in its place refused, the axes it records
-applied where the options leave them open) and the input, read over those axes."""
+"""The files a job reads besides its input: the MLP file (a conv stack in its place refused,
+the axes it records applied where the options leave them open) and reference outputs."""
 from . import axes as ax
 from .errors import InputError, OptionNeeded
 from .formats import DEFAULT_MAX_BYTES, WeightFile, read_weights
-from .inputs import as_network_input
 
 
 def read_raw(path, max_bytes=DEFAULT_MAX_BYTES):
@@ -49,34 +48,3 @@ def from_meta(meta, path, kernel, channels, flatten):
 
 def _shown(value):
     return value if isinstance(value, str) else ax.show(value)
-
-
-def mlp_and_input(mlp_path, input_path, x, kernel, channels, flatten, max_bytes):
-    """(WeightFile, its metadata, x, kernel, channels, flatten): the MLP file (mlp_path: a path,
-    a WeightFile of arrays handed over in Python, or None) and the input, the input's faults
-    reported first as always; the axes the options leave open from the MLP file's metadata,
-    the input read over them."""
-    from .formats.mlpmeta import split
-    raw = deferred = None
-    if x is None and input_path:
-        raw = read_raw(input_path, max_bytes)
-        try:
-            x = as_network_input(raw, input_path, channels, None if kernel is None else ax.ndim(kernel))
-        except InputError as e:
-            deferred = e      # unless the MLP file records other axes to read it over
-    wf = meta = None
-    if mlp_path is not None:
-        try:
-            wf = mlp_path if isinstance(mlp_path, WeightFile) else read_mlp_file(mlp_path, max_bytes)
-            meta = split(wf, None)[0]
-        except InputError:
-            if deferred:
-                raise deferred from None
-            raise
-    if meta is not None:
-        kernel, channels, flatten = from_meta(meta, wf.path, kernel, channels, flatten)
-        if raw is not None:
-            x, deferred = as_network_input(raw, input_path, channels, ax.ndim(kernel)), None
-    if deferred:
-        raise deferred
-    return wf, meta, x, kernel, channels, flatten

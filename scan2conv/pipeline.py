@@ -7,10 +7,10 @@ from . import axes as ax
 from . import defaults
 from .images import settle_order
 from .errors import InputError, OptionNeeded, StructureError
-from .formats import DEFAULT_MAX_BYTES
+from .formats import DEFAULT_MAX_BYTES, WeightFile
 from .infer import DEFAULT_CHANNELS, infer_kernel
-from .inputs import as_network_input
-from .jobfiles import mlp_and_input, read_raw
+from .inputs import as_network_input, read_input
+from .jobfiles import from_meta, read_mlp_file, read_raw
 from .reach import check_reach
 from .weights import build_mlp
 
@@ -58,6 +58,36 @@ def require_widths(mlp, widths, source):
         arrow = " → ".join
         raise InputError(f"{source}: the MLP is {arrow(map(str, mlp.widths))}, the required shape "
                          f"is {arrow(map(str, widths))}")
+
+
+def mlp_and_input(mlp_path, input_path, x, kernel, channels, flatten, max_bytes):
+    """(WeightFile, its metadata, x, kernel, channels, flatten): the MLP file (mlp_path: a path,
+    a WeightFile of arrays handed over in Python, or None) and the input, the input's faults
+    reported first as always; the axes the options leave open from the MLP file's metadata,
+    the input read over them."""
+    from .formats.mlpmeta import split
+    deferred = None
+    if x is None and input_path:
+        try:
+            x = read_input(input_path, channels, max_bytes, None if kernel is None else ax.ndim(kernel))
+        except InputError as e:
+            deferred = e      # unless the MLP file records other axes to read it over
+    wf = meta = None
+    if mlp_path is not None:
+        try:
+            wf = mlp_path if isinstance(mlp_path, WeightFile) else read_mlp_file(mlp_path, max_bytes)
+            meta = split(wf, None)[0]
+        except InputError:
+            if deferred:
+                raise deferred from None
+            raise
+    if meta is not None:
+        kernel, channels, flatten = from_meta(meta, wf.path, kernel, channels, flatten)
+        if input_path and (deferred or x.ndim - 2 != ax.ndim(kernel) or x.shape[1] != channels):
+            x, deferred = read_input(input_path, channels, max_bytes, ax.ndim(kernel)), None
+    if deferred:
+        raise deferred
+    return wf, meta, x, kernel, channels, flatten
 
 
 def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orientation=None,

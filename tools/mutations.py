@@ -516,8 +516,8 @@ MUTATIONS += [
       "        return [tuple(zip(*combo)) for combo in islice(product(*per_axis), limit)]",
       "        return [tuple(zip(*combo)) for combo in islice(product(*per_axis), 1)]",
       "tests/test_grade_images.py", "parity: only the first per-axis stride assignment tried"),
-    M("scan2conv/jobfiles.py",
-      "            x, deferred = as_network_input(raw, input_path, channels, ax.ndim(kernel)), None",
+    M("scan2conv/pipeline.py",
+      "            x, deferred = read_input(input_path, channels, max_bytes, ax.ndim(kernel)), None",
       "            pass",
       "tests/test_mlp_axes_meta.py", "parity: the input not read again over the MLP file's axes"),
 ]

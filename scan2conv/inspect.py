@@ -65,7 +65,7 @@ def inspect_file(path, max_bytes=DEFAULT_MAX_BYTES, channels=None):
         if scan is not None:
             report["scan"] = scan
         report["mlp"] = mlp_summary(wf, channels or (scan or {}).get("channels"))
-        if any(a.ndim == 3 for _, a in wf.arrays):   # conv filters without scan2conv's metadata
+        if any(a.ndim >= 3 for _, a in wf.arrays):   # conv filters without scan2conv's metadata
             from .foreign import foreign_summary
             report["conv_stack"] = foreign_summary(path, wf, max_bytes)
     return report

@@ -248,3 +248,34 @@ def test_filters_of_mixed_axes_are_refused(files, tmp_path):
     line = one_error(run("verify", files / "dense.npz", "--kernel", "8x8", "--stride", "4x4",
                          "--stack", tmp_path / "mixed.npz"), 3)
     assert "the filters mix Conv1d and Conv2d shapes" in line
+
+
+def _onnx_stack(path, stack):
+    """The stack as an ONNX Conv graph of Conv2d nodes with their strides, and no metadata."""
+    from onnx import TensorProto, helper, numpy_helper
+    nodes, inits, prev = [], [], "x"
+    for i, l in enumerate(stack.layers, 1):
+        inits += [numpy_helper.from_array(l.w.astype(np.float32), f"w{i}"),
+                  numpy_helper.from_array(l.b.astype(np.float32), f"b{i}")]
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"],
+                                      strides=list(l.stride), name=f"conv{i}"))
+        prev = f"c{i}"
+        if l.activation == "relu":
+            nodes.append(helper.make_node("Relu", [prev], [f"r{i}"]))
+            prev = f"r{i}"
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, None)], inits)
+    import onnx
+    onnx.save(helper.make_model(graph), str(path))
+
+
+def test_an_onnx_conv2d_graph_records_its_strides(files, tmp_path):
+    _onnx_stack(tmp_path / "s.onnx", scan2conv.convert(None, kernel=(8, 8)).stack)
+    r = run("verify", files / "shared.npz", "--kernel", "8x8", "--stack", tmp_path / "s.onnx", "--json")
+    assert r.exit_code == 0, r.stderr
+    e = json.loads(r.stdout)["stack_file"]
+    assert e["strides"] == [[2, 2], [2, 2], [1, 1]] and e["stride_source"] == "the stack file (ONNX Conv graph)"
+    r = run("inspect", tmp_path / "s.onnx")
+    assert "as a stack   (3→2, k2×2, s2×2), (2→8, k2×2, s2×2), (8→4, k2×2, s1×1); strides recorded" in r.stdout
+    r = run("unroll", tmp_path / "s.onnx", "-o", tmp_path / "u.npz")
+    assert r.exit_code == 0 and "strides from the stack file" in r.stdout

@@ -253,6 +253,7 @@ mlp_options = options(channels_option, mlp_options_no_input)
 
 
 def _parse_layers(ctx, param, value):
+    from scan2conv import axes
     if value is None:
         return None
     try:
@@ -262,7 +263,7 @@ def _parse_layers(ctx, param, value):
     except ValueError:   # digits int() does not read, such as '²'
         raise click.BadParameter(f"{value!r} is not kernel:stride per layer in the digits 0-9 "
                                  "(e.g. --layers 2:2,2:2,2:1)") from None
-    if max(max(pair) for pair in layers) > MAX_COUNT:
+    if max(max(axes.axes(v)) for pair in layers for v in pair) > MAX_COUNT:
         raise click.BadParameter(f"{value!r}: kernels and strides are at most {MAX_COUNT}")
     return layers
 
@@ -287,8 +288,9 @@ require_shape_option = click.option(
 
 layers_option = click.option(
     "--layers", callback=_parse_layers, metavar="K:S,…",
-    help="The distributed structure, kernel:stride per layer (e.g. 2:2,2:2,2:1), checked against "
-         "the weights (default: inferred from the shared blocks).")
+    help="The distributed structure, kernel:stride per layer (e.g. 2:2,2:2,2:1; on an image "
+         "per axis, 2x2:2x2,2x2:2x2,2x2:1x1), checked against the weights (default: inferred "
+         "from the shared blocks).")
 expect_option = click.option(
     "--expect", type=click.Path(dir_okay=True, readable=False),
     help="A reference output (e.g. the autograder's (1, 124) array); when neither --stride, the "

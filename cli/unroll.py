@@ -3,7 +3,7 @@ import click
 
 import scan2conv
 
-from .common import (EXIT_CODES, debug_option, emit, input_option, json_option, layers_option,
+from .common import (EXIT_CODES, Axes, debug_option, emit, input_option, json_option, layers_option,
                      max_size_option, reports_errors)
 
 @click.command(epilog=EXIT_CODES)
@@ -17,9 +17,10 @@ from .common import (EXIT_CODES, debug_option, emit, input_option, json_option, 
 @click.option("--off-block", type=click.Choice(["nan", "zero"]), default="nan", show_default=True,
               help="What a weight with no connection holds: NaN (the homework's part c) or 0.")
 @layers_option
-@click.option("--kernel", type=click.IntRange(min=1),
-              help="Patch width K, with --stride: settles the strides a file does not record.")
-@click.option("--stride", type=click.IntRange(min=1), help="Scan stride S (see --kernel).")
+@click.option("--kernel", type=Axes(),
+              help="Patch width K (an image's rows×columns: 8x8), with --stride: settles the "
+                   "strides a file does not record.")
+@click.option("--stride", type=Axes(), help="Scan stride S (see --kernel; 4x4 on an image).")
 @click.option("--reference", type=click.Path(),
               help="Also write the scanning MLP's output on --input here (.npy, shape (n, O·P), "
                    "channel-major), as the autograder stores it.")
@@ -43,6 +44,7 @@ def unroll(stack_path, output, fmt, transposed, off_block, layers, kernel, strid
       scan2conv unroll stack.npz -o mlp_weights_part_c.npy
       scan2conv unroll student.pt --layers 2:2,2:2,2:1 -o variant.npy \\
           --reference variant_ref.npy --input data.asc
+      scan2conv unroll student2d.npz --layers 2x2:2x2,2x2:2x2,2x2:1x1 -o mlp2d.npz
     """
     report = scan2conv.unroll(stack_path, output=output, fmt=fmt, transposed=transposed,
                               off_block=off_block, layers=layers, kernel=kernel, stride=stride,

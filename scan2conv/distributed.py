@@ -365,34 +365,59 @@ def infer_sharing(mlp, channels, rtol=DEFAULT_RTOL, kernel=None):
 
 
 def parse_layers(text):
-    """'2:2,2:2,2:1' → [(2, 2), (2, 2), (2, 1)] (kernel:stride per layer)."""
+    """'2:2,2:2,2:1' → [(2, 2), (2, 2), (2, 1)] (kernel:stride per layer); on an image, sizes
+    per axis: '2x2:2x2,2x2:1x1' → [((2, 2), (2, 2)), ((2, 2), (1, 1))]."""
     out = []
     for part in text.split(","):
         k, sep, s = part.strip().partition(":")
-        if not (sep and k.isdigit() and s.isdigit() and int(k) > 0 and int(s) > 0):
+        if not (sep and _sizes(k) and _sizes(s)):
             raise OptionNeeded(f"--layers {text}: {part.strip()!r} is not kernel:stride "
                                "(positive whole numbers, e.g. --layers 2:2,2:2,2:1)")
-        out.append((int(k), int(s)))
+        k, s = ax.parse(k), ax.parse(s)
+        if len(k) != len(s) or (out and len(k) != ax.ndim(out[0][0])):
+            raise OptionNeeded(f"--layers {text}: {part.strip()!r} does not give every kernel and "
+                               "stride the same number of axes (e.g. 2x2:2x2 on an image)")
+        out.append((ax.plain(k), ax.plain(s)))
     return out
 
 
-def check_layers(mlp, channels, layers, rtol=DEFAULT_RTOL):
-    """A structure given as [(kernel, stride)] per layer, checked against the weights → Sharing."""
-    flag = "--layers " + ",".join(f"{k}:{s}" for k, s in layers)
+def _sizes(text):
+    """Whether text is a size or one per axis: 2, 2x2."""
+    return all(p.strip().isdigit() and int(p) > 0 for p in text.lower().replace("×", "x").split("x"))
+
+
+def _typed(layers):
+    """The --layers value as typed: 2:2,2:2 or 2x2:2x2,…"""
+    return ",".join(f"{ax.show(k)}:{ax.show(s)}" for k, s in layers).replace(ax.TIMES, "x")
+
+
+def check_layers(mlp, channels, layers, rtol=DEFAULT_RTOL, kernel=None):
+    """A structure given as [(kernel, stride)] per layer (sizes per axis on an image, whose
+    patch is `kernel`), checked against the weights → Sharing."""
+    flag = "--layers " + _typed(layers)
     if len(layers) != len(mlp.layers):
         raise StructureError(f"{flag} names {len(layers)} layers, the MLP has {len(mlp.layers)}")
-    g_in, c_in, fits = mlp.in_features // channels, channels, []
+    g_in = ax.axes(kernel if kernel is not None else mlp.in_features // channels)
+    if ax.ndim(layers[0][0]) != len(g_in):
+        n = ax.ndim(layers[0][0])
+        raise OptionNeeded(f"{flag} gives sizes over {n} ax{'is' if n == 1 else 'es'}; the patch "
+                           f"K={ax.show(ax.plain(g_in))} has {len(g_in)} (e.g. "
+                           f"{'2x2:2x2 on an image' if len(g_in) > 1 else '2:2 on a sequence'})")
+    c_in, fits = channels, []
     for i, (d, (k, s)) in enumerate(zip(mlp.layers, layers), start=1):
         n_out = d.w.shape[1]
-        g = (g_in - k) // s + 1 if k <= g_in else 0
-        if g < 1 or k + (g - 1) * s != g_in or n_out % g:
-            raise StructureError(f"{flag}: layer {i} (k{k} s{s}) does not tile the {g_in} positions "
-                                 f"it reads into whole copies of a block over {n_out} outputs")
-        fit, miss = fit_layer(i, d.w, d.b, g_in, c_in, n_out // g, k, s, rtol)
+        g = tuple((gi - ki) // si + 1 if ki <= gi else 0 for gi, ki, si in zip(g_in, ax.axes(k), ax.axes(s)))
+        copies = prod(g)
+        if min(g) < 1 or any(ki + (ga - 1) * si != gi for ki, ga, si, gi in
+                             zip(ax.axes(k), g, ax.axes(s), g_in)) or n_out % copies:
+            raise StructureError(f"{flag}: layer {i} (k{ax.show(k)} s{ax.show(s)}) does not tile the "
+                                 f"{ax.show(ax.plain(g_in))} positions it reads into whole copies of "
+                                 f"a block over {n_out} outputs")
+        fit, miss = fit_layer(i, d.w, d.b, ax.plain(g_in), c_in, n_out // copies, k, s, rtol)
         if miss is not None:
             raise StructureError(f"{flag}: {miss.message()}")
         fits.append(fit)
-        g_in, c_in = g, n_out // g
-    if g_in != 1:
-        raise StructureError(f"{flag}: the last layer leaves {g_in} positions per patch, not 1")
+        g_in, c_in = g, n_out // copies
+    if prod(g_in) != 1:
+        raise StructureError(f"{flag}: the last layer leaves {ax.show(ax.plain(g_in))} positions per patch, not 1")
     return Sharing(channels, tuple(fits), source="--layers")

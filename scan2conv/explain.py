@@ -9,6 +9,7 @@ import numpy as np
 from . import axes as ax
 from .distributed import block_mask
 from .mlp import positions
+from .render import layer_text
 
 MAX_ROWS = 12   # units drawn per layer; the middle of a longer list is elided
 
@@ -147,7 +148,7 @@ def format_explain(report):
     lines += [f"note          {n}" for n in m["notes"] + st["notes"]]
     lines += ["", f"{'layer':<7}{'MLP weight':<12}{'conv layer':<22}{'positions':<11}copies × block"]
     for i, l in enumerate(report["layers"], start=1):
-        conv = f"({l['c_in']}→{l['c_out']}, k{ax.show(l['kernel'])}, s{ax.show(l['stride'])})"
+        conv = layer_text(l)
         where = f"{ax.show(l['positions_in'])} → {ax.show(l['positions_out'])}"
         lines.append(f"{i:<7}{'×'.join(map(str, l['weight'])):<12}{conv:<22}{where:<11}"
                      f"{l['copies']} × {l['block'][0]}×{l['block'][1]}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import axes as ax
 from .errors import InputError
 from .formats import family_of, read_weights
 from .formats.mytorch import standard_names
@@ -20,18 +21,25 @@ from .formats.order import layer_order, stem
 from .stack import Conv1d, Stack
 
 _STRIDE = re.compile(r"^(.*?)\.(?:conv1d_stride1\.)?(?:stride|(?:downsample1d\.)?downsampling_factor)$")
+MAX_AXES = 2   # Conv1d and Conv2d
 ONNX_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu"}
 
 
 @dataclass
 class ForeignLayer:
-    """One conv layer as the file holds it: w (c_out, c_in, k), b (c_out,) or None."""
+    """One conv layer as the file holds it: w (c_out, c_in, *k), b (c_out,) or None; stride an
+    int, one per axis (a tuple), or None when the file does not record it."""
 
     name: str
     w: np.ndarray
     b: np.ndarray = None
-    stride: int = None
+    stride: object = None
     activation: str = None
+
+    @property
+    def kernel(self):
+        """k: an int on one axis, a tuple per axis on more."""
+        return ax.plain(self.w.shape[2:])
 
 
 @dataclass
@@ -45,7 +53,11 @@ class ForeignStack:
 
     @property
     def kernels(self):
-        return [l.w.shape[2] for l in self.layers]
+        return [l.kernel for l in self.layers]
+
+    @property
+    def ndim(self):
+        return self.layers[0].w.ndim - 2
 
     @property
     def strides(self):
@@ -67,7 +79,10 @@ class ForeignStack:
             dtype = l.w.dtype if l.w.dtype.kind == "f" else np.float64
             w = np.nan_to_num(l.w.astype(dtype), nan=0.0)
             b = np.zeros(w.shape[0], dtype) if l.b is None else np.nan_to_num(l.b.astype(dtype))
-            layers.append(Conv1d(w, b, int(s), activation=act))
+            if len(ax.axes(s, w.ndim - 2)) != w.ndim - 2:
+                raise InputError(f"{self.path}: {l.name} scans {w.ndim - 2} axes, its stride "
+                                 f"{ax.show(s)} {ax.ndim(s)}")
+            layers.append(Conv1d(w, b, ax.plain(ax.axes(s, w.ndim - 2)), activation=act))
         return Stack(layers)
 
     def as_dict(self):
@@ -84,9 +99,9 @@ def _check(name, a, where):
                          "conv filter (c_out, c_in, k); is this the MLP rather than the stack?")
     if a.size == 0:
         raise InputError(f"{where}: array {name!r} has shape {a.shape}, which holds nothing")
-    if a.ndim > 3:
-        raise InputError(f"{where}: array {name!r} has shape {a.shape}; a Conv1d filter is "
-                         "(c_out, c_in, k)")
+    if a.ndim > 2 + MAX_AXES:
+        raise InputError(f"{where}: array {name!r} has shape {a.shape}; a conv filter is "
+                         "(c_out, c_in, k) or, on an image, (c_out, c_in, k_h, k_w)")
 
 
 def _strides_by_prefix(arrays, where):
@@ -94,10 +109,11 @@ def _strides_by_prefix(arrays, where):
     strides, rest = {}, []
     for name, a in arrays:
         m = _STRIDE.match(name)
-        if m and a.size == 1 and a.dtype.kind in "iu":
-            if int(a.ravel()[0]) < 1:
-                raise InputError(f"{where}: {name} is {int(a.ravel()[0])}; a stride is at least 1")
-            strides[m.group(1)] = int(a.ravel()[0])
+        if m and (a.size == 1 or a.shape == (MAX_AXES,)) and a.dtype.kind in "iu":
+            values = [int(v) for v in a.ravel()]
+            if min(values) < 1:
+                raise InputError(f"{where}: {name} is {ax.show(values)}; a stride is at least 1")
+            strides[m.group(1)] = ax.plain(values)
         else:
             rest.append((name, a))
     return strides, rest
@@ -111,7 +127,7 @@ def layers_from_arrays(wf):
     layers = []
     for name, a in items:
         _check(name, a, wf.path)
-        if a.ndim == 3:
+        if a.ndim >= 3:
             prefix = name.rsplit(".", 1)[0]
             layers.append(ForeignLayer(name, a, stride=strides.get(prefix)))
         elif a.ndim == 1:
@@ -121,6 +137,16 @@ def layers_from_arrays(wf):
             owner.b = a
     if not layers:
         raise InputError(f"{wf.path}: no conv filter (a rank-3 array (c_out, c_in, k)) found")
+    return same_axes(layers, wf.path)
+
+
+def same_axes(layers, where):
+    """layers, unless their filters scan different numbers of axes (Conv1d beside Conv2d)."""
+    ranks = {l.w.ndim for l in layers}
+    if len(ranks) > 1:
+        shapes = ", ".join(f"{l.name} {l.w.shape}" for l in layers)
+        raise InputError(f"{where}: the filters mix Conv1d and Conv2d shapes ({shapes}); one "
+                         "stack scans one number of axes")
     return layers
 
 
@@ -141,17 +167,18 @@ def layers_from_onnx(path, wf):
                 raise InputError(f"{path}: Conv node {node.name!r} pads, dilates or groups; a scan "
                                  "reads whole windows with plain filters")
             w = arrays.get(node.input[1]) if len(node.input) > 1 else None
-            strides = list(a.get("strides") or [1])
-            if w is None or w.ndim != 3 or w.size == 0 or len(strides) != 1 or strides[0] < 1:
-                raise InputError(f"{path}: Conv node {node.name!r} is not a 1-D convolution with "
-                                 "a filter initializer and one positive stride")
+            n = w.ndim - 2 if w is not None else 0
+            strides = list(a.get("strides") or [1] * n)
+            if w is None or not 1 <= n <= MAX_AXES or w.size == 0 or len(strides) != n or min(strides) < 1:
+                raise InputError(f"{path}: Conv node {node.name!r} is not a convolution with "
+                                 "a filter initializer and one positive stride per axis")
             b = arrays.get(node.input[2]) if len(node.input) > 2 else None
-            layers.append(ForeignLayer(node.input[1], w, b, int(strides[0]), "identity"))
+            layers.append(ForeignLayer(node.input[1], w, b, ax.plain(map(int, strides)), "identity"))
         elif node.op_type in ONNX_ACTIVATIONS and layers:
             layers[-1].activation = ONNX_ACTIVATIONS[node.op_type]
     if not layers:
         raise InputError(f"{path}: the ONNX graph has no Conv node")
-    return layers
+    return same_axes(layers, path)
 
 
 def read_foreign(path, max_bytes, wf=None):
@@ -219,8 +246,8 @@ def summary_line(s):
     """'(24→2, k2, s2), …; strides recorded' — one line for inspect."""
     if "error" in s:
         return f"no: {s['error']}"
-    layers = ", ".join(f"({l['shape'][1]}→{l['shape'][0]}, k{l['shape'][2]}, "
-                       f"s{'?' if l['stride'] is None else l['stride']})" for l in s["layers"])
+    layers = ", ".join(f"({l['shape'][1]}→{l['shape'][0]}, k{ax.show(l['shape'][2:])}, "
+                       f"s{'?' if l['stride'] is None else ax.show(l['stride'])})" for l in s["layers"])
     recorded = all(l["stride"] is not None for l in s["layers"])
     return layers + ("; strides recorded" if recorded else
                      "; strides not recorded: verify settles them from the MLP")

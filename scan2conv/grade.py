@@ -6,11 +6,14 @@ assignments whose receptive field and total stride equal the scan's K and S, eac
 """
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import islice, product
 
 import numpy as np
 
+from . import axes as ax
 from .diagnose import closest_spec, diagnose
 from .stack import Stack
+from .unroll import stack_spec
 from .verify import reference_output
 
 MAX_ASSIGNMENTS = 64
@@ -29,7 +32,7 @@ class StackFile:
         """The scan stride the file fixes, or None."""
         if self.foreign is not None:
             s = self.foreign.strides
-            return None if s is None else int(np.prod(s))
+            return None if s is None else stack_spec(self.foreign.stack(s)).total_stride
         s = self.meta["scan"].get("stride")
         return tuple(s) if isinstance(s, list) else s   # an image's: one per axis
 
@@ -70,7 +73,13 @@ def divisors(n):
 
 def stride_assignments(kernels, kernel, stride, limit=MAX_ASSIGNMENTS, budget=100_000):
     """Every (s_1, …, s_L) with 1 + Σ (k_l − 1)·Π_{m<l} s_m = kernel and Π s_l = stride
-    (the first `limit`, searching at most `budget` partial assignments)."""
+    (the first `limit`, searching at most `budget` partial assignments). Over several axes
+    (kernels, kernel and stride per axis) each axis is settled alone and every combination
+    kept: s_l is then a tuple per axis."""
+    if ax.ndim(kernel) > 1:
+        per_axis = [stride_assignments([ax.axes(k)[a] for k in kernels], kernel[a], stride[a],
+                                       limit, budget) for a in range(len(kernel))]
+        return [tuple(zip(*combo)) for combo in islice(product(*per_axis), limit)]
     out, visits = [], [0]
     # the least each suffix of layers adds to the field per unit of the stride before it
     rest = [sum(k - 1 for k in kernels[i:]) for i in range(len(kernels) + 1)]
@@ -118,14 +127,18 @@ class Unrunnable(Stack):
 
 
 def chain_problem(stack, channels, l_in):
-    """Why the stack cannot run on an input of `channels` × l_in frames, or None."""
+    """Why the stack cannot run on an input of `channels` × l_in frames (an image: a size
+    per axis), or None."""
     c, l = channels, l_in
     for i, layer in enumerate(stack.layers, start=1):
         given = "the input has" if i == 1 else f"layer {i - 1} gives"
         if layer.c_in != c:
             return f"layer {i} reads {layer.c_in} channels, {given} {c}"
-        if layer.kernel > l:
-            return f"layer {i}'s kernel {layer.kernel} is longer than the {l} frames {given}"
+        if layer.ndim != ax.ndim(l):
+            return f"layer {i} scans {layer.ndim} axes, the input {ax.ndim(l)}"
+        if any(k > size for k, size in zip(ax.axes(layer.kernel), ax.axes(l))):
+            what = "frames" if layer.ndim == 1 else "pixels"
+            return f"layer {i}'s kernel {ax.show(layer.kernel)} is longer than the {ax.show(l)} {what} {given}"
         c, l = layer.c_out, layer.output_length(l)
     return None
 
@@ -133,7 +146,7 @@ def chain_problem(stack, channels, l_in):
 def runnable(foreign, strides, job):
     """The Stack to run for a foreign stack, or an Unrunnable one naming why it cannot run."""
     stack = foreign.stack(strides)
-    why = chain_problem(stack, job.channels, job.x.shape[2])
+    why = chain_problem(stack, job.channels, ax.plain(job.x.shape[2:]))
     return stack if why is None else Unrunnable(stack.layers, why)
 
 
@@ -145,6 +158,12 @@ def _fits(foreign, strides, job, reference, rtol, atol):
 
 def settle_strides(foreign, job, plan, rtol=1e-5, atol=1e-8):
     """The strides to run a foreign stack with, and where they came from."""
+    if foreign.ndim != ax.ndim(job.kernel):
+        from .errors import OptionNeeded
+        raise OptionNeeded(f"{foreign.path}: the stack's filters scan {_axes(foreign.ndim)}, the "
+                           f"MLP is read as a scan over {_axes(ax.ndim(job.kernel))} (K="
+                           f"{ax.show(job.kernel)}); the two must scan alike: --kernel gives the MLP's patch "
+                           "(8 on a sequence, 8x8 on an image)")
     if foreign.strides is not None:
         return Settled(foreign.strides, f"the stack file ({foreign.layout})")
     kernels = foreign.kernels
@@ -153,23 +172,28 @@ def settle_strides(foreign, job, plan, rtol=1e-5, atol=1e-8):
         if spec is not None and kernels == [l.kernel for l in spec.layers]:
             what = "the simple structure" if name == "simple" else "the inferred sharing"
             return Settled([l.stride for l in spec.layers],
-                           f"the MLP ({what}: K={job.kernel}, S={plan.stride})")
+                           f"the MLP ({what}: K={ax.show(job.kernel)}, S={ax.show(plan.stride)})")
     options = stride_assignments(kernels, job.kernel, plan.stride)
     if not options:
         # the stack cannot scan these patches; run it with the nearest structure's strides so
         # that the comparison fails and the diagnosis can say why
         name, spec = closest_spec({k: v for k, v in specs.items() if v is not None}, foreign.layers)
-        strides = [l.stride for l in spec.layers][:len(kernels)] + [1] * (len(kernels) - len(spec.layers))
+        ones = ax.plain((1,) * ax.ndim(job.kernel))
+        strides = [l.stride for l in spec.layers][:len(kernels)] + [ones] * (len(kernels) - len(spec.layers))
         return Settled(strides, f"the MLP's {name} structure: no strides give kernels "
-                       f"{', '.join(map(str, kernels))} the receptive field K={job.kernel} and "
-                       f"total stride S={plan.stride}")
+                       f"{', '.join(map(ax.show, kernels))} the receptive field K={ax.show(job.kernel)} "
+                       f"and total stride S={ax.show(plan.stride)}")
     reference = reference_output(job.mlp, job.x, job.kernel, plan.stride)
     fitting = [s for s in options if _fits(foreign, s, job, reference, rtol, atol)]
     chosen = fitting[0] if fitting else options[0]
     verdict = "fits" if fitting else "none fits; running the first"
-    return Settled(list(chosen), f"tried {len(options)} stride assignments with K={job.kernel}, "
-                   f"S={plan.stride}: ({', '.join(map(str, chosen))}) {verdict}",
+    return Settled(list(chosen), f"tried {len(options)} stride assignments with K={ax.show(job.kernel)}, "
+                   f"S={ax.show(plan.stride)}: ({', '.join(map(ax.show, chosen))}) {verdict}",
                    [list(s) for s in options])
+
+
+def _axes(n):
+    return "1 axis" if n == 1 else f"{n} axes"
 
 
 def grade(report, foreign, settled, job, plan, name="file"):
@@ -177,7 +201,7 @@ def grade(report, foreign, settled, job, plan, name="file"):
     entry = dict(foreign.as_dict(), strides=settled.strides, stride_source=settled.source,
                  tried=settled.tried, mistakes=[], differences=[])
     comparison = next(s for s in report["stacks"] if s["name"] == name)
-    why = chain_problem(foreign.stack(settled.strides), job.channels, job.x.shape[2])
+    why = chain_problem(foreign.stack(settled.strides), job.channels, ax.plain(job.x.shape[2:]))
     if why:
         comparison["reason"] = f"the stack cannot run: {why}"
     if not comparison["agree"]:
@@ -185,7 +209,7 @@ def grade(report, foreign, settled, job, plan, name="file"):
         if plan.distributed is not None:
             specs["distributed"] = plan.distributed
         form, spec = closest_spec(specs, foreign.layers)
-        mistakes, differences = diagnose(job.mlp, spec, foreign.layers, settled.strides)
+        mistakes, differences = diagnose(job.mlp, spec, foreign.layers, settled.strides, job.order)
         entry.update(compared_with=form, mistakes=mistakes, differences=differences)
     report["stack_file"] = entry
     report["mistakes"] = [{k: m[k] for k in ("layer", "mistake", "fix")} for m in entry["mistakes"]]
@@ -198,7 +222,7 @@ def format_grade(report):
     if not e:
         return ""
     lines = [f"stack file    {e['source']} ({e['layout']}): strides "
-             f"{', '.join(map(str, e['strides']))} from {e['stride_source']}"]
+             f"{', '.join(map(ax.show, e['strides']))} from {e['stride_source']}"]
     for m in e["mistakes"]:
         lines.append(f"mistake       layer {m['layer']}: {m['mistake']}; {m['fix']}")
     for d in e["differences"]:

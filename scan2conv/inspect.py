@@ -50,7 +50,8 @@ def inspect_file(path, max_bytes=DEFAULT_MAX_BYTES, channels=None):
     keras = _keras_conv(path, family, max_bytes)
     if keras is not None:
         return keras
-    wf = read_weights(path, max_bytes)
+    from .formats.mlpmeta import split
+    scan, wf = split(read_weights(path, max_bytes), family)
     arrays = dict(wf.arrays)
     meta = {k: v for k, v in wf.meta.items() if k != "scan2conv"}
     report = {"ok": True, "exit_code": 0, "file": path, "format": FAMILY_NAMES[family],
@@ -61,8 +62,10 @@ def inspect_file(path, max_bytes=DEFAULT_MAX_BYTES, channels=None):
     if text is not None:
         report["stack"] = parse_meta(text, path)
     else:
-        report["mlp"] = mlp_summary(wf, channels)
-        if any(a.ndim == 3 for _, a in wf.arrays):   # conv filters without scan2conv's metadata
+        if scan is not None:
+            report["scan"] = scan
+        report["mlp"] = mlp_summary(wf, channels or (scan or {}).get("channels"))
+        if any(a.ndim >= 3 for _, a in wf.arrays):   # conv filters without scan2conv's metadata
             from .foreign import foreign_summary
             report["conv_stack"] = foreign_summary(path, wf, max_bytes)
     return report
@@ -121,6 +124,11 @@ def format_report(r):
         shape = "(" + ", ".join(map(str, a["shape"])) + ("," if len(a["shape"]) == 1 else "") + ")"
         lines.append(f"  {name:<{width}}  {shape:<14} {quote(a['dtype']):<8}{_range(a)}")
     lines += _stack_lines(r["stack"]) if "stack" in r else _mlp_lines(r["mlp"])
+    if "scan" in r:
+        sc = r["scan"]
+        stride = "" if sc["stride"] is None else f", stride {_axes(sc['stride'])}"
+        lines.append(f"{'scan':<12} K={_axes(sc['kernel'])}{stride}, patch {sc['patch']}, "
+                     f"{sc['channels']} channels (the file's metadata)")
     if "conv_stack" in r:
         from .foreign import summary_line
         lines.append(f"{'as a stack':<12} {summary_line(r['conv_stack'])}")
@@ -133,4 +141,4 @@ def format_report(r):
 
 def _axes(value):
     """8 → '8'; an image's [8, 8] → '8×8' (anything else as it is)."""
-    return "×".join(map(str, value)) if isinstance(value, list) else value
+    return "×".join(map(str, value)) if isinstance(value, (list, tuple)) else value

@@ -7,9 +7,10 @@ from . import axes as ax
 from . import defaults
 from .images import settle_order
 from .errors import InputError, OptionNeeded, StructureError
-from .formats import DEFAULT_MAX_BYTES, WeightFile, read_weights
+from .formats import DEFAULT_MAX_BYTES, WeightFile
 from .infer import DEFAULT_CHANNELS, infer_kernel
 from .inputs import as_network_input, read_input
+from .jobfiles import from_meta, read_mlp_file, read_raw
 from .reach import check_reach
 from .weights import build_mlp
 
@@ -25,6 +26,7 @@ class Job:
     sources: dict
     weight_file: object = None
     order: str = "tc"      # how a patch is flattened (hwc, chw on images); the MLP reads it channels last
+    file_meta: dict = None  # what the MLP file records of its scan (formats/mlpmeta.py), or None
 
 
 def _input_mismatch(input_path, x, n_in):
@@ -58,6 +60,36 @@ def require_widths(mlp, widths, source):
                          f"is {arrow(map(str, widths))}")
 
 
+def mlp_and_input(mlp_path, input_path, x, kernel, channels, flatten, max_bytes):
+    """(WeightFile, its metadata, x, kernel, channels, flatten): the MLP file (mlp_path: a path,
+    a WeightFile of arrays handed over in Python, or None) and the input, the input's faults
+    reported first as always; the axes the options leave open from the MLP file's metadata,
+    the input read over them."""
+    from .formats.mlpmeta import split
+    deferred = None
+    if x is None and input_path:
+        try:
+            x = read_input(input_path, channels, max_bytes, None if kernel is None else ax.ndim(kernel))
+        except InputError as e:
+            deferred = e      # unless the MLP file records other axes to read it over
+    wf = meta = None
+    if mlp_path is not None:
+        try:
+            wf = mlp_path if isinstance(mlp_path, WeightFile) else read_mlp_file(mlp_path, max_bytes)
+            meta = split(wf, None)[0]
+        except InputError:
+            if deferred:
+                raise deferred from None
+            raise
+    if meta is not None:
+        kernel, channels, flatten = from_meta(meta, wf.path, kernel, channels, flatten)
+        if input_path and (deferred or x.ndim - 2 != ax.ndim(kernel) or x.shape[1] != channels):
+            x, deferred = read_input(input_path, channels, max_bytes, ax.ndim(kernel)), None
+    if deferred:
+        raise deferred
+    return wf, meta, x, kernel, channels, flatten
+
+
 def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orientation=None,
              activation_names=None, max_bytes=DEFAULT_MAX_BYTES, x=None, require_shape=None,
              flatten=None):
@@ -66,20 +98,17 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
     x: the input at input_path already read (a batch reads it once for every MLP);
     require_shape: the layer widths the MLP must have, or None; flatten: an image patch's
     order (hwc, chw), None to infer it."""
-    ndim = ax.ndim(kernel) if kernel is not None else None   # axes: --kernel, else the input's
-    if x is None and input_path:
-        x = read_input(input_path, channels, max_bytes, ndim)
-    ndim = ndim or (x.ndim - 2 if x is not None else 1)
+    wf, meta, x, kernel, channels, flatten = mlp_and_input(mlp_path, input_path, x, kernel,
+                                                            channels, flatten, max_bytes)
+    # axes: --kernel or the MLP file's, else the input's
+    ndim = ax.ndim(kernel) if kernel is not None else (x.ndim - 2 if x is not None else 1)
     channels_from_input = channels is None and x is not None
     if channels is None:
         channels = x.shape[1] if x is not None else defaults.sample_channels(ndim)
-    wf = None
     if mlp_path is None:
         mlp, mlp_source = defaults.embedded_mlp(ndim), "embedded default"
     else:
-        # a WeightFile: arrays handed over in Python, read already
-        wf = mlp_path if isinstance(mlp_path, WeightFile) else read_weights(mlp_path, max_bytes)
-        blame = input_path if channels_from_input else None
+        blame = input_path if channels_from_input or meta else None
         mlp, mlp_source = _build(wf, channels, orientation, activation_names, x, blame), wf.path
     require_widths(mlp, require_shape, mlp_source)
     k = infer_kernel(mlp, channels, kernel, ndim)
@@ -93,7 +122,7 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
                          f"patch width K={ax.show(k)}")
     sources = {"mlp": mlp_source, "input": input_path or "embedded sample"}
     check_reach(mlp, x, mlp_source, sources["input"])
-    return settle_order(Job(mlp, x, channels, k, sources, wf), flatten)
+    return settle_order(Job(mlp, x, channels, k, sources, wf, file_meta=meta), flatten)
 
 
 @dataclass
@@ -138,6 +167,8 @@ def require_distributed(sharing):
 
 def _file_stride(job):
     """A scan stride recorded in the weight file's metadata, or None."""
+    if job.file_meta is not None:
+        return job.file_meta["stride"]
     meta = job.weight_file.meta if job.weight_file is not None else {}
     scan = meta.get("scan")
     value = meta.get("stride", scan.get("stride") if isinstance(scan, dict) else None)
@@ -154,13 +185,7 @@ def _file_stride(job):
 def read_expected(path, max_bytes=DEFAULT_MAX_BYTES):
     """A reference output file (npy, npz or text) → its values (floats as stored, integers as
     float64)."""
-    from .formats import open_checked
-    from .inputs import _read_array
-    open_checked(path)
-    try:
-        a = _read_array(path, max_bytes)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    a = read_raw(path, max_bytes)
     if a.dtype.kind not in "iuf":
         raise InputError(f"{path}: the expected output has dtype {a.dtype}; expected numbers")
     return a if a.dtype.kind == "f" else a.astype(np.float64)   # float32 stays: it sets the precision
@@ -222,7 +247,7 @@ def plan(job, stride=None, layers=None, expect=None, source="--stride", max_byte
     from .distributed import check_layers, infer_sharing
     from .spec import simple_spec
     if layers is not None:
-        sharing = check_layers(job.mlp, job.channels, layers)
+        sharing = check_layers(job.mlp, job.channels, layers, kernel=job.kernel)
     else:
         sharing = infer_sharing(job.mlp, job.channels, kernel=job.kernel)
     if form == "distributed":

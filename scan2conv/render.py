@@ -9,10 +9,19 @@ FORMAT_NAMES = {"npy": "homework pickled object array", "npz": "npz (W1, b1, …
                 "h5": "HDF5 (W1, b1, …)", "safetensors": "safetensors (fc1.weight (out, in), …)"}
 
 
+def layer_text(l):
+    """{c_in, c_out, kernel, stride} → '(24→8, k8, s4)'; per axis '(3→2, k2×2, s2×2)'."""
+    return f"({l['c_in']}→{l['c_out']}, k{show(l['kernel'])}, s{show(l['stride'])})"
+
+
 def layers_text(layers):
     """[{c_in, c_out, kernel, stride}] → '(24→8, k8, s4), (8→16, k1, s1)'."""
-    return ", ".join(f"({l['c_in']}→{l['c_out']}, k{show(l['kernel'])}, s{show(l['stride'])})"
-                     for l in layers)
+    return ", ".join(map(layer_text, layers))
+
+
+def _unit(kernel):
+    """What a patch is made of: frames of a sequence, pixels of an image."""
+    return "frames" if isinstance(kernel, int) else "pixels"
 
 
 def convert_text(r, stride_source):
@@ -27,7 +36,8 @@ def convert_text(r, stride_source):
 
 def structure_text(r):
     """structure: the stride, where it came from, and the stacks it gives."""
-    lines = [f"scan          K={r['kernel']} frames, stride {r['stride']} ({r['stride_source']})",
+    lines = [f"scan          K={show(r['kernel'])} {_unit(r['kernel'])}, stride {show(r['stride'])} "
+             f"({r['stride_source']})",
              f"simple        {layers_text(r['simple'])}"]
     if r["distributed_layers"]:
         lines.append(f"distributed   {layers_text(r['distributed_layers'])}")
@@ -83,10 +93,11 @@ def unroll_text(r):
            else "0 off the blocks")
     lines = [f"stack         {st['source']} ({st['layout']}): {layers_text(st['layers'])}; "
              f"strides from {st['stride_source']}",
-             f"scanning MLP  {' → '.join(map(str, m['widths']))}, K={m['kernel']} frames, "
-             f"stride {m['stride']}; {off}",
+             f"scanning MLP  {' → '.join(map(str, m['widths']))}, K={show(m['kernel'])} "
+             f"{_unit(m['kernel'])}, stride {show(m['stride'])}; {off}",
              f"wrote         {m['output']} ({FORMAT_NAMES[m['format']]}, "
              f"{m['orientation'].replace('_', ', ').join('()')})"]
+    lines += [f"note          {n}" for n in m.get("notes", [])]
     if r["reference"]:
         ref = r["reference"]
         lines.append(f"wrote         {ref['output']}: the scanning MLP's output on {ref['input']}, "

@@ -12,6 +12,7 @@ import numpy as np
 from .convert import filter_to_block
 from .distributed import scatter_block
 from .mlp import MLP, Dense
+from . import axes as ax
 from .spec import LayerSpec, ScanSpec
 
 OFF_BLOCK = {"nan": np.nan, "zero": 0.0}
@@ -72,23 +73,27 @@ def _strides(found, layers=None, kernel=None, stride=None):
     assignment that gives receptive field `kernel` and total stride `stride`."""
     from .errors import OptionNeeded
     from .grade import stride_assignments
-    kernels = found.kernels
+    kernels, shown = found.kernels, (lambda values: ", ".join(map(typed, values)))
     if layers is not None:
         if [k for k, _ in layers] != kernels or len(layers) != len(kernels):
-            raise OptionNeeded(f"--layers names kernels {[k for k, _ in layers]}; the stack's "
-                               f"filters have kernels {kernels}")
+            raise OptionNeeded(f"--layers names kernels {shown(k for k, _ in layers)}; the "
+                               f"stack's filters have kernels {shown(kernels)}")
         return [s for _, s in layers], "--layers"
     if found.strides is not None:
         return found.strides, "the stack file"
     if kernel is None or stride is None:
         raise OptionNeeded(f"{found.path} records no strides: pass --layers kernel:stride per "
-                           f"layer (kernels {', '.join(map(str, kernels))}), or --kernel and --stride")
+                           f"layer (kernels {shown(kernels)}), or --kernel and --stride")
+    flags = f"--kernel {typed(kernel)} --stride {typed(stride)}"
+    if ax.ndim(kernel) != ax.ndim(stride) or ax.ndim(kernel) != found.ndim:
+        raise OptionNeeded(f"{flags}: the stack's filters scan {found.ndim} ax"
+                           f"{'is' if found.ndim == 1 else 'es'}; give K and S over as many")
     options = stride_assignments(kernels, kernel, stride)
     if len(options) != 1:
-        found_text = ", ".join(map(str, options)) or "none"
-        raise OptionNeeded(f"--kernel {kernel} --stride {stride}: the stride assignments that fit "
-                           f"kernels {kernels} are {found_text}; pass --layers to choose one")
-    return list(options[0]), f"--kernel {kernel} --stride {stride}"
+        found_text = "; ".join(f"({shown(o)})" for o in options) or "none"
+        raise OptionNeeded(f"{flags}: the stride assignments that fit kernels {shown(kernels)} "
+                           f"are {found_text}; pass --layers to choose one")
+    return list(options[0]), flags
 
 
 def load_stack(path, max_bytes, layers=None, kernel=None, stride=None):
@@ -120,12 +125,19 @@ def _as_foreign(path, stack):
                                                   for i, l in enumerate(stack.layers, 1)])
 
 
+def typed(value):
+    """A size as an option takes it: 8, or 8x8 on an image."""
+    return ax.show(value).replace(ax.TIMES, "x")
+
+
 def reference_of(unrolled, x):
     """The scanning MLP's output as the autograder stores it: x (n, c, l) → (n, O·P), channel-major."""
     from .errors import InputError
     from .mlp import scan
-    if x.shape[2] < unrolled.kernel:
-        raise InputError(f"the input has {x.shape[2]} frames, fewer than the patch width "
-                         f"K={unrolled.kernel}")
+    if x.ndim - 2 != ax.ndim(unrolled.kernel) or any(
+            size < k for size, k in zip(x.shape[2:], ax.axes(unrolled.kernel))):
+        what = "frames" if x.ndim == 3 else "pixels"
+        raise InputError(f"the input has {ax.show(x.shape[2:])} {what}, fewer than the patch "
+                         f"width K={ax.show(unrolled.kernel)}")
     y = scan(unrolled.mlp(), x, unrolled.kernel, unrolled.stride)     # (n, O, P)
     return y.reshape(y.shape[0], -1)

@@ -1,10 +1,11 @@
 """A stack file unrolled into the scanning MLP it computes, written: the steps of `unroll`."""
 import numpy as np
 
+from . import axes as ax
 from .errors import OptionNeeded
 
 
-def _report(stack, info, u, output, fmt, transposed, off_block, reference, input_name, y):
+def _report(stack, info, u, output, fmt, transposed, off_block, reference, input_name, y, notes):
     layers = [{"c_in": l.c_in, "c_out": l.c_out, "kernel": l.kernel, "stride": l.stride,
                "activation": l.activation} for l in stack.layers]
     return {
@@ -14,7 +15,8 @@ def _report(stack, info, u, output, fmt, transposed, off_block, reference, input
                 "stride": u.stride, "off_block": off_block,
                 "orientation": "out_in" if transposed or fmt == "safetensors" else "in_out",
                 "no_connection": int(sum(np.isnan(w).sum() if off_block == "nan" else 0
-                                         for w in u.weights))},
+                                         for w in u.weights)),
+                "notes": notes},
         "reference": None if y is None else {"output": reference, "input": input_name,
                                              "shape": list(y.shape)},
     }
@@ -26,7 +28,7 @@ def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, 
     (the report dict `unroll` prints, Unrolled)."""
     from .atomic import check_target, write_atomic
     from .formats.mlp_writers import mlp_format_for, write_mlp
-    from .unroll import load_stack, reference_of, unroll
+    from .unroll import load_stack, reference_of, typed, unroll
     if (reference is None) != (x is None):
         raise OptionNeeded("--reference and --input go together: the reference output is the "
                            "scanning MLP's output on --input")
@@ -45,10 +47,21 @@ def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, 
     if reference:
         from .inputs import read_input
         input_name = x if isinstance(x, str) else "x"
-        a = read_input(x, stack.channels, max_bytes) if isinstance(x, str) else np.asarray(x)
+        a = read_input(x, stack.channels, max_bytes, ax.ndim(u.kernel)) if isinstance(x, str) else np.asarray(x)
         y = reference_of(u, a)
+    notes = []
     if output is not None:
-        write_mlp(output, u.weights, u.biases, fmt, transposed, force)
+        write_mlp(output, u.weights, u.biases, fmt, transposed, force, _meta(stack, u))
+        if fmt == "npy" and isinstance(u.kernel, tuple):
+            notes.append(f"the .npy form records no axes: read it with --kernel {typed(u.kernel)} "
+                         f"--stride {typed(u.stride)} (npz, h5 and safetensors record them)")
     if y is not None:
         write_atomic(reference, lambda fp: np.save(fp, y), force)
-    return _report(stack, info, u, output, fmt, transposed, off_block, reference, input_name, y), u
+    return _report(stack, info, u, output, fmt, transposed, off_block, reference, input_name, y,
+                   notes), u
+
+
+def _meta(stack, u):
+    """The axes an unrolled MLP's file records: its patches are flattened channels last."""
+    from .formats.mlpmeta import mlp_meta
+    return mlp_meta(stack.channels, u.kernel, u.stride, "tc" if isinstance(u.kernel, int) else "hwc")

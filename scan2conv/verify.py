@@ -5,6 +5,7 @@ import numpy as np
 
 from . import axes as ax
 from .mlp import scan
+from .render import layers_text
 
 RTOL, ATOL = 1e-5, 1e-8       # np.allclose's defaults, which the homework's autograder uses
 FLOAT32_ATOL = 1e-5           # float32 carries ~7 digits: 1e-8 would judge its rounding
@@ -219,8 +220,7 @@ def format_report(report):
     lines += _structure_lines(st) if st else []
     grads = {g["name"]: g for g in report.get("gradients", [])}
     for s in report["stacks"]:
-        layers = ", ".join(f"({l['c_in']}→{l['c_out']}, k{ax.show(l['kernel'])}, s{ax.show(l['stride'])})"
-                           for l in s["layers"])
+        layers = layers_text(s["layers"])
         verdict = "agrees" if s["agree"] else "DISAGREES"
         error = s["reason"] or f"max |error| {s['max_abs_error']:.3g}"
         weights = f" ({s['precision']} weights: against the MLP rounded alike)" if s["precision"] != "float64" else ""

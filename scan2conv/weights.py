@@ -132,8 +132,10 @@ def _activations(wf, count, override):
 
 
 def build_mlp(wf, channels=None, orientation=None, activation_names=None):
-    """WeightFile → MLP with (in, out) weights, zero biases where the file has none."""
-    layers = group_layers(wf)
+    """WeightFile → MLP with (in, out) weights, zero biases where the file has none (the
+    scan2conv MLP metadata an npz may carry is not a layer)."""
+    from .formats.mlpmeta import without_meta
+    layers = group_layers(without_meta(wf))
     orient = choose_orientation(wf, layers, channels, orientation)
     acts = _activations(wf, len(layers), activation_names)
     # what the reader noticed (order guessed, activations not recorded) travels with the MLP;

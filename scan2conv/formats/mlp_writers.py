@@ -7,6 +7,8 @@
   h5           the same names as HDF5 datasets
   safetensors  fc1.weight (out, in), fc1.bias, … as a PyTorch Linear state dict names them
 
+npz, h5 and safetensors also carry the scan's axes (formats/mlpmeta.py); npy has no room.
+
 Every write goes through atomic.write_atomic.
 """
 import os
@@ -15,6 +17,7 @@ import numpy as np
 
 from ..atomic import check_target, write_atomic
 from ..errors import OptionNeeded
+from .mlpmeta import KEY, META_KEY, meta_text
 
 MLP_FORMATS = ("npy", "npz", "h5", "safetensors")
 _EXTENSIONS = {".npy": "npy", ".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".safetensors": "safetensors"}
@@ -43,43 +46,49 @@ def _object_array(items):
     return out
 
 
-def write_npy(fp, weights, biases, transposed=False):
-    """The homework's pickled object array; readable by np.load(allow_pickle=True)."""
+def write_npy(fp, weights, biases, transposed=False, meta=None):
+    """The homework's pickled object array; readable by np.load(allow_pickle=True). It has no
+    room for metadata: meta is not written."""
     mats = [w.T.copy() if transposed else w for w in weights]
     items = [a for w, b in zip(mats, biases) for a in (w, b)] if _has_bias(biases) else mats
     np.save(fp, _object_array(items), allow_pickle=True)
 
 
-def write_npz(fp, weights, biases, transposed=False):
+def write_npz(fp, weights, biases, transposed=False, meta=None):
     arrays = {}
     for i, (w, b) in enumerate(zip(weights, biases), start=1):
         arrays[f"W{i}"], arrays[f"b{i}"] = (w.T if transposed else w), b
+    if meta is not None:
+        arrays[META_KEY] = np.array(meta_text(meta))
     np.savez(fp, **arrays)
 
 
-def write_h5(fp, weights, biases, transposed=False):
+def write_h5(fp, weights, biases, transposed=False, meta=None):
     import h5py
     with h5py.File(fp, "w") as f:
         for i, (w, b) in enumerate(zip(weights, biases), start=1):
             f.create_dataset(f"W{i}", data=w.T if transposed else w)
             f.create_dataset(f"b{i}", data=b)
+        if meta is not None:
+            f.attrs[KEY] = meta_text(meta)
 
 
-def write_safetensors_mlp(fp, weights, biases, transposed=False):
+def write_safetensors_mlp(fp, weights, biases, transposed=False, meta=None):
     """PyTorch Linear names: the weight is always (out, in), whatever `transposed` says."""
     from .safetensors_io import write_safetensors
     tensors = []
     for i, (w, b) in enumerate(zip(weights, biases), start=1):
         tensors += [(f"fc{i}.weight", w.T), (f"fc{i}.bias", b)]
-    write_safetensors(fp, tensors, {})
+    write_safetensors(fp, tensors, {} if meta is None else {KEY: meta_text(meta)})
 
 
 WRITERS = {"npy": write_npy, "npz": write_npz, "h5": write_h5, "safetensors": write_safetensors_mlp}
 
 
-def write_mlp(path, weights, biases, fmt=None, transposed=False, force=False):
-    """Write the matrices (in, out) and biases to path atomically → the format written."""
+def write_mlp(path, weights, biases, fmt=None, transposed=False, force=False, meta=None):
+    """Write the matrices (in, out) and biases to path atomically, with meta (mlpmeta.mlp_meta:
+    the scan's axes) where the format has room for it → the format written."""
     fmt = mlp_format_for(path, fmt)
     check_target(path, force)
-    write_atomic(path, lambda fp: WRITERS[fmt](fp, weights, biases, transposed), force)
+    write_atomic(path, lambda fp: WRITERS[fmt](fp, weights, biases, transposed, meta), force)
     return fmt

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import axes as ax
 from . import defaults
-from .axes import show
 from .errors import InputError, OptionNeeded
 from .formats import DEFAULT_MAX_BYTES
 from .reports import (ConvertedStack, ConvertReport, ExplainReport, InspectReport, ScanReport,
@@ -46,7 +46,7 @@ class LoadedMLP:
     def __str__(self) -> str:
         acts = ", ".join(d.activation for d in self.mlp.layers)
         return (f"scanning MLP {self.source}: {' → '.join(map(str, self.mlp.widths))} ({acts}), "
-                + (f"K={show(self.kernel)} pixels of {self.channels} channels"
+                + (f"K={ax.show(self.kernel)} pixels of {self.channels} channels"
                    if isinstance(self.kernel, tuple) else
                    f"K={self.kernel} frames of {self.channels} features"))
 
@@ -84,8 +84,9 @@ def load_input(path: str, channels: int = None, max_bytes: int = DEFAULT_MAX_BYT
     return Sample(read_input(path, channels, max_bytes, ndim), path)
 
 
-def _input(x, channels):
-    """(x (n, C, l) or None, input path or None, source name) from a path, Sample or array."""
+def _input(x, channels, kernel=None):
+    """(x (n, C, l) or None, input path or None, source name) from a path, Sample or array: a
+    3-D array is (n, C, l), or one image (H, W, C) when kernel has two axes."""
     if x is None:
         return None, None, None
     if isinstance(x, (str, os.PathLike)):
@@ -94,7 +95,9 @@ def _input(x, channels):
         return x.x, x.source, x.source
     from .inputs import as_network_input
     a = np.asarray(x)
-    return (a if a.ndim == 3 else as_network_input(a, "x", channels)).astype(np.float64), None, "x"
+    if a.ndim == 3 and (kernel is None or isinstance(kernel, int)):
+        return a.astype(np.float64), None, "x"
+    return as_network_input(a, "x", channels, None if kernel is None else ax.ndim(kernel)), None, "x"
 
 
 def _path_of(mlp):
@@ -114,7 +117,7 @@ def _job(mlp, x=None, channels=None, kernel=None, orientation=None, activations=
         if mlp is not None:
             channels, orientation = channels or mlp.channels, orientation or mlp.orientation
             activations = activations or mlp.activations
-    a, path, source = _input(x, channels)
+    a, path, source = _input(x, channels, kernel)
     job = load_job(_weights_of(mlp), path, channels, kernel, orientation, activations, max_bytes,
                    a, require_shape, flatten)
     if source is not None:

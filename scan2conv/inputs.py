@@ -2,7 +2,9 @@
 
 Files store a sequence time-major, (frames, features); a 3-D array is already (n, c, l).
 An image is stored channels last, (H, W, C), a batch (N, H, W, C): a 4-D array, or a 3-D one
-when the scan has two axes (--kernel 8x8); it becomes x (n, c, h, w).
+when the scan has two axes (--kernel 8x8, or an MLP file that records them; without either, a
+3-D input is read as one image when as (n, c, l) it does not fit the MLP and as an image it
+does: pipeline.py); it becomes x (n, c, h, w).
 """
 import array
 import os

@@ -52,6 +52,20 @@ def _build(wf, channels, orientation, activation_names, x, input_path):
     return mlp
 
 
+def _as_one_image(wf, x, orientation, activation_names, blame, fault):
+    """A 3-D input whose (n, c, l) reading does not fit the MLP, read as one image (H, W, C)
+    when that fits → (x (1, C, H, W), the MLP), with a note; else the first reading's fault."""
+    image = np.moveaxis(x[None], -1, 1)
+    try:
+        mlp = _build(wf, image.shape[1], orientation, activation_names, image, blame)
+    except InputError:
+        raise fault from None
+    h, w, c = x.shape
+    mlp.notes.append(f"input read as one image of {h}×{w} pixels × {c} channels: as sequences "
+                     f"of {w} features it does not fit the MLP (pass --kernel to choose)")
+    return image, mlp
+
+
 def require_widths(mlp, widths, source):
     """InputError unless the MLP's layer widths are widths (an autograder's architecture)."""
     if widths is not None and list(mlp.widths) != list(widths):
@@ -109,7 +123,15 @@ def load_job(mlp_path=None, input_path=None, channels=None, kernel=None, orienta
         mlp, mlp_source = defaults.embedded_mlp(ndim), "embedded default"
     else:
         blame = input_path if channels_from_input or meta else None
-        mlp, mlp_source = _build(wf, channels, orientation, activation_names, x, blame), wf.path
+        try:
+            mlp = _build(wf, channels, orientation, activation_names, x, blame)
+        except InputError as fault:
+            if not (channels_from_input and kernel is None and meta is None and input_path
+                    and read_raw(input_path, max_bytes).ndim == 3):
+                raise
+            x, mlp = _as_one_image(wf, x, orientation, activation_names, blame, fault)
+            ndim, channels = 2, x.shape[1]
+        mlp_source = wf.path
     require_widths(mlp, require_shape, mlp_source)
     k = infer_kernel(mlp, channels, kernel, ndim)
     if x is None:

@@ -587,4 +587,9 @@ MUTATIONS += [
       "            x, deferred = read_input(input_path, channels, max_bytes, ax.ndim(kernel)), None",
       "            pass",
       "tests/test_mlp_axes_meta.py", "the input not read again over the MLP file's axes"),
+    # ---- a 3-D input read as one image when only that fits ------------------------------
+    M("scan2conv/pipeline.py",
+      "                    and read_raw(input_path, max_bytes).ndim == 3):",
+      "                    and False):",
+      "tests/test_image_input_shape.py", "an (H, W, C) input without --kernel refused as a bad sequence"),
 ]

@@ -1,4 +1,5 @@
-"""The scan2conv command line: turn a scanning MLP into Conv1d stacks and prove they agree."""
+"""The scan2conv command line: turn a scanning MLP into Conv1d (or, over images, Conv2d) stacks
+and prove they agree."""
 import importlib
 import sys
 import warnings
@@ -83,7 +84,7 @@ def echo_error(message, hint=""):
 @click.group(cls=Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(None, "-V", "--version", package_name="scan2conv")
 def main():
-    """Turn a scanning MLP into the equivalent Conv1d stacks, and prove they agree."""
+    """Turn a scanning MLP into the equivalent Conv1d (images: Conv2d) stacks, and prove they agree."""
 
 
 __all__ = ["main", "echo_error", "INTERNAL_ERROR"]

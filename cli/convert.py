@@ -24,7 +24,7 @@ FORMS = {True: "distributed", False: "simple", None: None}
 @click.option("--format", "fmt", type=click.Choice(STACK_FORMATS),
               help="Output format, when the extension does not say it; mytorch-w, mytorch-weight "
                    "and mytorch-stride1 write the homework's MyTorch keys (convN.W, convN.weight, "
-                   "convN.conv1d_stride1.W).")
+                   "convN.conv1d_stride1.W; images: convN.conv2d_stride1.W).")
 @click.option("--print", "print_code", type=click.Choice(["torch", "keras"]),
               help="Also print ready-to-paste code for the stack: a PyTorch nn.Module (torch) "
                    "or a Keras 3 Sequential (keras), loading the file written where it can.")
@@ -37,7 +37,7 @@ FORMS = {True: "distributed", False: "simple", None: None}
 def convert(mlp, from_list, output, output_dir, fmt, print_code, force, distributed, layers, expect,
             require_shape, channels, kernel, stride, flatten, orientation, activations, max_bytes,
             as_json, debug):
-    """Convert the scanning MLP in MLP into a Conv1d stack and write it to OUTPUT.
+    """Convert the scanning MLP in MLP into a Conv1d stack (Conv2d for images) and write it to OUTPUT.
 
     \b
     Example:

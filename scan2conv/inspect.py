@@ -72,7 +72,7 @@ def inspect_file(path, max_bytes=DEFAULT_MAX_BYTES, channels=None):
 
 
 def _keras_conv(path, family, max_bytes):
-    """The report for a Keras Conv1D model (which the Dense reader refuses), or None."""
+    """The report for a Keras Conv1D or Conv2D model (which the Dense reader refuses), or None."""
     if family not in ("keras", "hdf5"):
         return None
     from .foreign import keras_conv_or_none
@@ -84,8 +84,16 @@ def _keras_conv(path, family, max_bytes):
     return {"ok": True, "exit_code": 0, "file": path, "format": FAMILY_NAMES[family],
             "layout": found.layout, "arrays": [array_info(n, a) for n, a in arrays],
             "activations": None, "metadata": {},
-            "mlp": {"error": "the file holds Conv1D kernels (k, c_in, c_out), not Dense layers"},
+            "mlp": {"error": _conv_kernels(found)},
             "conv_stack": found.as_dict()}
+
+
+def _conv_kernels(found):
+    """What a Keras conv model holds instead of Dense layers, in its own layout."""
+    d = found.layers[0].w.ndim - 2 if found.layers else 1
+    if d == 1:
+        return "the file holds Conv1D kernels (k, c_in, c_out), not Dense layers"
+    return f"the file holds Conv{d}D kernels ({', '.join(f'k_{a}' for a in 'hwd'[:d])}, c_in, c_out), not Dense layers"
 
 
 def _range(a):

@@ -148,3 +148,20 @@ def test_a_mytorch_file_missing_a_layer(written, tmp_path):
     del arrays["conv2.conv2d_stride1.W"]
     np.savez(tmp_path / "bad.npz", **arrays)
     _refused(written, tmp_path / "bad.npz", "stack is missing 'conv2.weight' (the metadata lists 3 layers)")
+
+
+def test_inspect_names_a_keras_conv2d_models_kernels(tmp_path):
+    """inspect of a Keras Conv2D model (written by Keras, no scan2conv metadata) says what it holds."""
+    import json
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+    from test_cli import run
+    model = keras.Sequential([keras.Input((16, 16, 3)),
+                              keras.layers.Conv2D(4, (2, 2), strides=(2, 2), activation="relu"),
+                              keras.layers.Conv2D(2, (2, 2))])
+    model.save(tmp_path / "k2d.keras")
+    report = json.loads(run("inspect", tmp_path / "k2d.keras", "--json").stdout)
+    assert report["mlp"]["error"] == ("the file holds Conv2D kernels (k_h, k_w, c_in, c_out), "
+                                      "not Dense layers")
+    assert [l["stride"] for l in report["conv_stack"]["layers"]] == [[2, 2], [1, 1]]

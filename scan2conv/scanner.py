@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import activations
+from . import fixed_blocks
 from . import axes as ax
 from .conv import conv
 from .errors import InputError
@@ -90,15 +91,25 @@ def chunk_plan(frames, k, s, rows=None):
     return positions, (positions - 1) * s + k
 
 
+def scan_dtype(stack):
+    """The dtype a stack scans in: its weights' own when they are all float32, else float64."""
+    arrays = [a for layer in stack.layers for a in (layer.w, layer.b)]
+    return np.dtype(np.float32 if all(a.dtype == np.float32 for a in arrays) else np.float64)
+
+
 def forward(stack, x):
     """x (n, c, l) → (n, c_out, P) (an image: (n, c, h, w) → (n, c_out, P_h, P_w)) through
-    every layer, in fixed blocks of block_rows first-axis positions.
+    every layer, in fixed blocks of block_rows first-axis positions, in the stack's scan_dtype
+    (x is cast to it).
 
     The numbers depend only on each position's frames, never on where x starts or ends, so a
     chunked scan and a whole run of this function agree bit for bit (Stack.forward agrees to
     rounding).
     """
-    rows = block_rows(stack, x.shape[3:])
+    rows, dtype = block_rows(stack, x.shape[3:]), scan_dtype(stack)
+    if x.ndim == 3:
+        return fixed_blocks.forward(stack.layers, x, dtype, rows)
+    x = x.astype(dtype, copy=False)
     for layer, inner in zip(stack.layers, inner_sizes(stack, x.shape[3:])):
         z = conv(x, layer.w, layer.b, layer.stride, rows=rows * inner)
         x = activations.forward(layer.activation, z)
@@ -109,6 +120,7 @@ class ArraySource:
     """An array (frames, features) or (n, c, l) in memory, read by frame range."""
 
     ndim, size = 1, ()     # axes scanned; sizes of the axes after the first
+    scan_dtype = np.dtype(np.float64)    # what read() gives; run() sets the stack's scan_dtype
 
     def __init__(self, a, where):
         check_array(a.dtype, a.shape, where)
@@ -120,12 +132,21 @@ class ArraySource:
         self.total, self.done = self.frames, 0
 
     def read(self, start, stop):
-        """Frames start … stop − 1 (fewer at the end) → x (n, c, t) float64, checked finite."""
-        # time-major frames are copied as they lie and seen through a (1, c, t) view
-        x = np.asarray(self.a[start:stop], np.float64).T[None] if self.time_major \
-            else np.asarray(self.a[:, :, start:stop], np.float64)
+        """Frames start … stop − 1 (fewer at the end) → x (n, c, t) of scan_dtype, checked
+        finite."""
+        # time-major frames are copied as they lie (not at all in their own dtype) and seen
+        # through a (1, c, t) view
+        x = cast(self.a[start:stop], self.scan_dtype).T[None] if self.time_major \
+            else cast(self.a[:, :, start:stop], self.scan_dtype)
         self.done = min(stop, self.frames)
         return check_finite(x, self.where, start)
+
+
+def cast(a, dtype):
+    """a as dtype (a itself when it is already), numbers beyond dtype's range made infinite
+    for check_finite to name, not raised as an overflow."""
+    with np.errstate(over="ignore"):
+        return np.asarray(a, dtype)
 
 
 def check_array(dtype, shape, where):
@@ -141,14 +162,19 @@ def check_array(dtype, shape, where):
 def check_finite(x, where, start):
     """x (n, c, t, *size) unchanged, or an error naming the first NaN or infinite value's
     frame (an image's row and column)."""
-    # a sum is NaN or infinite when any term is (and, rarely, when finite terms overflow)
-    if not np.isfinite(x.sum()) and not np.isfinite(x).all():
+    # a sum is NaN or infinite when any term is (and, rarely, when finite terms overflow);
+    # inf − inf or an overflow here is that signal, not a fault
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = x.sum()
+    if not np.isfinite(total) and not np.isfinite(x).all():
         i, _, t, *rest = (int(v) for v in np.argwhere(~np.isfinite(x))[0])
+        # a finite number beyond float32's range becomes infinite when cast to it
+        what = ("a NaN or infinite value (or one beyond float32's range: scan with "
+                "--dtype float64)" if x.dtype == np.float32 else "a NaN or infinite value")
         if not rest:
-            raise InputError(f"{where}: frame {t + start} holds a NaN or infinite value")
+            raise InputError(f"{where}: frame {t + start} holds {what}")
         image = f"image {i}, " if x.shape[0] > 1 else ""
-        raise InputError(f"{where}: {image}row {t + start}, column {rest[0]} holds a NaN or "
-                         "infinite value")
+        raise InputError(f"{where}: {image}row {t + start}, column {rest[0]} holds {what}")
     return x
 
 
@@ -191,6 +217,7 @@ class NpySource:
     """
 
     ndim, size = 1, ()
+    scan_dtype = np.dtype(np.float64)
 
     def __init__(self, path):
         shape, fortran, dtype, self.offset = npy_layout(path)
@@ -220,11 +247,12 @@ class NpySource:
         return np.frombuffer(data, self.dtype)
 
     def read(self, start, stop):
-        """Frames start … stop − 1 (fewer at the end) → x (n, c, t) float64, checked finite."""
+        """Frames start … stop − 1 (fewer at the end) → x (n, c, t) of scan_dtype, checked
+        finite."""
         stop = min(stop, self.frames)
         t, per_frame = max(stop - start, 0), self.n * self.channels
         if self.frames_outer:   # (t, c) C order or (n, c, t) Fortran order
-            part = self._pread(t * per_frame, start * per_frame).astype(np.float64)
+            part = cast(self._pread(t * per_frame, start * per_frame), self.scan_dtype)
             x = part.reshape(t, self.channels, self.n).transpose(2, 1, 0)
         else:                    # (t, c) Fortran order or (n, c, t) C order
             x = np.stack([self._pread(t, j * self.frames + start) for j in range(per_frame)])
@@ -233,7 +261,7 @@ class NpySource:
         self.done = stop
         if stop == self.frames:
             self.close()
-        return check_finite(x.astype(np.float64, copy=False), self.where, start)
+        return check_finite(cast(x, self.scan_dtype), self.where, start)
 
 
 class TextSource:
@@ -244,6 +272,7 @@ class TextSource:
     """
 
     ndim, size = 1, ()
+    scan_dtype = np.dtype(np.float64)
 
     def __init__(self, path, max_bytes=None):
         self.where, self.fp = path, open(path, encoding="ascii")
@@ -318,7 +347,7 @@ class TextSource:
         """Frames start … stop − 1; start never goes back, earlier frames are dropped."""
         self.buf, self.start = self.buf[start - self.start:], start
         self._fill(stop)
-        x = self.buf[:stop - start].T[None]
+        x = cast(self.buf[:stop - start].T[None], self.scan_dtype)
         return check_finite(x, self.where, start)
 
 
@@ -429,6 +458,7 @@ def run(stack, source, chunk_frames=None, progress=None):
     try:
         k, s = (ax.axes(v) for v in geometry(stack))
         check_fits(stack, source, k)
+        source.scan_dtype = scan_dtype(stack)
         count, need = _plan(stack, source, chunk_frames, k, s)
         while True:
             x = source.read(start, start + need)

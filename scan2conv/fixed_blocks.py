@@ -1,0 +1,100 @@
+"""A one-axis conv stack run in fixed blocks of windows: the engine of a chunked scan.
+
+Between layers frames lie channel-last, h (n, l, c) with each frame's c numbers contiguous, as
+time-major input already does. A layer's windows are then rows of k·c numbers, stride·c apart:
+when windows do not overlap (k ≤ stride) BLAS reads them in place; otherwise they are copied
+once per chunk. Every block of `rows` windows is one multiply of the same shape,
+(rows, k·c) · (k·c, c_out), the same strides and the same BLAS call wherever the block lies —
+so its numbers do not depend on the input's length or where it was cut. All blocks of a layer
+go in one batched np.matmul, which makes that same call once per block (tests check that it
+gives the bits of separate calls) without a Python loop per block.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from . import activations
+from . import axes as ax
+
+
+def channel_last(x, dtype):
+    """x (n, c, l) → h (n, l, c) of dtype, each frame's numbers contiguous (a view when x
+    already lies so, as time-major frames do)."""
+    h = x.transpose(0, 2, 1).astype(dtype, copy=False)
+    if h.strides[2] != h.itemsize or h.strides[1] != h.shape[2] * h.itemsize:
+        h = np.ascontiguousarray(h)
+    return h
+
+
+def weight_matrix(w, dtype):
+    """w (c_out, c_in, k) → (k·c_in, c_out), rows ordered (tap, channel) like a window's numbers."""
+    return w.transpose(2, 1, 0).reshape(-1, w.shape[0]).astype(dtype)
+
+
+def _blocks_of(h, k, stride, rows):
+    """The windows of h (n, l, c) as fixed blocks → (full (n, f, rows, k·c), tail (n, rows, k·c)
+    or None): full blocks read in place, the last partial block from a zero-filled copy laid
+    out with the same row stride."""
+    n, l, c = h.shape
+    l_out, item = (l - k) // stride + 1, h.itemsize
+    f = l_out // rows
+    full = as_strided(h, (n, f, rows, k * c),
+                      (h.strides[0], rows * stride * c * item, stride * c * item, item),
+                      writeable=False)
+    if f * rows == l_out:
+        return full, None
+    first = f * rows * stride
+    tail = np.zeros((n, rows * stride, c), h.dtype)
+    frames = min((l_out - f * rows) * stride, l - first)
+    tail[:, :frames] = h[:, first:first + frames]
+    return full, tail.reshape(n, rows, stride * c)[:, :, :k * c]
+
+
+def _copied_blocks(h, k, stride, rows):
+    """Overlapping windows of h (n, l, c) copied into whole blocks (n, b, rows, k·c), the end
+    zero-filled."""
+    n, l, c = h.shape
+    l_out, item = (l - k) // stride + 1, h.itemsize
+    b = -(-l_out // rows)
+    cols = np.empty((n, b * rows, k, c), h.dtype)
+    view = as_strided(h, (n, l_out, k, c), (h.strides[0], stride * c * item, c * item, item),
+                      writeable=False)
+    np.copyto(cols[:, :l_out], view)
+    cols[:, l_out:] = 0
+    return cols.reshape(n, b, rows, k * c)
+
+
+def layer_forward(h, w_kc, b, k, stride, activation, rows):
+    """h (n, l, c_in) → (n, l_out, c_out) channel-last; w_kc (k·c_in, c_out), b (c_out,)."""
+    n, l, _ = h.shape
+    l_out = max((l - k) // stride + 1, 0)
+    c_out = w_kc.shape[1]
+    y = np.empty((n, -(-l_out // rows), rows, c_out), h.dtype)
+    if l_out and k <= stride:
+        full, tail = _blocks_of(h, k, stride, rows)
+        f = full.shape[1]
+        np.matmul(full, w_kc, out=y[:, :f])
+        if tail is not None:
+            np.matmul(tail, w_kc, out=y[:, f])
+    elif l_out:
+        np.matmul(_copied_blocks(h, k, stride, rows), w_kc, out=y)
+    # each block's rows·c_out numbers plus the bias repeated: one long add, where a bias
+    # broadcast over c_out numbers at a time is slow for narrow layers
+    flat = y.reshape(-1, rows * c_out)
+    np.add(flat, np.tile(b, rows), out=flat)
+    y = y.reshape(n, -1, c_out)
+    if activation == "relu":     # in place: the same numbers as activations.forward
+        np.maximum(y, 0, out=y)
+    elif activation != "identity":
+        y = activations.forward(activation, y)
+    return y[:, :l_out]
+
+
+def forward(layers, x, dtype, rows):
+    """x (n, c, l) → y (n, c_out, P) of dtype through one-axis conv layers, each multiplied in
+    blocks of exactly `rows` windows starting at multiples of `rows` in each sample."""
+    h = channel_last(x, dtype)
+    for layer in layers:
+        (k,), (stride,) = layer.w.shape[2:], ax.axes(layer.stride, 1)
+        h = layer_forward(h, weight_matrix(layer.w, dtype), layer.b.astype(dtype), k, stride,
+                          layer.activation, rows)
+    return np.ascontiguousarray(h.transpose(0, 2, 1))

@@ -562,4 +562,17 @@ MUTATIONS += [
       "    index = np.arange(prod(shape)).reshape(1, *shape).repeat(m, 0)",
       "tests/test_conv_paths.py",
       "a block of several samples scatters every sample's gradient onto the first"),
+    # ---- scans in the stack's float32; every layer's fixed blocks in one batched multiply ---
+    M("scan2conv/fixed_blocks.py",
+      "np.add(flat, np.tile(b, rows), out=flat)",
+      "np.add(flat, np.repeat(b, rows), out=flat)",
+      "tests/test_scan.py tests/test_scan_dtype.py", "a narrow layer's bias added to the wrong channels"),
+    M("scan2conv/scanner.py",
+      "np.float32 if all(a.dtype == np.float32 for a in arrays)",
+      "np.float32 if any(a.dtype == np.float32 for a in arrays)",
+      "tests/test_scan_dtype.py", "a stack with float64 numbers scanned in float32"),
+    M("scan2conv/scan_output.py",
+      "        item = self.dtype.itemsize",
+      "        item = 8",
+      "tests/test_scan_dtype.py", "a float32 output spilled to disk read back as 8-byte numbers"),
 ]

@@ -9,6 +9,8 @@ so its numbers do not depend on the input's length or where it was cut. All bloc
 go in one batched np.matmul, which makes that same call once per block (tests check that it
 gives the bits of separate calls) without a Python loop per block.
 """
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -63,9 +65,30 @@ def _copied_blocks(h, k, stride, rows):
     return cols.reshape(n, b, rows, k * c)
 
 
-def layer_forward(h, w_kc, b, k, stride, activation, rows):
-    """h (n, l, c_in) → (n, l_out, c_out) channel-last; w_kc (k·c_in, c_out), b (c_out,)."""
+@dataclass(frozen=True)
+class Layer:
+    """A one-axis conv layer as the engine multiplies it: w_kc (k·c_in, c_out) rows ordered
+    (tap, channel) like a window's numbers; bias (rows·c_out,) the bias repeated over a block."""
+
+    w_kc: np.ndarray
+    bias: np.ndarray
+    k: int
+    stride: int
+    activation: str
+    rows: int
+
+
+def prepare(layers, dtype, rows):
+    """Conv layers over one axis → Layers of dtype that multiply `rows` windows at a time."""
+    return [Layer(weight_matrix(layer.w, dtype), np.tile(layer.b.astype(dtype), rows),
+                  layer.w.shape[2], ax.axes(layer.stride, 1)[0], layer.activation, rows)
+            for layer in layers]
+
+
+def layer_forward(h, layer):
+    """h (n, l, c_in) → (n, l_out, c_out) channel-last."""
     n, l, _ = h.shape
+    k, stride, rows, w_kc = layer.k, layer.stride, layer.rows, layer.w_kc
     l_out = max((l - k) // stride + 1, 0)
     c_out = w_kc.shape[1]
     y = np.empty((n, -(-l_out // rows), rows, c_out), h.dtype)
@@ -80,21 +103,19 @@ def layer_forward(h, w_kc, b, k, stride, activation, rows):
     # each block's rows·c_out numbers plus the bias repeated: one long add, where a bias
     # broadcast over c_out numbers at a time is slow for narrow layers
     flat = y.reshape(-1, rows * c_out)
-    np.add(flat, np.tile(b, rows), out=flat)
+    np.add(flat, layer.bias, out=flat)
     y = y.reshape(n, -1, c_out)
-    if activation == "relu":     # in place: the same numbers as activations.forward
+    if layer.activation == "relu":     # in place: the same numbers as activations.forward
         np.maximum(y, 0, out=y)
-    elif activation != "identity":
-        y = activations.forward(activation, y)
+    elif layer.activation != "identity":
+        y = activations.forward(layer.activation, y)
     return y[:, :l_out]
 
 
-def forward(layers, x, dtype, rows):
-    """x (n, c, l) → y (n, c_out, P) of dtype through one-axis conv layers, each multiplied in
-    blocks of exactly `rows` windows starting at multiples of `rows` in each sample."""
-    h = channel_last(x, dtype)
+def forward(layers, x):
+    """x (n, c, l) → y (n, c_out, P) through prepared Layers, in their dtype, each multiplied
+    in blocks of exactly `rows` windows starting at multiples of `rows` in each sample."""
+    h = channel_last(x, layers[0].w_kc.dtype)
     for layer in layers:
-        (k,), (stride,) = layer.w.shape[2:], ax.axes(layer.stride, 1)
-        h = layer_forward(h, weight_matrix(layer.w, dtype), layer.b.astype(dtype), k, stride,
-                          layer.activation, rows)
+        h = layer_forward(h, layer)
     return np.ascontiguousarray(h.transpose(0, 2, 1))

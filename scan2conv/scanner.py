@@ -97,23 +97,32 @@ def scan_dtype(stack):
     return np.dtype(np.float32 if all(a.dtype == np.float32 for a in arrays) else np.float64)
 
 
-def forward(stack, x):
-    """x (n, c, l) → (n, c_out, P) (an image: (n, c, h, w) → (n, c_out, P_h, P_w)) through
-    every layer, in fixed blocks of block_rows first-axis positions, in the stack's scan_dtype
-    (x is cast to it).
+def engine(stack, size=()):
+    """The function a scan runs on every chunk: x (n, c, l) → (n, c_out, P) (an image of
+    `size` columns: (n, c, h, w) → (n, c_out, P_h, P_w)) through every layer, in fixed blocks
+    of block_rows first-axis positions, in the stack's scan_dtype (x is cast to it).
 
     The numbers depend only on each position's frames, never on where x starts or ends, so a
-    chunked scan and a whole run of this function agree bit for bit (Stack.forward agrees to
-    rounding).
+    chunked scan and a whole run agree bit for bit (Stack.forward agrees to rounding).
     """
-    rows, dtype = block_rows(stack, x.shape[3:]), scan_dtype(stack)
-    if x.ndim == 3:
-        return fixed_blocks.forward(stack.layers, x, dtype, rows)
-    x = x.astype(dtype, copy=False)
-    for layer, inner in zip(stack.layers, inner_sizes(stack, x.shape[3:])):
-        z = conv(x, layer.w, layer.b, layer.stride, rows=rows * inner)
-        x = activations.forward(layer.activation, z)
-    return x
+    rows, dtype = block_rows(stack, tuple(size)), scan_dtype(stack)
+    if not size:
+        layers = fixed_blocks.prepare(stack.layers, dtype, rows)
+        return lambda x: fixed_blocks.forward(layers, x)
+    inner = inner_sizes(stack, tuple(size))
+
+    def strip(x):
+        x = x.astype(dtype, copy=False)
+        for layer, count in zip(stack.layers, inner):
+            z = conv(x, layer.w, layer.b, layer.stride, rows=rows * count)
+            x = activations.forward(layer.activation, z)
+        return x
+    return strip
+
+
+def forward(stack, x):
+    """One whole run of engine(stack) over x (n, c, l) (an image: (n, c, h, w))."""
+    return engine(stack, x.shape[3:])(x)
 
 
 class ArraySource:
@@ -458,13 +467,13 @@ def run(stack, source, chunk_frames=None, progress=None):
     try:
         k, s = (ax.axes(v) for v in geometry(stack))
         check_fits(stack, source, k)
-        source.scan_dtype = scan_dtype(stack)
+        source.scan_dtype, step = scan_dtype(stack), engine(stack, source.size)
         count, need = _plan(stack, source, chunk_frames, k, s)
         while True:
             x = source.read(start, start + need)
             if x.shape[2] < k[0]:
                 break
-            out.add(forward(stack, x))
+            out.add(step(x))
             chunks += 1
             if progress:
                 progress(source.done, source.total)

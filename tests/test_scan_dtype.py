@@ -13,6 +13,7 @@ from scan2conv import fixed_blocks, scan_output, scanner
 from scan2conv.activations import forward as act
 from scan2conv.cli import main
 from scan2conv.conv import conv_naive
+from scan2conv.image_sources import ImageArraySource
 from scan2conv.scanner import ArraySource, forward, geometry, run, scan_dtype
 from scan2conv.stack import Conv1d, Stack
 from test_scan import stacks
@@ -51,7 +52,8 @@ def test_the_engine_is_a_convolution_on_batches_and_both_layouts(dtype):
               Conv1d(rng.standard_normal((2, 5, 1)), rng.standard_normal(2), 2,
                      activation="identity")]
     x = rng.standard_normal((3, 4, 301))
-    y = fixed_blocks.forward(layers, x, np.dtype(dtype), rows=16)
+    prepared = fixed_blocks.prepare(layers, np.dtype(dtype), rows=16)
+    y = fixed_blocks.forward(prepared, x)
     expect = x
     for layer in layers:
         expect = act(layer.activation, conv_naive(expect, layer.w, layer.b, layer.stride))
@@ -60,9 +62,8 @@ def test_the_engine_is_a_convolution_on_batches_and_both_layouts(dtype):
     np.testing.assert_allclose(y, expect, rtol=tol, atol=tol)
     # time-major frames, seen in place, give the same bits as a copy laid out channel-first
     frames = rng.standard_normal((301, 4)).astype(dtype)
-    assert np.array_equal(fixed_blocks.forward(layers, frames.T[None], np.dtype(dtype), 16),
-                          fixed_blocks.forward(layers, np.ascontiguousarray(frames.T[None]),
-                                               np.dtype(dtype), 16))
+    assert np.array_equal(fixed_blocks.forward(prepared, frames.T[None]),
+                          fixed_blocks.forward(prepared, np.ascontiguousarray(frames.T[None])))
 
 
 @settings(max_examples=40, deadline=None)
@@ -172,3 +173,18 @@ def test_infinities_of_both_signs_or_a_sum_past_the_range_are_named_not_a_numeri
             assert r.exit_code == 3 and "frame 40 holds a NaN or infinite value" in r.stderr
         else:   # finite numbers whose sum overflows are no error in the input
             assert "frame" not in r.stderr and "Traceback" not in r.stderr
+
+
+@settings(max_examples=20, deadline=None)
+@given(stacks(ndim=2, max_depth=3), st.integers(0, 30), st.integers(0, 20), st.integers(1, 40),
+       st.sampled_from([1, 7, 64]))
+def test_float32_image_strips_are_bit_identical_to_one_whole_run(case, extra_h, extra_w, strip,
+                                                                 rows):
+    stack, channels, rng = case
+    stack = stack.astype(np.float32)
+    (k_h, k_w), _ = geometry(stack)
+    image = rng.standard_normal((k_h + extra_h, k_w + extra_w, channels))
+    with mock.patch.object(scanner, "ROWS", rows):
+        whole = forward(stack, image.transpose(2, 0, 1)[None])
+        result = run(stack, ImageArraySource(image, "x"), strip)
+    assert whole.dtype == np.float32 and np.array_equal(result.y, whole)

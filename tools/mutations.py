@@ -564,8 +564,8 @@ MUTATIONS += [
       "a block of several samples scatters every sample's gradient onto the first"),
     # ---- scans in the stack's float32; every layer's fixed blocks in one batched multiply ---
     M("scan2conv/fixed_blocks.py",
-      "np.add(flat, np.tile(b, rows), out=flat)",
-      "np.add(flat, np.repeat(b, rows), out=flat)",
+      "np.tile(layer.b.astype(dtype), rows)",
+      "np.repeat(layer.b.astype(dtype), rows)",
       "tests/test_scan.py tests/test_scan_dtype.py", "a narrow layer's bias added to the wrong channels"),
     M("scan2conv/scanner.py",
       "np.float32 if all(a.dtype == np.float32 for a in arrays)",

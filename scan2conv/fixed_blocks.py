@@ -17,6 +17,8 @@ from numpy.lib.stride_tricks import as_strided
 from . import activations
 from . import axes as ax
 
+COPY_BYTES = 2**20    # overlapping windows copied at a time, at most about: cache-sized
+
 
 def channel_last(x, dtype):
     """x (n, c, l) → h (n, l, c) of dtype, each frame's numbers contiguous (a view when x
@@ -51,18 +53,29 @@ def _blocks_of(h, k, stride, rows):
     return full, tail.reshape(n, rows, stride * c)[:, :, :k * c]
 
 
-def _copied_blocks(h, k, stride, rows):
-    """Overlapping windows of h (n, l, c) copied into whole blocks (n, b, rows, k·c), the end
-    zero-filled."""
+def _copy_blocks(buf, h, k, stride, rows, b0, b1):
+    """Overlapping windows of h (n, l, c), blocks b0 … b1 − 1, copied into buf (n, ≥ b1 − b0,
+    rows, k, c) → (n, b1 − b0, rows, k·c), past the last window zero-filled."""
     n, l, c = h.shape
     l_out, item = (l - k) // stride + 1, h.itemsize
-    b = -(-l_out // rows)
-    cols = np.empty((n, b * rows, k, c), h.dtype)
-    view = as_strided(h, (n, l_out, k, c), (h.strides[0], stride * c * item, c * item, item),
-                      writeable=False)
-    np.copyto(cols[:, :l_out], view)
-    cols[:, l_out:] = 0
-    return cols.reshape(n, b, rows, k * c)
+    first, count = b0 * rows, min(b1 * rows, l_out) - b0 * rows
+    cols = buf[:, :b1 - b0].reshape(n, -1, k, c)
+    view = as_strided(h[:, first * stride:], (n, count, k, c),
+                      (h.strides[0], stride * c * item, c * item, item), writeable=False)
+    np.copyto(cols[:, :count], view)
+    cols[:, count:] = 0
+    return cols.reshape(n, b1 - b0, rows, k * c)
+
+
+def _copied_products(h, w_kc, k, stride, rows, y):
+    """y (n, b, rows, c_out) ← the overlapping windows of h (n, l, c) · w_kc, the windows
+    copied a group of blocks at a time so that the copy stays within COPY_BYTES."""
+    n, blocks = y.shape[:2]
+    group = max(1, min(blocks, COPY_BYTES // (n * rows * w_kc.shape[0] * h.itemsize)))
+    buf = np.empty((n, group, rows, k, h.shape[2]), h.dtype)
+    for b0 in range(0, blocks, group):
+        b1 = min(b0 + group, blocks)
+        np.matmul(_copy_blocks(buf, h, k, stride, rows, b0, b1), w_kc, out=y[:, b0:b1])
 
 
 @dataclass(frozen=True)
@@ -99,7 +112,7 @@ def layer_forward(h, layer):
         if tail is not None:
             np.matmul(tail, w_kc, out=y[:, f])
     elif l_out:
-        np.matmul(_copied_blocks(h, k, stride, rows), w_kc, out=y)
+        _copied_products(h, w_kc, k, stride, rows, y)
     # each block's rows·c_out numbers plus the bias repeated: one long add, where a bias
     # broadcast over c_out numbers at a time is slow for narrow layers
     flat = y.reshape(-1, rows * c_out)

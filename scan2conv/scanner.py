@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import activations
+from . import blas
 from . import fixed_blocks
 from . import axes as ax
 from .conv import conv
@@ -122,7 +123,8 @@ def engine(stack, size=()):
 
 def forward(stack, x):
     """One whole run of engine(stack) over x (n, c, l) (an image: (n, c, h, w))."""
-    return engine(stack, x.shape[3:])(x)
+    with blas.one_thread():
+        return engine(stack, x.shape[3:])(x)
 
 
 class ArraySource:
@@ -469,17 +471,18 @@ def run(stack, source, chunk_frames=None, progress=None):
         check_fits(stack, source, k)
         source.scan_dtype, step = scan_dtype(stack), engine(stack, source.size)
         count, need = _plan(stack, source, chunk_frames, k, s)
-        while True:
-            x = source.read(start, start + need)
-            if x.shape[2] < k[0]:
-                break
-            out.add(step(x))
-            chunks += 1
-            if progress:
-                progress(source.done, source.total)
-            if x.shape[2] < need or start + need == source.frames:   # the input's end
-                break
-            start += count * s[0]
+        with blas.one_thread():
+            while True:
+                x = source.read(start, start + need)
+                if x.shape[2] < k[0]:
+                    break
+                out.add(step(x))
+                chunks += 1
+                if progress:
+                    progress(source.done, source.total)
+                if x.shape[2] < need or start + need == source.frames:   # the input's end
+                    break
+                start += count * s[0]
     except BaseException:
         out.close()
         raise

@@ -35,7 +35,9 @@ def test_a_batched_multiply_gives_each_block_the_bits_of_a_separate_one(dtype, k
         full, tail = fixed_blocks._blocks_of(h, k, stride, rows)
         blocks = np.concatenate([full, tail[:, None]], axis=1)
     else:
-        blocks = fixed_blocks._copied_blocks(h, k, stride, rows)
+        count = -(-((l - k) // stride + 1) // rows)
+        buf = np.empty((2, count, rows, k, c), dtype)
+        blocks = fixed_blocks._copy_blocks(buf, h, k, stride, rows, 0, count)
     batched = np.matmul(blocks, w)
     for i in range(blocks.shape[0]):
         for j in range(blocks.shape[1]):
@@ -45,7 +47,9 @@ def test_a_batched_multiply_gives_each_block_the_bits_of_a_separate_one(dtype, k
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_engine_is_a_convolution_on_batches_and_both_layouts(dtype):
+@pytest.mark.parametrize("copy_bytes", [1, 2**20])
+def test_the_engine_is_a_convolution_on_batches_and_both_layouts(dtype, copy_bytes, monkeypatch):
+    monkeypatch.setattr(fixed_blocks, "COPY_BYTES", copy_bytes)    # a block per copy, or all
     rng = np.random.default_rng(3)
     layers = [Conv1d(rng.standard_normal((3, 4, 2)), rng.standard_normal(3), 3),
               Conv1d(rng.standard_normal((5, 3, 3)), rng.standard_normal(5), 1, activation="tanh"),
@@ -68,14 +72,16 @@ def test_the_engine_is_a_convolution_on_batches_and_both_layouts(dtype):
 
 @settings(max_examples=40, deadline=None)
 @given(stacks(), st.integers(0, 300), st.integers(1, 400), st.sampled_from([1, 3, 8]),
-       st.booleans())
-def test_a_float32_scan_in_chunks_is_bit_identical_to_one_run(case, extra, chunk, rows, wide):
+       st.booleans(), st.sampled_from([1, 2**20]))
+def test_a_float32_scan_in_chunks_is_bit_identical_to_one_run(case, extra, chunk, rows, wide,
+                                                              copy_bytes):
     stack, channels, rng = case
     stack = stack.astype(np.float32)
     k, _ = geometry(stack)
     # float64 frames are cast to float32 a chunk at a time, float32 ones read as they lie
     frames = rng.standard_normal((k + extra, channels)).astype(np.float64 if wide else np.float32)
-    with mock.patch.object(scanner, "ROWS", rows):
+    with mock.patch.object(scanner, "ROWS", rows), \
+            mock.patch.object(fixed_blocks, "COPY_BYTES", copy_bytes):
         whole = forward(stack, frames.T[None])
         result = run(stack, ArraySource(frames, "x"), chunk)
     assert whole.dtype == np.float32 and result.y.dtype == np.float32

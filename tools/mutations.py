@@ -575,4 +575,8 @@ MUTATIONS += [
       "        item = self.dtype.itemsize",
       "        item = 8",
       "tests/test_scan_dtype.py", "a float32 output spilled to disk read back as 8-byte numbers"),
+    M("scan2conv/blas.py",
+      "    put(1)\n",
+      "    put(before)\n",
+      "tests/test_scan_blas.py", "a scan's small multiplies left on every BLAS thread"),
 ]

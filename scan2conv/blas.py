@@ -14,24 +14,29 @@ import ctypes
 from functools import lru_cache
 
 
-@lru_cache(maxsize=1)
-def _openblas():
-    """(get, set) of the loaded OpenBLAS's thread count, or None."""
+def openblas_library():
+    """The OpenBLAS library numpy loaded (ctypes), or None."""
     try:
         with open("/proc/self/maps") as fp:
             paths = sorted({line.split()[-1] for line in fp if "openblas" in line.lower()})
     except OSError:
         return None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_{}_num_threads64_", "scipy_openblas_{}_num_threads",
-                     "openblas_{}_num_threads64_", "openblas_{}_num_threads"):
-            get, put = (getattr(lib, name.format(verb), None) for verb in ("get", "set"))
-            if get is not None and put is not None:
-                return get, put
+    return ctypes.CDLL(paths[0]) if paths else None
+
+
+@lru_cache(maxsize=1)
+def _openblas():
+    """(get, set) of the loaded OpenBLAS's thread count, or None."""
+    try:
+        lib = openblas_library()
+    except OSError:
+        return None
+    for name in ("scipy_openblas_{}_num_threads64_", "scipy_openblas_{}_num_threads",
+                 "openblas_{}_num_threads64_", "openblas_{}_num_threads"):
+        get, put = (getattr(lib, name.format(verb), None) if lib else None
+                    for verb in ("get", "set"))
+        if get is not None and put is not None:
+            return get, put
     return None
 
 

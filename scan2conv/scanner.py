@@ -14,6 +14,12 @@ every layer multiplies in blocks of a fixed number of whole first-axis positions
 windows on one axis; on an image, as many rows of positions as ROWS windows allow, at least
 one), zero-filled at the end, and chunks hold whole multiples of those positions, so each block
 meets the same windows at the same rows whether the input comes whole or in chunks of any size.
+On one axis all of a layer's blocks go in one batched multiply, frames channel-last between
+layers (fixed_blocks); on an image, a block at a time (conv(..., rows=)).
+
+A scan computes in its stack's own float32 when every weight and bias is float32 (an ONNX
+stack's are), else in float64 (scan_dtype); inputs are cast to it a chunk at a time and the
+output keeps it.
 """
 import math
 import os

@@ -51,12 +51,8 @@ def cpu_model():
 
 def _openblas():
     """The OpenBLAS library numpy loaded, or None."""
-    try:
-        with open("/proc/self/maps") as fp:
-            paths = sorted({line.split()[-1] for line in fp if "openblas" in line.lower()})
-    except OSError:
-        return None
-    return ctypes.CDLL(paths[0]) if paths else None
+    from scan2conv.blas import openblas_library
+    return openblas_library()
 
 
 def _threadpool_blas():

@@ -39,11 +39,15 @@ class _Progress:
 @click.option("--chunk-frames", "--chunk-rows", "chunk_frames", type=count(MAX_CHUNK_FRAMES),
               help="Frames per chunk, or an image's rows per strip (default: what fits 16 MiB); "
                    "rounded up to whole blocks.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]),
+              help="Compute and write the output in this precision (default: float32 when the "
+                   "stack's weights all are float32, as an ONNX stack's are; else float64).")
 @max_size_option
 @json_option
 @debug_option
 @reports_errors
-def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_bytes, as_json, debug):
+def scan(stack_path, input_path, output, force, aggregate, chunk_frames, dtype, max_bytes, as_json,
+         debug):
     """Run the conv stack in STACK over INPUT, of any length, in overlapping chunks.
 
     STACK is any stack `scan2conv convert` writes (.npz, .h5, .safetensors, .onnx, …).
@@ -67,7 +71,7 @@ def scan(stack_path, input_path, output, force, aggregate, chunk_frames, max_byt
     try:
         report = scan2conv.scan(stack_path, input_path, output=output, force=force,
                                 aggregate=aggregate, chunk_frames=chunk_frames, progress=progress,
-                                max_bytes=max_bytes)
+                                max_bytes=max_bytes, dtype=dtype)
     finally:
         if progress:
             progress.close()

@@ -278,16 +278,19 @@ def verify(mlp=None, x=None, *, stack: str = None, stride: int = None, layers: l
 
 def scan(stack, x, *, output: str = None, force: bool = False, aggregate: str = None,
          chunk_frames: int = None, progress=None,
-         max_bytes: int = DEFAULT_MAX_BYTES) -> ScanReport:
+         max_bytes: int = DEFAULT_MAX_BYTES, dtype: str = None) -> ScanReport:
     """Run a conv stack (a stack file's path, a ConvertedStack or a Stack) over x (a path, read
     a chunk at a time, or an array (l, C) / (n, C, l)) → ScanReport, y (n, O, P). A stack over
     two axes takes an image (H, W, C) or a batch (N, H, W, C), channels last (an .npy path is
     read a strip of rows at a time; chunk_frames: rows per strip) → y (n, O, P_h, P_w).
     output: also write y (.npy, .npz, or for a sequence text .txt/.asc/.csv a line per
     position); aggregate "max" or "mean": summarise each channel over positions;
-    progress(done, total): called after each chunk."""
+    progress(done, total): called after each chunk; dtype: compute (and output) in "float32"
+    or "float64" — by default float32 when the stack's weights all are float32 (as an ONNX
+    stack's are), else float64."""
     from .scanning import scan_input
-    data, result = scan_input(stack, x, output, force, aggregate, chunk_frames, progress, max_bytes)
+    data, result = scan_input(stack, x, output, force, aggregate, chunk_frames, progress,
+                              max_bytes, dtype)
     from .render import scan_text
     return ScanReport(data, scan_text(data), result)
 

@@ -1,6 +1,6 @@
 """The rows of an image, (H, W, C) or a batch (N, H, W, C) stored channels last, read as strips
 for a scan over two axes (scanner.run): a strip of rows start … stop − 1 becomes
-x (n, C, rows, W) float64, checked finite.
+x (n, C, rows, W) of the scan's dtype, checked finite.
 
 An npy file is read with plain reads, never a mapping: in C order a strip is one contiguous run
 of bytes per image; in Fortran order one run per column and channel. npz is read whole; text
@@ -9,7 +9,7 @@ holds sequences, not images.
 import numpy as np
 
 from .errors import InputError
-from .scanner import NpySource, check_finite, npy_layout
+from .scanner import NpySource, cast, check_finite, npy_layout
 
 
 def check_image(dtype, shape, where):
@@ -26,6 +26,7 @@ class _Image:
     """What both image sources hold: shape (N, H, W, C) (n = 1 for an image), rows read."""
 
     ndim = 2
+    scan_dtype = np.dtype(np.float64)    # what read() gives; scanner.run sets the stack's
 
     def _shape(self, shape, where):
         self.where, self.shape = where, tuple(shape)
@@ -34,9 +35,9 @@ class _Image:
         self.total, self.done = h, 0
 
     def _strip(self, part, start, stop):
-        """part (n, t, W, C) → x (n, C, t, W) float64, checked finite."""
+        """part (n, t, W, C) → x (n, C, t, W) of scan_dtype, checked finite."""
         self.done = min(stop, self.frames)
-        x = np.ascontiguousarray(np.asarray(part, np.float64).transpose(0, 3, 1, 2))
+        x = np.ascontiguousarray(cast(part, self.scan_dtype).transpose(0, 3, 1, 2))
         return check_finite(x, self.where, start)
 
 

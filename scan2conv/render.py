@@ -64,7 +64,8 @@ def scan_text(r):
              + f" → {r['output_shape'][-2 - image]}"
              f" × {positions} positions (K={show(sc['kernel'])}, stride {show(sc['stride'])}) in "
              f"{chunks} {pieces[0]}" + ("s" if chunks > 1 else "")
-             + f" of ≤ {r['chunk_frames']:,} {pieces[1]}"]
+             + f" of ≤ {r['chunk_frames']:,} {pieces[1]}"
+             + (f", in {r['dtype']}" if r.get("dtype", "float64") != "float64" else "")]
     if r["output"]:
         lines.append(f"wrote {r['output']}")
     for entry in (r["aggregate"] or {}).get("channels", []):

@@ -23,10 +23,12 @@ class Collected:
 
     def __init__(self):
         self.file, self.pieces, self.held, self.shape = None, [], [], None
+        self.dtype = None    # the first piece's: float64 or float32
 
     def add(self, y):
         """y (n, c_out, p, *size), the next first-axis positions of every sample and channel."""
-        y = np.ascontiguousarray(y, dtype=np.float64)
+        y = np.ascontiguousarray(y, dtype=self.dtype or y.dtype)
+        self.dtype = y.dtype
         first = 0 if self.shape is None else self.shape[2]
         self.shape = y.shape if self.shape is None else y.shape[:2] + (first + y.shape[2],) + y.shape[3:]
         self.held.append(y)
@@ -62,13 +64,14 @@ class Collected:
                 yield i, o, (self._row(offset, size, i, o) for offset, size in self.pieces)
 
     def _row(self, offset, size, i, o):
-        self.file.seek(offset + (i * self.shape[1] + o) * size * 8)
-        return np.frombuffer(self.file.read(size * 8), np.float64)
+        item = self.dtype.itemsize
+        self.file.seek(offset + (i * self.shape[1] + o) * size * item)
+        return np.frombuffer(self.file.read(size * item), self.dtype)
 
     @property
     def y(self):
         """The whole output (n, c_out, P) (an image's: (n, c_out, P_h, P_w)) in memory."""
-        out = np.empty(self.shape)
+        out = np.empty(self.shape, self.dtype)
         for i, o, parts in self.rows():
             out[i, o] = np.concatenate(list(parts)).reshape(self.shape[2:])
         return out
@@ -76,8 +79,8 @@ class Collected:
     def write_npy(self, fp, squeeze=False):
         """Write the output as .npy to fp, channel-major, one piece of one row at a time."""
         shape = self.shape[1:] if squeeze and self.shape[0] == 1 else self.shape
-        np.lib.format.write_array_header_2_0(fp, {"descr": "<f8", "fortran_order": False,
-                                                  "shape": shape})
+        np.lib.format.write_array_header_2_0(fp, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                  "fortran_order": False, "shape": shape})
         for _, _, parts in self.rows():
             for part in parts:
                 fp.write(part.data)
@@ -90,7 +93,7 @@ class Collected:
             for part in parts:
                 if len(part) and part.max() > best:     # the first of equal maxima, as argmax
                     best, at = float(part.max()), first + int(part.argmax())
-                total, first = total + float(part.sum()), first + len(part)
+                total, first = total + float(part.sum(dtype=np.float64)), first + len(part)
             rows[i].append({"channel": o, "mean": total / first} if kind == "mean" else
                            max_entry(o, best, at, self.shape[2:], kernel, stride))
         return rows

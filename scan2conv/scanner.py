@@ -14,6 +14,12 @@ every layer multiplies in blocks of a fixed number of whole first-axis positions
 windows on one axis; on an image, as many rows of positions as ROWS windows allow, at least
 one), zero-filled at the end, and chunks hold whole multiples of those positions, so each block
 meets the same windows at the same rows whether the input comes whole or in chunks of any size.
+On one axis all of a layer's blocks go in one batched multiply, frames channel-last between
+layers (fixed_blocks); on an image, a block at a time (conv(..., rows=)).
+
+A scan computes in its stack's own float32 when every weight and bias is float32 (an ONNX
+stack's are), else in float64 (scan_dtype); inputs are cast to it a chunk at a time and the
+output keeps it.
 """
 import math
 import os
@@ -22,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import activations
+from . import blas
+from . import fixed_blocks
 from . import axes as ax
 from .conv import conv
 from .errors import InputError
@@ -90,25 +98,46 @@ def chunk_plan(frames, k, s, rows=None):
     return positions, (positions - 1) * s + k
 
 
-def forward(stack, x):
-    """x (n, c, l) → (n, c_out, P) (an image: (n, c, h, w) → (n, c_out, P_h, P_w)) through
-    every layer, in fixed blocks of block_rows first-axis positions.
+def scan_dtype(stack):
+    """The dtype a stack scans in: its weights' own when they are all float32, else float64."""
+    arrays = [a for layer in stack.layers for a in (layer.w, layer.b)]
+    return np.dtype(np.float32 if all(a.dtype == np.float32 for a in arrays) else np.float64)
+
+
+def engine(stack, size=()):
+    """The function a scan runs on every chunk: x (n, c, l) → (n, c_out, P) (an image of
+    `size` columns: (n, c, h, w) → (n, c_out, P_h, P_w)) through every layer, in fixed blocks
+    of block_rows first-axis positions, in the stack's scan_dtype (x is cast to it).
 
     The numbers depend only on each position's frames, never on where x starts or ends, so a
-    chunked scan and a whole run of this function agree bit for bit (Stack.forward agrees to
-    rounding).
+    chunked scan and a whole run agree bit for bit (Stack.forward agrees to rounding).
     """
-    rows = block_rows(stack, x.shape[3:])
-    for layer, inner in zip(stack.layers, inner_sizes(stack, x.shape[3:])):
-        z = conv(x, layer.w, layer.b, layer.stride, rows=rows * inner)
-        x = activations.forward(layer.activation, z)
-    return x
+    rows, dtype = block_rows(stack, tuple(size)), scan_dtype(stack)
+    if not size:
+        layers = fixed_blocks.prepare(stack.layers, dtype, rows)
+        return lambda x: fixed_blocks.forward(layers, x)
+    inner = inner_sizes(stack, tuple(size))
+
+    def strip(x):
+        x = x.astype(dtype, copy=False)
+        for layer, count in zip(stack.layers, inner):
+            z = conv(x, layer.w, layer.b, layer.stride, rows=rows * count)
+            x = activations.forward(layer.activation, z)
+        return x
+    return strip
+
+
+def forward(stack, x):
+    """One whole run of engine(stack) over x (n, c, l) (an image: (n, c, h, w))."""
+    with blas.one_thread():
+        return engine(stack, x.shape[3:])(x)
 
 
 class ArraySource:
     """An array (frames, features) or (n, c, l) in memory, read by frame range."""
 
     ndim, size = 1, ()     # axes scanned; sizes of the axes after the first
+    scan_dtype = np.dtype(np.float64)    # what read() gives; run() sets the stack's scan_dtype
 
     def __init__(self, a, where):
         check_array(a.dtype, a.shape, where)
@@ -120,12 +149,21 @@ class ArraySource:
         self.total, self.done = self.frames, 0
 
     def read(self, start, stop):
-        """Frames start … stop − 1 (fewer at the end) → x (n, c, t) float64, checked finite."""
-        # time-major frames are copied as they lie and seen through a (1, c, t) view
-        x = np.asarray(self.a[start:stop], np.float64).T[None] if self.time_major \
-            else np.asarray(self.a[:, :, start:stop], np.float64)
+        """Frames start … stop − 1 (fewer at the end) → x (n, c, t) of scan_dtype, checked
+        finite."""
+        # time-major frames are copied as they lie (not at all in their own dtype) and seen
+        # through a (1, c, t) view
+        x = cast(self.a[start:stop], self.scan_dtype).T[None] if self.time_major \
+            else cast(self.a[:, :, start:stop], self.scan_dtype)
         self.done = min(stop, self.frames)
         return check_finite(x, self.where, start)
+
+
+def cast(a, dtype):
+    """a as dtype (a itself when it is already), numbers beyond dtype's range made infinite
+    for check_finite to name, not raised as an overflow."""
+    with np.errstate(over="ignore"):
+        return np.asarray(a, dtype)
 
 
 def check_array(dtype, shape, where):
@@ -141,14 +179,19 @@ def check_array(dtype, shape, where):
 def check_finite(x, where, start):
     """x (n, c, t, *size) unchanged, or an error naming the first NaN or infinite value's
     frame (an image's row and column)."""
-    # a sum is NaN or infinite when any term is (and, rarely, when finite terms overflow)
-    if not np.isfinite(x.sum()) and not np.isfinite(x).all():
+    # a sum is NaN or infinite when any term is (and, rarely, when finite terms overflow);
+    # inf − inf or an overflow here is that signal, not a fault
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = x.sum()
+    if not np.isfinite(total) and not np.isfinite(x).all():
         i, _, t, *rest = (int(v) for v in np.argwhere(~np.isfinite(x))[0])
+        # a finite number beyond float32's range becomes infinite when cast to it
+        what = ("a NaN or infinite value (or one beyond float32's range: scan with "
+                "--dtype float64)" if x.dtype == np.float32 else "a NaN or infinite value")
         if not rest:
-            raise InputError(f"{where}: frame {t + start} holds a NaN or infinite value")
+            raise InputError(f"{where}: frame {t + start} holds {what}")
         image = f"image {i}, " if x.shape[0] > 1 else ""
-        raise InputError(f"{where}: {image}row {t + start}, column {rest[0]} holds a NaN or "
-                         "infinite value")
+        raise InputError(f"{where}: {image}row {t + start}, column {rest[0]} holds {what}")
     return x
 
 
@@ -191,6 +234,7 @@ class NpySource:
     """
 
     ndim, size = 1, ()
+    scan_dtype = np.dtype(np.float64)
 
     def __init__(self, path):
         shape, fortran, dtype, self.offset = npy_layout(path)
@@ -220,11 +264,12 @@ class NpySource:
         return np.frombuffer(data, self.dtype)
 
     def read(self, start, stop):
-        """Frames start … stop − 1 (fewer at the end) → x (n, c, t) float64, checked finite."""
+        """Frames start … stop − 1 (fewer at the end) → x (n, c, t) of scan_dtype, checked
+        finite."""
         stop = min(stop, self.frames)
         t, per_frame = max(stop - start, 0), self.n * self.channels
         if self.frames_outer:   # (t, c) C order or (n, c, t) Fortran order
-            part = self._pread(t * per_frame, start * per_frame).astype(np.float64)
+            part = cast(self._pread(t * per_frame, start * per_frame), self.scan_dtype)
             x = part.reshape(t, self.channels, self.n).transpose(2, 1, 0)
         else:                    # (t, c) Fortran order or (n, c, t) C order
             x = np.stack([self._pread(t, j * self.frames + start) for j in range(per_frame)])
@@ -233,7 +278,7 @@ class NpySource:
         self.done = stop
         if stop == self.frames:
             self.close()
-        return check_finite(x.astype(np.float64, copy=False), self.where, start)
+        return check_finite(cast(x, self.scan_dtype), self.where, start)
 
 
 class TextSource:
@@ -244,6 +289,7 @@ class TextSource:
     """
 
     ndim, size = 1, ()
+    scan_dtype = np.dtype(np.float64)
 
     def __init__(self, path, max_bytes=None):
         self.where, self.fp = path, open(path, encoding="ascii")
@@ -318,7 +364,7 @@ class TextSource:
         """Frames start … stop − 1; start never goes back, earlier frames are dropped."""
         self.buf, self.start = self.buf[start - self.start:], start
         self._fill(stop)
-        x = self.buf[:stop - start].T[None]
+        x = cast(self.buf[:stop - start].T[None], self.scan_dtype)
         return check_finite(x, self.where, start)
 
 
@@ -429,18 +475,20 @@ def run(stack, source, chunk_frames=None, progress=None):
     try:
         k, s = (ax.axes(v) for v in geometry(stack))
         check_fits(stack, source, k)
+        source.scan_dtype, step = scan_dtype(stack), engine(stack, source.size)
         count, need = _plan(stack, source, chunk_frames, k, s)
-        while True:
-            x = source.read(start, start + need)
-            if x.shape[2] < k[0]:
-                break
-            out.add(forward(stack, x))
-            chunks += 1
-            if progress:
-                progress(source.done, source.total)
-            if x.shape[2] < need or start + need == source.frames:   # the input's end
-                break
-            start += count * s[0]
+        with blas.one_thread():
+            while True:
+                x = source.read(start, start + need)
+                if x.shape[2] < k[0]:
+                    break
+                out.add(step(x))
+                chunks += 1
+                if progress:
+                    progress(source.done, source.total)
+                if x.shape[2] < need or start + need == source.frames:   # the input's end
+                    break
+                start += count * s[0]
     except BaseException:
         out.close()
         raise

@@ -8,8 +8,12 @@ from . import scanner
 from .errors import InputError, OptionNeeded
 
 
+DTYPES = ("float32", "float64")    # what a scan computes in; by default the stack's own
+
+
 def load_stack(path, max_bytes):
-    """The stack file at path in float64, its geometry checked against what `convert` recorded."""
+    """The stack file at path in its own dtype, its geometry checked against what `convert`
+    recorded."""
     from .formats.stackfile import read_stack
     stack, meta = read_stack(path, max_bytes)
     k, s = scanner.geometry(stack)
@@ -19,14 +23,19 @@ def load_stack(path, max_bytes):
         if recorded.get(name) is not None and ax.axes(recorded[name]) != ax.axes(found):
             raise InputError(f"{path}: the metadata says scan {name} {ax.show(recorded[name])}, "
                              f"the layers give {ax.show(found)}")
-    return stack.astype(np.float64)
+    return stack
 
 
-def _stack(stack, max_bytes):
-    """(Stack in float64, name) from a path, a ConvertedStack or a Stack."""
+def _stack(stack, max_bytes, dtype=None):
+    """(Stack in dtype, name) from a path, a ConvertedStack or a Stack; dtype None: float32
+    when the stack's weights all are, else float64 (scanner.scan_dtype)."""
     if isinstance(stack, (str, os.PathLike)):
-        return load_stack(os.fspath(stack), max_bytes), os.fspath(stack)
-    return getattr(stack, "stack", stack).astype(np.float64), "stack"
+        stack, name = load_stack(os.fspath(stack), max_bytes), os.fspath(stack)
+    else:
+        stack, name = getattr(stack, "stack", stack), "stack"
+    if dtype is not None and dtype not in DTYPES:
+        raise OptionNeeded(f"--dtype {dtype}: a scan computes in {' or '.join(DTYPES)}")
+    return stack.astype(np.dtype(dtype) if dtype else scanner.scan_dtype(stack)), name
 
 
 def _source(x, max_bytes, ndim):
@@ -70,7 +79,8 @@ def _writer(path, kind, y):
     if kind == "npz":
         return lambda fp: np.savez(fp, y=y)
     sep = "," if path.lower().endswith(".csv") else " "
-    return lambda fp: np.savetxt(fp, y.T, fmt="%.17g", delimiter=sep)
+    digits = 9 if y.dtype == np.float32 else 17     # enough to read back every number exactly
+    return lambda fp: np.savetxt(fp, y.T, fmt=f"%.{digits}g", delimiter=sep)
 
 
 def _json(size):
@@ -79,9 +89,10 @@ def _json(size):
 
 
 def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=None,
-               progress=None, max_bytes=None):
+               progress=None, max_bytes=None, dtype=None):
     """Run stack over x → (the report dict `scan` prints, ScanResult: y (n, O, P), an image's
-    (n, O, P_h, P_w), read back when asked); output: write y there."""
+    (n, O, P_h, P_w), read back when asked); output: write y there; dtype: "float32" or
+    "float64", None for the stack's own (scanner.scan_dtype)."""
     from .atomic import check_target, write_atomic
     from .formats import DEFAULT_MAX_BYTES
     max_bytes = max_bytes or DEFAULT_MAX_BYTES
@@ -89,7 +100,7 @@ def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=
     if output:
         kind = output_kind(output)
         check_target(output, force, names)   # fail before a long scan, not after
-    stack, stack_name = _stack(stack, max_bytes)
+    stack, stack_name = _stack(stack, max_bytes, dtype)
     ndim = stack.layers[0].ndim
     if output:
         check_text_output(output, kind, ndim)
@@ -112,5 +123,6 @@ def scan_input(stack, x, output=None, force=False, aggregate=None, chunk_frames=
               "scan": {"kernel": _json(result.kernel), "stride": _json(result.stride),
                        "positions": _json(ax.plain(result.shape[2:]))},
               "output_shape": list(shape), "output": output, "chunks": result.chunks,
-              "chunk_frames": result.chunk_frames, "aggregate": summary}
+              "chunk_frames": result.chunk_frames, "dtype": str(scanner.scan_dtype(stack)),
+              "aggregate": summary}
     return report, result

@@ -1,5 +1,5 @@
 """Every benchmark in one run: engine vs torch (sequences and images) and the GEMM peak, start-up
-latency, long scans' memory and speed against ONNX Runtime, and batch verify.
+latency, long scans' memory and speed against ONNX Runtime, an image scan's memory, and batch verify.
 Usage: python benchmarks/run_all.py"""
 import os
 import sys
@@ -10,6 +10,7 @@ import batch_files  # noqa: E402
 import engine  # noqa: E402
 import engine2d  # noqa: E402
 import latency  # noqa: E402
+import scan_image_memory  # noqa: E402
 import scan_memory  # noqa: E402
 from common import machine_header  # noqa: E402
 
@@ -19,7 +20,8 @@ def main():
     results = {}
     for name, run in (("engine", lambda: engine.main([])), ("engine2d", lambda: engine2d.main([])),
                       ("latency", latency.main),
-                      ("scan", lambda: scan_memory.main([])), ("batch", batch_files.main)):
+                      ("scan", lambda: scan_memory.main([])),
+                      ("image scan", lambda: scan_image_memory.main([])), ("batch", batch_files.main)):
         print(flush=True)
         results[name] = run()
     print()

@@ -3,7 +3,6 @@ import functools
 import io
 import json
 import math
-import sys
 import traceback
 import unicodedata
 

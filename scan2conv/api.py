@@ -11,8 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import axes as ax
-from . import defaults
-from .errors import InputError, OptionNeeded
+from .errors import OptionNeeded
 from .formats import DEFAULT_MAX_BYTES
 from .reports import (ConvertedStack, ConvertReport, ExplainReport, InspectReport, ScanReport,
                       StructureReport, UnrollReport, VerifyReport)

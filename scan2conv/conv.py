@@ -18,7 +18,6 @@ from itertools import product
 from math import prod
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from . import axes as ax
 from . import im2col as im
@@ -27,14 +26,6 @@ from . import im2col as im
 def output_length(l_in, k, stride=1, padding=0):
     """Length of a convolution's output; 0 when the input is shorter than the kernel."""
     return ax.output_size(l_in, k, stride, padding)
-
-
-def windows(x, k, stride=1, padding=0):
-    """x (n, c_in, l_in) → strided view (n, l_out, c_in, k); only the windows used are visited."""
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding)))
-    # sliding_window_view with a step slice is a view: no stride-1 result is ever computed
-    return slidingim.window_view(x, k, axis=2)[:, :, ::stride].transpose(0, 2, 1, 3)
 
 
 # bytes of one block's window buffer: small enough to stay in cache, large enough that each

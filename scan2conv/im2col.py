@@ -92,7 +92,6 @@ def col2im(dx, dcols, k, stride, out, block):
     m, c_in = i1 - i0, dx.shape[1]
     taps = dcols.reshape(m, *k, c_in, j1 - j0, *out[1:])
     sn, sc, *sa = dx.strides
-    tail = (c_in, j1 - j0, *out[1:])
     strides = (sn, *sa, sc, *[s * st for s, st in zip(sa, stride)])
     first = j0 * stride[0]
     apart = all(ka <= st for ka, st in zip(k, stride))

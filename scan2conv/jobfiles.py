@@ -2,7 +2,7 @@
 the axes it records applied where the options leave them open) and reference outputs."""
 from . import axes as ax
 from .errors import InputError, OptionNeeded
-from .formats import DEFAULT_MAX_BYTES, WeightFile, read_weights
+from .formats import DEFAULT_MAX_BYTES, read_weights
 
 
 def read_raw(path, max_bytes=DEFAULT_MAX_BYTES):

@@ -8,7 +8,7 @@ from . import defaults
 from .images import settle_order
 from .errors import InputError, OptionNeeded, StructureError
 from .formats import DEFAULT_MAX_BYTES, WeightFile
-from .infer import DEFAULT_CHANNELS, infer_kernel
+from .infer import infer_kernel
 from .inputs import as_network_input, read_input
 from .jobfiles import from_meta, read_mlp_file, read_raw
 from .reach import check_reach

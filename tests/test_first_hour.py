@@ -1,7 +1,6 @@
 """What a new user meets in the first hour: globs, scripts, .pt files, consoles, help texts."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 

@@ -47,7 +47,7 @@ def test_format_from_extension(name, fmt):
     if fmt == "npz":
         assert format_for(name, "mytorch-w") == "mytorch-w"            # MyTorch layouts are npz files
     else:
-        with pytest.raises(OptionNeeded, match=f"--format mytorch-w does not match the output name"):
+        with pytest.raises(OptionNeeded, match="--format mytorch-w does not match the output name"):
             format_for(name, "mytorch-w")
 
 

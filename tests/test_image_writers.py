@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import scan2conv
-from scan2conv.formats.torch_io import module_source
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

@@ -1,7 +1,6 @@
 """Scanning MLPs over images: the 2-D scan, its conversion to Conv2d stacks (simple and
 distributed), and the inference of shared blocks over 2-D grids of positions (DESIGN §6)."""
 import numpy as np
-import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from scan2conv import defaults

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from scan2conv import scanner
 from scan2conv.cli import main
-from scan2conv.errors import InputError
 from scan2conv.scanner import ArraySource, NpySource, TextSource, aggregate, forward, run
 from scan2conv.stack import Conv1d, Stack
 

@@ -6,7 +6,6 @@ Prints the exit code, the error line, the wall time and the child's peak RSS. Th
 count is read from the zip's end records, so neither time nor memory grows with the count.
 """
 import os
-import resource
 import struct
 import subprocess
 import sys

@@ -75,7 +75,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     check_rows, check_cols = (int(v) for v in args.check_size.split("x"))
     script = console_script()
-    print(f"== (4) image scan in strips of rows: {args.size}×{args.size}×{CHANNELS} float64, the "
+    print(f"== (3b) image scan in strips of rows: {args.size}×{args.size}×{CHANNELS} float64, the "
           "8×8 distributed default stack (3→2 k2×2 s2×2, 2→8 k2×2 s2×2, 8→4 k2×2 s1×1)")
     with tempfile.TemporaryDirectory() as folder:
         stack_path, stack = make_stack(script, folder)

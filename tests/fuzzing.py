@@ -67,17 +67,18 @@ class Seed:
         """Every command line that reads the file at path; outputs go into the folder out."""
         c, f = self.context, str(path)
         s, ch = str(c["stride"]), str(c["channels"])
+        k = ["--kernel", c["kernel"]] if "kernel" in c else []   # an image's patch
         if self.role == "mlp":
-            return [["verify", f, "--stride", s, "--input", c["input"]],
+            return [["verify", f, "--stride", s, "--input", c["input"], *k],
                     ["inspect", f, "--channels", ch, "--json"],
-                    ["explain", f, "--stride", s, "--channels", ch],
+                    ["explain", f, "--stride", s, "--channels", ch, *k],
                     ["convert", f, "--stride", s, "--channels", ch, "-o", f"{out}/stack.npz",
-                     "--json"]]
+                     "--json", *k]]
         if self.role == "stack":
-            return [["verify", c["mlp"], "--stack", f, "--input", c["input"], "--stride", s],
+            return [["verify", c["mlp"], "--stack", f, "--input", c["input"], "--stride", s, *k],
                     ["scan", f, c["input"], "-o", f"{out}/y.npy", "--aggregate", "max", "--json"],
                     ["inspect", f]]
-        return [["verify", c["mlp"], "--input", f, "--stride", s, "--json"],
+        return [["verify", c["mlp"], "--input", f, "--stride", s, "--json", *k],
                 ["scan", c["stack"], f, "-o", f"{out}/y.npy"]]
 
 
@@ -180,6 +181,34 @@ def _convert_stacks(folder):
     return written
 
 
+# image stacks: file name → extra convert options (the writers that need a library are left
+# out when it is missing)
+IMAGE_STACKS = {"img_stack.npz": [], "img_stack.h5": [], "img_stack.safetensors": [],
+                "img_stack_w.npz": ["--format", "mytorch-w"]}
+IMAGE_STACKS_NEEDING = {"img_stack.pt": "torch", "img_stack.weights.h5": "keras",
+                        "img_stack.onnx": "onnx"}
+
+
+def _image_files(folder):
+    """An image MLP (8×8×3 patches, shared 2×2 blocks), an image, its stacks in every format and
+    the MLP unrolled from one (its axes in its metadata) → (mlp names, stack names, input names)."""
+    from click.testing import CliRunner
+    from scan2conv import defaults
+    from scan2conv.cli import main
+    m = defaults.default_image_mlp()
+    np.savez(folder / "img_mlp.npz", **{f"W{i}": layer.w for i, layer in enumerate(m.layers)})
+    np.save(folder / "img_x.npy", np.random.default_rng(22).integers(-3, 4, (12, 16, 3)).astype(float))
+    stacks = dict(IMAGE_STACKS, **{n: [] for n, lib in IMAGE_STACKS_NEEDING.items() if _importable(lib)})
+    for name, extra in stacks.items():
+        r = CliRunner().invoke(main, ["convert", str(folder / "img_mlp.npz"), "--kernel", "8x8",
+                                      "-o", str(folder / name), *extra])
+        assert r.exit_code == 0, (name, r.output, r.stderr)
+    r = CliRunner().invoke(main, ["unroll", str(folder / "img_stack.npz"), "-o",
+                                  str(folder / "img_unrolled.npz")])
+    assert r.exit_code == 0, (r.output, r.stderr)
+    return ["img_mlp.npz", "img_unrolled.npz"], list(stacks), ["img_x.npy"]
+
+
 def _importable(module):
     try:
         __import__(module)
@@ -210,6 +239,12 @@ def build_seeds(folder):
         data = (folder / name).read_bytes()
         seeds.append(Seed(name, _kind(name, data), role, str(folder / name), data,
                           homework if name == "homework.npy" else base))
+    image = {"mlp": str(folder / "img_mlp.npz"), "stack": str(folder / "img_stack.npz"),
+             "input": str(folder / "img_x.npy"), "stride": "4x4", "channels": 3, "kernel": "8x8"}
+    for names, role in zip(_image_files(folder), ("mlp", "stack", "input")):
+        for name in names:
+            data = (folder / name).read_bytes()
+            seeds.append(Seed(name, _kind(name, data), role, str(folder / name), data, image))
     return seeds
 
 

@@ -32,6 +32,8 @@ def test_the_seeds_cover_every_reader(seeds):
     missing = missing_libraries()
     assert families == {f for f in READERS if f not in missing}
     assert {s.role for s in seeds} == {"mlp", "stack", "input"}
+    images = {s.role for s in seeds if "kernel" in s.context}   # image MLPs, stacks and inputs
+    assert images == {"mlp", "stack", "input"}
 
 
 def test_the_seeds_pass_every_command(runs):

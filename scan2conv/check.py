@@ -22,7 +22,7 @@ def stack_kernel(path, max_bytes):
     except Scan2ConvError:
         return None
     kernel = meta.get("scan", {}).get("kernel") if isinstance(meta.get("scan"), dict) else None
-    return tuple(kernel) if isinstance(kernel, list) and all(isinstance(k, int) for k in kernel) else None
+    return kernel if isinstance(kernel, tuple) else None
 
 
 def _plan_for(job, stride, layers, expect, source, max_bytes, found):

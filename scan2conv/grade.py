@@ -33,8 +33,7 @@ class StackFile:
         if self.foreign is not None:
             s = self.foreign.strides
             return None if s is None else stack_spec(self.foreign.stack(s)).total_stride
-        s = self.meta["scan"].get("stride")
-        return tuple(s) if isinstance(s, list) else s   # an image's: one per axis
+        return self.meta["scan"].get("stride")
 
 
 def load_stack_file(path, max_bytes):

@@ -19,7 +19,7 @@ def load_stack(path, max_bytes):
     k, s = scanner.geometry(stack)
     recorded = meta.get("scan") or {}
     for name, found in (("kernel", k), ("stride", s)):
-        # JSON holds an image's sizes as lists: compare them per axis, as the library holds them
+        # per axis: a sequence's recorded 8 and the layers' (8,) are the same kernel
         if recorded.get(name) is not None and ax.axes(recorded[name]) != ax.axes(found):
             raise InputError(f"{path}: the metadata says scan {name} {ax.show(recorded[name])}, "
                              f"the layers give {ax.show(found)}")

@@ -88,7 +88,7 @@ def _sizes(meta, key, where, field, optional=False):
     """meta[key]: a whole number, or one per axis (an image's [rows, columns]), each from 1 to
     MAX_SIZE."""
     value = meta.get(key)
-    if not isinstance(value, list):
+    if not isinstance(value, (list, tuple)):   # a tuple: already checked and normalised
         return _whole(meta, key, where, field, optional)
     if not 1 <= len(value) <= MAX_AXES:
         raise _bad(where, f"{field}{key}", value, f"from 1 to {MAX_AXES} sizes, one per axis")
@@ -113,7 +113,8 @@ def check_meta(meta, where):
         raise _bad(where, "flatten", meta["flatten"], "'channel-major'")
     scan = _one_of(meta, "scan", where, dict, "an object with kernel and stride")
     for key in ("kernel", "stride"):
-        _sizes(scan, key, where, "scan.", optional=True)
+        if isinstance(_sizes(scan, key, where, "scan.", optional=True), (list, tuple)):
+            scan[key] = tuple(scan[key])   # JSON's lists: the per-axis tuples the code compares
     source = _one_of(meta, "source", where, (str, dict, type(None)), "a file description or null")
     if isinstance(source, dict) and not all(isinstance(v, (str, int, float, type(None)))
                                             for v in source.values()):

@@ -8,7 +8,14 @@ The stack is the image default (defaults.default_image_mlp) converted with --ker
 --distributed: (3→2, k2×2, s2×2), (2→8, k2×2, s2×2), (8→4, k2×2, s1×1), stride 4×4.
 One whole-image run: np.load of the image, then scanner.forward over all of it, in a child.
 
+Compute: scanner.run over a 1024 × 1024 × 3 image in memory against an ONNX Runtime session on
+the same stack written as ONNX (float32), both float32 (like with like: ONNX Runtime's CPU Conv
+has no float64 kernel), for the distributed stack and for the simple one of the same MLP,
+(3→32, k8×8, s4×4), (32→32, k1×1), (32→4, k1×1); the float64 scan (--dtype float64) is shown
+beside them. Min of ROUNDS interleaved rounds, as for sequences (scan_memory).
+
 Usage: python benchmarks/scan_image_memory.py [--size 4096] [--check-size 1000x700]
+                                              [--compute-size 1024] [--rounds 5]
 """
 import argparse
 import json
@@ -19,11 +26,14 @@ import tempfile
 
 import numpy as np
 
+from common import interleaved
 from latency import console_script
-from scan_memory import peak_mib
-from scan2conv import scanner
+from scan_memory import ROUNDS, TARGET_RATIO, peak_mib
+from scan2conv import axes as ax, scanner
+from scan2conv.image_sources import ImageArraySource
 from scan2conv.defaults import default_image_mlp
 from scan2conv.formats.stackfile import read_stack
+from scan2conv.scanning import load_stack
 
 CHANNELS = 3
 TARGET_FRACTION = 0.25     # the strip scan's peak against the image's own size
@@ -43,6 +53,54 @@ def make_stack(script, folder):
     subprocess.run([script, "convert", mlp, "--kernel", "8x8", "--distributed", "-o", path],
                    check=True, capture_output=True)
     return path, read_stack(path, 2**30)[0].astype(np.float64)
+
+
+def onnx_stacks(script, folder):
+    """The image default MLP as its distributed and its simple stack, written as ONNX →
+    [(name, path, Stack in the file's float32, as scan reads it)]."""
+    mlp, stacks = os.path.join(folder, "hwc.npz"), []
+    for kind in ("distributed", "simple"):
+        path = os.path.join(folder, f"{kind}.onnx")
+        subprocess.run([script, "convert", mlp, "--kernel", "8x8", f"--{kind}", "-o", path],
+                       check=True, capture_output=True)
+        stack = load_stack(path, 2**30)
+        assert scanner.scan_dtype(stack) == np.float32
+        stacks.append((kind, path, stack))
+    return stacks
+
+
+def compute(stack, onnx_path, image, rounds):
+    """(ours float32 s, ONNX Runtime s, ours float64 s) over the same image (H, W, C) float32
+    in memory."""
+    import onnxruntime
+    session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    x = {session.get_inputs()[0].name: np.ascontiguousarray(image.transpose(2, 0, 1)[None])}
+    wide = stack.astype(np.float64)
+    return interleaved([lambda: scanner.run(stack, ImageArraySource(image, "x")),
+                        lambda: session.run(None, x),
+                        lambda: scanner.run(wide, ImageArraySource(image, "x"))], rounds)
+
+
+def layers_text(stack):
+    return ", ".join(f"{l.c_in}→{l.c_out} k{ax.show(l.w.shape[2:])} s{ax.show(ax.axes(l.stride, 2))}"
+                     for l in stack.layers)
+
+
+def compare_compute(script, folder, size, rounds):
+    """Print the image scan's compute against ONNX Runtime for both stacks → targets met."""
+    image = np.random.default_rng(7).random((size, size, CHANNELS)).astype(np.float32)
+    ok = True
+    for kind, path, stack in onnx_stacks(script, folder):
+        ours, theirs, wide = compute(stack, path, image, rounds)
+        met = ours / theirs <= TARGET_RATIO
+        ok &= met
+        print(f"{size}×{size}×{CHANNELS} image in memory, {kind} stack ({layers_text(stack)}), "
+              f"min of {rounds}:")
+        print(f"    scan {ours * 1e3:7.1f} ms (float32), ONNX Runtime {theirs * 1e3:7.1f} ms "
+              f"(float32), ratio {ours / theirs:.2f} (target ≤ {TARGET_RATIO}: "
+              f"{'met' if met else 'MISSED'}); scan in float64 {wide * 1e3:7.1f} ms, ratio "
+              f"{wide / theirs:.2f}")
+    return ok
 
 
 def write_image(path, rows, cols, piece=256):
@@ -72,6 +130,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--check-size", default="1000x700")
+    parser.add_argument("--compute-size", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     args = parser.parse_args(argv)
     check_rows, check_cols = (int(v) for v in args.check_size.split("x"))
     script = console_script()
@@ -103,6 +163,7 @@ def main(argv=None):
         print(f"strip scan / image size {strips / image_mib:.3f}, strip scan / whole run "
               f"{strips / whole:.3f} (target ≤ {TARGET_FRACTION} of the image: "
               f"{'met' if met else 'MISSED'})")
+        ok &= compare_compute(script, folder, args.compute_size, args.rounds)
     return ok
 
 

@@ -30,8 +30,9 @@ def channel_last(x, dtype):
 
 
 def weight_matrix(w, dtype):
-    """w (c_out, c_in, k) → (k·c_in, c_out), rows ordered (tap, channel) like a window's numbers."""
-    return w.transpose(2, 1, 0).reshape(-1, w.shape[0]).astype(dtype)
+    """w (c_out, c_in, *k) → (Π k·c_in, c_out), rows ordered (taps…, channel) like a window's
+    numbers."""
+    return w.transpose(*range(2, w.ndim), 1, 0).reshape(-1, w.shape[0]).astype(dtype)
 
 
 def _blocks_of(h, k, stride, rows):

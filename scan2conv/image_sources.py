@@ -35,9 +35,10 @@ class _Image:
         self.total, self.done = h, 0
 
     def _strip(self, part, start, stop):
-        """part (n, t, W, C) → x (n, C, t, W) of scan_dtype, checked finite."""
+        """part (n, t, W, C) → x (n, C, t, W) of scan_dtype, checked finite: a view of the
+        pixels channel-last, as the engine (image_blocks) multiplies them."""
         self.done = min(stop, self.frames)
-        x = np.ascontiguousarray(cast(part, self.scan_dtype).transpose(0, 3, 1, 2))
+        x = cast(part, self.scan_dtype).transpose(0, 3, 1, 2)
         return check_finite(x, self.where, start)
 
 

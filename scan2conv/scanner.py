@@ -15,7 +15,7 @@ windows on one axis; on an image, as many rows of positions as ROWS windows allo
 one), zero-filled at the end, and chunks hold whole multiples of those positions, so each block
 meets the same windows at the same rows whether the input comes whole or in chunks of any size.
 On one axis all of a layer's blocks go in one batched multiply, frames channel-last between
-layers (fixed_blocks); on an image, a block at a time (conv(..., rows=)).
+layers (fixed_blocks); on an image likewise, pixels channel-last (image_blocks).
 
 A scan computes in its stack's own float32 when every weight and bias is float32 (an ONNX
 stack's are), else in float64 (scan_dtype); inputs are cast to it a chunk at a time and the
@@ -27,11 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import activations
 from . import blas
 from . import fixed_blocks
+from . import image_blocks
 from . import axes as ax
-from .conv import conv
 from .errors import InputError
 from .formats import open_checked, sniff
 from .formats.npy import read_header
@@ -116,15 +115,8 @@ def engine(stack, size=()):
     if not size:
         layers = fixed_blocks.prepare(stack.layers, dtype, rows)
         return lambda x: fixed_blocks.forward(layers, x)
-    inner = inner_sizes(stack, tuple(size))
-
-    def strip(x):
-        x = x.astype(dtype, copy=False)
-        for layer, count in zip(stack.layers, inner):
-            z = conv(x, layer.w, layer.b, layer.stride, rows=rows * count)
-            x = activations.forward(layer.activation, z)
-        return x
-    return strip
+    layers = image_blocks.prepare(stack.layers, dtype, rows, size[0])
+    return lambda x: image_blocks.forward(layers, x)
 
 
 def forward(stack, x):

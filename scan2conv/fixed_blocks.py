@@ -2,9 +2,11 @@
 
 Between layers frames lie channel-last, h (n, l, c) with each frame's c numbers contiguous, as
 time-major input already does. A layer's windows are then rows of k·c numbers, stride·c apart:
-when windows do not overlap (k ≤ stride) BLAS reads them in place; otherwise they are copied
-once per chunk. Every block of `rows` windows is one multiply of the same shape,
-(rows, k·c) · (k·c, c_out), the same strides and the same BLAS call wherever the block lies —
+when windows do not overlap (k ≤ stride) BLAS reads them in place; overlapping windows are cut
+into pieces of at most `stride` taps, each read in place, their products summed (up to PIECES
+pieces; more are copied, a group of blocks at a time). Every block of `rows` windows is one
+multiply of the same shape per piece, (rows, taps·c) · (taps·c, c_out), the same strides and
+the same BLAS call wherever the block lies —
 so its numbers do not depend on the input's length or where it was cut. All blocks of a layer
 go in one batched np.matmul, which makes that same call once per block (tests check that it
 gives the bits of separate calls) without a Python loop per block.
@@ -18,6 +20,7 @@ from . import activations
 from . import axes as ax
 
 COPY_BYTES = 2**20    # overlapping windows copied at a time, at most about: cache-sized
+PIECES = 4            # products per window read in place, at most; beyond, windows are copied
 
 
 def channel_last(x, dtype):
@@ -35,12 +38,12 @@ def weight_matrix(w, dtype):
     return w.transpose(*range(2, w.ndim), 1, 0).reshape(-1, w.shape[0]).astype(dtype)
 
 
-def _blocks_of(h, k, stride, rows):
-    """The windows of h (n, l, c) as fixed blocks → (full (n, f, rows, k·c), tail (n, rows, k·c)
-    or None): full blocks read in place, the last partial block from a zero-filled copy laid
-    out with the same row stride."""
+def _blocks_of(h, k, stride, rows, l_out=None):
+    """The first l_out (all by default) windows of h (n, l, c) as fixed blocks → (full (n, f,
+    rows, k·c), tail (n, rows, k·c) or None): full blocks read in place, the last partial
+    block from a zero-filled copy laid out with the same row stride."""
     n, l, c = h.shape
-    l_out, item = (l - k) // stride + 1, h.itemsize
+    l_out, item = l_out or (l - k) // stride + 1, h.itemsize
     f = l_out // rows
     full = as_strided(h, (n, f, rows, k * c),
                       (h.strides[0], rows * stride * c * item, stride * c * item, item),
@@ -79,6 +82,23 @@ def _copied_products(h, w_kc, k, stride, rows, y):
         np.matmul(_copy_blocks(buf, h, k, stride, rows, b0, b1), w_kc, out=y[:, b0:b1])
 
 
+def _piece_products(h, layer, l_out, y):
+    """y (n, b, rows, c_out) ← overlapping windows of h (n, l, c) · w_kc as one product per
+    piece of at most `stride` taps, each piece's windows read in place like windows that do not
+    overlap (_blocks_of), the products summed in piece order."""
+    k, stride, rows, c = layer.k, layer.stride, layer.rows, h.shape[2]
+    part = np.empty_like(y)
+    for at, j in enumerate(range(0, k, stride)):
+        taps = min(stride, k - j)
+        full, tail = _blocks_of(h[:, j:], taps, stride, rows, l_out)
+        w, dest, f = layer.w_kc[j * c:(j + taps) * c], part if at else y, full.shape[1]
+        np.matmul(full, w, out=dest[:, :f])
+        if tail is not None:
+            np.matmul(tail, w, out=dest[:, f])
+        if at:
+            y += part
+
+
 @dataclass(frozen=True)
 class Layer:
     """A one-axis conv layer as the engine multiplies it: w_kc (k·c_in, c_out) rows ordered
@@ -112,6 +132,8 @@ def layer_forward(h, layer):
         np.matmul(full, w_kc, out=y[:, :f])
         if tail is not None:
             np.matmul(tail, w_kc, out=y[:, f])
+    elif l_out and -(-k // stride) <= PIECES:
+        _piece_products(h, layer, l_out, y)
     elif l_out:
         _copied_products(h, w_kc, k, stride, rows, y)
     # each block's rows·c_out numbers plus the bias repeated: one long add, where a bias

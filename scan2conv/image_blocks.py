@@ -17,9 +17,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import activations
 from . import axes as ax
-from .fixed_blocks import COPY_BYTES, weight_matrix
-
-PIECES = 4     # products per window read in place, at most; beyond, windows are copied
+from .fixed_blocks import COPY_BYTES, PIECES, weight_matrix
 
 
 def channel_last(x, dtype):

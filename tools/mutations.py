@@ -626,4 +626,8 @@ MUTATIONS += [
       "np.tile(layer.b.astype(dtype), rows * q)",
       "np.repeat(layer.b.astype(dtype), rows * q)",
       "tests/test_scan_image_blocks.py", "an image layer's bias added to the wrong channels"),
+    M("scan2conv/fixed_blocks.py",
+      "w, dest, f = layer.w_kc[j * c:(j + taps) * c], part if at else y, full.shape[1]",
+      "w, dest, f = layer.w_kc[:taps * c], part if at else y, full.shape[1]",
+      "tests/test_scan_paths.py", "every piece of a sequence's window multiplied by the first taps' weights"),
 ]

@@ -51,9 +51,10 @@ def _blocks_of(h, k, stride, rows, l_out=None):
     if f * rows == l_out:
         return full, None
     first = f * rows * stride
-    tail = np.zeros((n, rows * stride, c), h.dtype)
+    tail = np.empty((n, rows * stride, c), h.dtype)
     frames = min((l_out - f * rows) * stride, l - first)
     tail[:, :frames] = h[:, first:first + frames]
+    tail[:, frames:] = 0
     return full, tail.reshape(n, rows, stride * c)[:, :, :k * c]
 
 

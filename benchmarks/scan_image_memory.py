@@ -11,8 +11,9 @@ One whole-image run: np.load of the image, then scanner.forward over all of it, 
 Compute: scanner.run over a 1024 × 1024 × 3 image in memory against an ONNX Runtime session on
 the same stack written as ONNX (float32), both float32 (like with like: ONNX Runtime's CPU Conv
 has no float64 kernel), for the distributed stack and for the simple one of the same MLP,
-(3→32, k8×8, s4×4), (32→32, k1×1), (32→4, k1×1); the float64 scan (--dtype float64) is shown
-beside them. Min of ROUNDS interleaved rounds, as for sequences (scan_memory).
+(3→32, k8×8, s4×4), (32→32, k1×1), (32→4, k1×1); ONNX Runtime with its default threads and
+on one thread, and the float64 scan (--dtype float64), beside them. Min of ROUNDS interleaved
+rounds, as for sequences (scan_memory.compute).
 
 Usage: python benchmarks/scan_image_memory.py [--size 4096] [--check-size 1000x700]
                                               [--compute-size 1024] [--rounds 5]
@@ -26,9 +27,8 @@ import tempfile
 
 import numpy as np
 
-from common import interleaved
 from latency import console_script
-from scan_memory import ROUNDS, TARGET_RATIO, peak_mib
+from scan_memory import ROUNDS, compute, compute_line, peak_mib
 from scan2conv import axes as ax, scanner
 from scan2conv.image_sources import ImageArraySource
 from scan2conv.defaults import default_image_mlp
@@ -69,18 +69,6 @@ def onnx_stacks(script, folder):
     return stacks
 
 
-def compute(stack, onnx_path, image, rounds):
-    """(ours float32 s, ONNX Runtime s, ours float64 s) over the same image (H, W, C) float32
-    in memory."""
-    import onnxruntime
-    session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    x = {session.get_inputs()[0].name: np.ascontiguousarray(image.transpose(2, 0, 1)[None])}
-    wide = stack.astype(np.float64)
-    return interleaved([lambda: scanner.run(stack, ImageArraySource(image, "x")),
-                        lambda: session.run(None, x),
-                        lambda: scanner.run(wide, ImageArraySource(image, "x"))], rounds)
-
-
 def layers_text(stack):
     return ", ".join(f"{l.c_in}→{l.c_out} k{ax.show(l.w.shape[2:])} s{ax.show(ax.axes(l.stride, 2))}"
                      for l in stack.layers)
@@ -91,15 +79,12 @@ def compare_compute(script, folder, size, rounds):
     image = np.random.default_rng(7).random((size, size, CHANNELS)).astype(np.float32)
     ok = True
     for kind, path, stack in onnx_stacks(script, folder):
-        ours, theirs, wide = compute(stack, path, image, rounds)
-        met = ours / theirs <= TARGET_RATIO
+        line, met = compute_line(
+            compute(stack, path, lambda: ImageArraySource(image, "x"),
+                    np.ascontiguousarray(image.transpose(2, 0, 1)[None]), rounds), rounds)
         ok &= met
-        print(f"{size}×{size}×{CHANNELS} image in memory, {kind} stack ({layers_text(stack)}), "
-              f"min of {rounds}:")
-        print(f"    scan {ours * 1e3:7.1f} ms (float32), ONNX Runtime {theirs * 1e3:7.1f} ms "
-              f"(float32), ratio {ours / theirs:.2f} (target ≤ {TARGET_RATIO}: "
-              f"{'met' if met else 'MISSED'}); scan in float64 {wide * 1e3:7.1f} ms, ratio "
-              f"{wide / theirs:.2f}")
+        print(f"{size}×{size}×{CHANNELS} image, {kind} stack ({layers_text(stack)}):")
+        print(f"    {line}")
     return ok
 
 

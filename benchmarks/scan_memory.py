@@ -9,8 +9,9 @@ One whole run: scanner.forward over the whole input in this process (360k and 3.
 S·ROWS frames meets every block where a whole run meets it, so its output is a whole run's).
 Compute: scanner.run over the frames in memory, against an ONNX Runtime session on the same
 stack file and frames, both float32 (like with like: ONNX Runtime's CPU Conv has no float64
-kernel); the float64 scan (--dtype float64) is shown beside them. Min of ROUNDS interleaved
-rounds.
+kernel), ONNX Runtime with its default threads (every core; the ratio the target is about) and
+on one thread (like the scan, which holds BLAS to one); the float64 scan (--dtype float64) is
+shown beside them. Min of ROUNDS interleaved rounds.
 
 Usage: python benchmarks/scan_memory.py [--sizes 360000,3600000,36000000] [--rounds 5]
 """
@@ -101,15 +102,33 @@ def whole_run_agrees(stack, path, out, frames):
     return True
 
 
-def compute(stack, onnx_path, frames, rounds):
-    """(ours float32 s, ONNX Runtime s, ours float64 s) over the same frames in memory."""
+def compute(stack, onnx_path, source, x, rounds):
+    """(ours float32 s, ONNX Runtime s, ONNX Runtime on one thread s, ours float64 s): scans of
+    source() (a fresh source over the input in memory) against sessions on the same stack file
+    and x (n, c, *size) float32, in the same interleaved rounds. The scan holds BLAS to one
+    thread; ONNX Runtime by default uses every core."""
     import onnxruntime
-    session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    x = np.ascontiguousarray(frames.T[None])
+    one = onnxruntime.SessionOptions()
+    one.intra_op_num_threads = 1
+    sessions = [onnxruntime.InferenceSession(onnx_path, *options, providers=["CPUExecutionProvider"])
+                for options in ((), (one,))]
+    feed = {sessions[0].get_inputs()[0].name: x}
     wide = stack.astype(np.float64)
-    return interleaved([lambda: scanner.run(stack, scanner.ArraySource(frames, "x")),
-                        lambda: session.run(None, {"x": x}),
-                        lambda: scanner.run(wide, scanner.ArraySource(frames, "x"))], rounds)
+    return interleaved([lambda: scanner.run(stack, source()),
+                        lambda: sessions[0].run(None, feed),
+                        lambda: sessions[1].run(None, feed),
+                        lambda: scanner.run(wide, source())], rounds)
+
+
+def compute_line(times, rounds):
+    """(the line that reports compute() times, whether the target is met)."""
+    ours, theirs, alone, wide = times
+    met = ours / theirs <= TARGET_RATIO
+    return (f"compute in memory, min of {rounds}: scan {ours * 1e3:7.1f} ms (float32), ONNX "
+            f"Runtime {theirs * 1e3:7.1f} ms (float32), ratio {ours / theirs:.2f} (target ≤ "
+            f"{TARGET_RATIO}: {'met' if met else 'MISSED'}); ONNX Runtime on one thread "
+            f"{alone * 1e3:7.1f} ms, ratio {ours / alone:.2f}; scan in float64 {wide * 1e3:7.1f} ms, "
+            f"ratio {wide / theirs:.2f}"), met
 
 
 def main(argv=None):
@@ -142,14 +161,12 @@ def main(argv=None):
                   f"bit for bit: {same}  (target ≤ {TARGET_MIB} MiB: {'met' if met else 'MISSED'})")
             os.remove(out)
             if frames <= 4_000_000:
-                ours, theirs, wide = compute(stack, stack_onnx, read_frames(path, 0, frames),
-                                             args.rounds)
-                met = ours / theirs <= TARGET_RATIO
+                frames_in = read_frames(path, 0, frames)
+                line, met = compute_line(
+                    compute(stack, stack_onnx, lambda: scanner.ArraySource(frames_in, "x"),
+                            np.ascontiguousarray(frames_in.T[None]), args.rounds), args.rounds)
                 ok &= met
-                print(f"{'':>11} compute in memory, min of {args.rounds}: scan {ours * 1e3:7.1f} ms "
-                      f"(float32), ONNX Runtime {theirs * 1e3:7.1f} ms (float32), ratio "
-                      f"{ours / theirs:.2f} (target ≤ {TARGET_RATIO}: {'met' if met else 'MISSED'}); "
-                      f"scan in float64 {wide * 1e3:7.1f} ms, ratio {wide / theirs:.2f}")
+                print(f"{'':>11} {line}")
             os.remove(path)
     return ok
 

@@ -111,7 +111,7 @@ def _copied_products(h, layer, p, y):
         np.matmul(cols.reshape(n, b1 - b0, rows * layer.q, width), layer.w_kc, out=y[:, b0:b1])
 
 
-def _pieces(layer, c):
+def _pieces(layer):
     """(tap row, first column, columns) of each piece of a window read in place: a tap row cut
     into runs of at most s_w columns, so that no two windows' runs overlap."""
     (k_h, k_w), s_w = layer.k, layer.stride[1]
@@ -125,7 +125,7 @@ def _piece_products(h, layer, p):
     (k_h, k_w), (s_h, s_w), item, q = layer.k, layer.stride, h.itemsize, layer.q
     taps = layer.w_kc.reshape(k_h, k_w * c, -1)
     y, part = (np.empty((n, p, q, taps.shape[2]), h.dtype) for _ in range(2))
-    for at, (i, j, cols) in enumerate(_pieces(layer, c)):
+    for at, (i, j, cols) in enumerate(_pieces(layer)):
         run = as_strided(h[:, i:, j:], (n, p, q, cols * c),
                          (h.strides[0], s_h * w * c * item, s_w * c * item, item), writeable=False)
         np.matmul(run, taps[i, j * c:(j + cols) * c], out=part if at else y)
@@ -134,23 +134,28 @@ def _piece_products(h, layer, p):
     return y
 
 
+def _products(h, layer, p):
+    """The windows of position rows 0 … p − 1 of h · w_kc, before bias → (n, p·q·c_out numbers,
+    block or row after block or row)."""
+    if _in_place(layer, h.shape[2]) or len(_pieces(layer)) > PIECES:
+        y = np.empty((h.shape[0], -(-p // layer.rows), layer.rows * layer.q, layer.w_kc.shape[1]),
+                     h.dtype)
+        (_direct_products if _in_place(layer, h.shape[2]) else _copied_products)(h, layer, p, y)
+        return y
+    return _piece_products(h, layer, p)
+
+
 def layer_forward(h, layer):
     """h (n, H, W, c_in) → (n, P, Q, c_out) channel-last.
 
     Every product has one shape wherever it lies: a block of rows·q windows (read in place or
-    copied), or, when windows do not overlap along a row but are not one run of numbers, a row
-    of q windows per tap row (read in place: no copy at all)."""
-    n, rows, q = h.shape[0], layer.rows, layer.q
+    copied), or a row of q windows' pieces (read in place)."""
+    n, q, c_out = h.shape[0], layer.q, layer.w_kc.shape[1]
     p = ax.output_size(h.shape[1], layer.k[0], layer.stride[0])
-    c_out = layer.w_kc.shape[1]
-    y = np.empty((n, -(-p // rows), rows * q, c_out), h.dtype)
-    if p and q and _in_place(layer, h.shape[2]):
-        _direct_products(h, layer, p, y)
-    elif p and q and len(_pieces(layer, h.shape[3])) <= PIECES:
-        y = _piece_products(h, layer, p)
-    elif p and q:
-        _copied_products(h, layer, p, y)
-    # each row's (or block's) q·c_out numbers plus the bias repeated: one long add
+    if not (p and q):
+        return np.zeros((n, p, q, c_out), h.dtype)
+    y = _products(h, layer, p)
+    # each row's q·c_out numbers plus the bias repeated: one long add
     flat = y.reshape(-1, q * c_out)
     np.add(flat, layer.bias[:q * c_out], out=flat)
     if layer.activation == "relu":     # in place: the same numbers as activations.forward

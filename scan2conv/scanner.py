@@ -70,7 +70,7 @@ def block_rows(stack, size=()):
     It depends on the image's width alone, never on its height, so a strip and the whole
     image cut their blocks alike.
     """
-    return max(ROWS // max(inner_sizes(stack, tuple(size)) or [1]), 1)
+    return max(ROWS // max(*inner_sizes(stack, tuple(size)), 1), 1)
 
 
 def default_chunk_frames(stack, n=1, size=()):

@@ -44,7 +44,7 @@ def naive(stack, x):
 def path_of(layer, width):
     if image_blocks._in_place(layer, width):
         return "block in place"
-    return "pieces" if len(image_blocks._pieces(layer, 1)) <= image_blocks.PIECES else "copied"
+    return "pieces" if len(image_blocks._pieces(layer)) <= image_blocks.PIECES else "copied"
 
 
 @pytest.mark.parametrize("name", PATHS)
@@ -59,6 +59,16 @@ def test_every_path_is_a_convolution_and_strips_give_its_bits(name, monkeypatch)
     np.testing.assert_allclose(whole, naive(stack, x), rtol=1e-12, atol=1e-12)
     for strip in (1, 6, 11, 36, 37, 500):
         assert np.array_equal(run(stack, ImageArraySource(images, "x"), strip).y, whole), strip
+
+
+@pytest.mark.parametrize("name", PATHS)
+def test_an_image_too_small_for_a_layer_gives_no_positions(name):
+    stack = stack_of(PATHS[name])
+    k = scanner.geometry(stack)[0]
+    for size in ((k[0] - 1, 30), (30, k[1] - 1), (0, 30)):
+        x = np.zeros((2, stack.channels, *size))
+        y = forward(stack, x)
+        assert y.shape == naive(stack, x).shape and y.size == 0
 
 
 def test_the_default_stack_reads_every_window_in_place_and_never_copies_the_strip(monkeypatch):

@@ -14,8 +14,10 @@ every layer multiplies in blocks of a fixed number of whole first-axis positions
 windows on one axis; on an image, as many rows of positions as ROWS windows allow, at least
 one), zero-filled at the end, and chunks hold whole multiples of those positions, so each block
 meets the same windows at the same rows whether the input comes whole or in chunks of any size.
-On one axis all of a layer's blocks go in one batched multiply, frames channel-last between
-layers (fixed_blocks); on an image likewise, pixels channel-last (image_blocks).
+(An image layer whose windows are read in place a piece at a time multiplies a row of
+positions per piece: the same shape wherever the row lies.) All of a layer's blocks go in one
+batched multiply, frames channel-last between layers (fixed_blocks; an image's pixels,
+image_blocks).
 
 A scan computes in its stack's own float32 when every weight and bias is float32 (an ONNX
 stack's are), else in float64 (scan_dtype); inputs are cast to it a chunk at a time and the

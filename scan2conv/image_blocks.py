@@ -8,7 +8,11 @@ channel), and every block is one multiply of the same shape, (rows·Q, k_h·k_w�
 numbers do not depend on the image's height or where a strip was cut. All blocks of a layer go
 in one batched np.matmul. Windows are read in place when each is one run of numbers and
 consecutive windows lie the same distance apart across the end of a row of positions (a 1×1
-layer: the pixels themselves); otherwise they are copied a group of blocks at a time.
+layer: the pixels themselves). Otherwise, when a window falls into at most PIECES pieces of a
+tap row and at most s_w columns (no two windows' pieces overlapping), each piece is read in
+place, one multiply of a row of q windows' pieces, the same shape wherever the row lies, and the
+products are summed in piece order: the distributed stacks' layers copy nothing. Windows of more
+pieces are copied a group of blocks at a time.
 """
 from dataclasses import dataclass
 

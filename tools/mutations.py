@@ -634,4 +634,8 @@ MUTATIONS += [
       "    if x.size and not (np.isfinite(x.max()) and np.isfinite(x.min())):",
       "    if x.size and not np.isfinite(x.max()):",
       "tests/test_scan_finite.py", "a −inf in a scan's input let through"),
+    M("scan2conv/scanner.py",
+      "    return max(ROWS // max(*inner_sizes(stack, tuple(size)), 1), 1)",
+      "    return max(ROWS // max(inner_sizes(stack, tuple(size))), 1)",
+      "tests/test_scan_image_blocks.py", "an image narrower than a layer's kernel divides by zero"),
 ]

@@ -26,6 +26,7 @@ READERS = {
 
 EXTENSIONS = {".npy": "npy", ".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
               ".keras": "keras", ".safetensors": "safetensors", ".pt": "torch", ".pth": "torch",
+              ".pt2": "torch",
               ".onnx": "onnx"}
 
 FAMILY_NAMES = {"npy": "npy", "npz": "npz (zip)", "hdf5": "HDF5", "keras": "Keras archive (zip)",
@@ -49,7 +50,7 @@ def _zip_family(path):
         return "npz"    # the npz reader reports what is wrong with it
     if "model.weights.h5" in names or ("config.json" in names and "metadata.json" in names):
         return "keras"
-    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+    if any(n.endswith(("/data.pkl", "/archive_format")) or n == "data.pkl" for n in names):
         return "torch"
     return "npz"
 

@@ -36,19 +36,41 @@ def _import_torch(path):
 
 def _check_sizes(path, max_bytes):
     """Refuse before loading: the tensor data a torch.save zip (or legacy file) declares. What
-    the tensors expand to (a view can repeat its storage) is charged as each is copied out."""
+    the tensors expand to (a view can repeat its storage) is charged as each is copied out.
+    A TorchScript or torch.export archive is refused here: it holds a program, not a state dict."""
     if zipfile.is_zipfile(path):
         check_zip_directory(path)
         try:
             with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
                 total = sum(i.file_size for i in zf.infolist() if "/data/" in i.filename)
         except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as e:
             raise InputError(f"{path}: corrupt PyTorch archive: {one_line(e, 200)}") from None
+        _refuse_programs(path, names)
     else:
         total = os.path.getsize(path)
     if total > max_bytes:
         raise InputError(f"{path}: the tensors need {total:,} bytes, over the limit of "
                          f"{max_bytes:,} (raise it with --max-size)")
+
+
+def archive_kind(names):
+    """'TorchScript' or 'torch.export' for an archive of a program, else None: TorchScript keeps
+    its code in code/ and constants.pkl, torch.export names its format in archive_format."""
+    parts = [n.split("/") for n in names]
+    if any(p[1:2] == ["code"] or p[-1] == "constants.pkl" for p in parts):
+        return "TorchScript"
+    if any(p[-1] == "archive_format" for p in parts):
+        return "torch.export"
+    return None
+
+
+def _refuse_programs(path, names):
+    kind = archive_kind(names)
+    if kind is not None:
+        saver = "torch.jit.save" if kind == "TorchScript" else "torch.export.save"
+        raise InputError(f"{path}: a {kind} program ({saver}), not a state dict; save the "
+                         "weights with torch.save(model.state_dict(), path) and read that")
 
 
 def _load(torch, path):
@@ -106,6 +128,9 @@ def _numpy_dtype(torch, t, where):
     if t.is_quantized:
         raise InputError(f"{where}: a quantized tensor ({str(t.dtype).replace('torch.', '')}); "
                          "expected plain numbers (save tensor.dequantize())")
+    if t.is_meta:
+        raise InputError(f"{where}: a tensor on the 'meta' device holds no values; give the model "
+                         "its weights (load_state_dict or to_empty + init) before saving them")
     if t.is_complex():
         raise InputError(f"{where}: complex tensor; weights must be real")
     widened = {torch.float16: np.float32, torch.bfloat16: np.float32, torch.float32: np.float32,

@@ -234,3 +234,56 @@ def test_conv2d_stack_unrolled_and_graded(tmp_path):
         y = flat(net(torch.from_numpy(x.transpose(2, 0, 1)[None])))
     np.testing.assert_allclose(ref, y, rtol=1e-10, atol=1e-12)
     graded(str(tmp_path / "image.pt"), mlp, xpath)
+
+
+class RegisteredOutOfOrder(nn.Module):
+    """The output layer registered first: the state dict lists it first."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(8)
+        self.out = nn.Linear(5, 2)
+        self.hidden = nn.Linear(K * C, 5)
+
+    def forward(self, v):
+        return self.out(torch.relu(self.hidden(v)))
+
+
+def test_layers_registered_out_of_order(tmp_path):
+    net = RegisteredOutOfOrder()
+    torch.save(net.state_dict(), tmp_path / "m.pt")
+    report = verify_mlp(tmp_path, str(tmp_path / "m.pt"), forward_of(net))
+    assert "hidden.weight, out.weight" in " ".join(report["mlp"]["notes"])
+
+
+def test_training_checkpoints_of_other_tools(tmp_path):
+    """A Lightning-style .ckpt (state_dict of `model.`-prefixed keys beside hyper-parameters),
+    and a DataParallel state dict (`module.` prefix), of layers without biases."""
+    torch.manual_seed(9)
+    net = nn.Sequential(nn.Linear(K * C, 6, bias=False), nn.ReLU(), nn.Linear(6, 2, bias=False))
+    state = net.state_dict()
+    torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}, "epoch": 1,
+                "global_step": 10, "hyper_parameters": {"lr": 0.1, "hidden": [6]},
+                "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.1}]}]},
+               tmp_path / "last.ckpt")
+    torch.save(nn.DataParallel(net).state_dict(), tmp_path / "dp.pt")
+    for name in ("last.ckpt", "dp.pt"):
+        verify_mlp(tmp_path, str(tmp_path / name), forward_of(net))
+
+
+@pytest.mark.parametrize("saver", ["pt", "safetensors"])
+def test_batch_norm_refused_with_how_to_fold_it(tmp_path, saver):
+    net = nn.Sequential(nn.Linear(K * C, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
+    path = tmp_path / f"bn.{saver}"
+    torch.save(net.state_dict(), path) if saver == "pt" else save_file(net.state_dict(), str(path))
+    line = one_error(run("verify", path, "--channels", C, "--stride", S), 3)
+    assert line == (f"error: {path}: '1' is a BatchNorm layer (its running_mean and running_var); "
+                    "a scanning MLP is Linear layers and activations: fold it into the Linear before it "
+                    "(torch.nn.utils.fusion.fuse_linear_bn_eval) and save that state dict")
+
+
+def test_numpy_arrays_saved_with_torch_refused(tmp_path):
+    torch.save({"w1": np.ones((K * C, 6)), "w2": np.ones((6, 2))}, tmp_path / "np.pt")
+    line = refusal(tmp_path, "np.pt")
+    assert line.endswith("refused the file (it asks for numpy._core.multiarray._reconstruct); "
+                         "save torch tensors (torch.from_numpy), or the arrays with np.savez")

@@ -100,6 +100,8 @@ def read_safetensors(path, limit):
         meta = dict(meta, stored_as=", ".join(n for n, _ in arrays))
         return WeightFile(path, "scan2conv stack (safetensors, nn.Sequential)",
                           sequential_to_stack(arrays), True, meta=meta)
+    from .torch_io import refuse_normalization
+    refuse_normalization(arrays, path)
     torch_like = all(n.endswith("weight") for n, a in arrays if a.ndim >= 2)
     arrays, note = chain_order(layer_order(arrays)) if torch_like else (layer_order(arrays), None)
     notes = ([note] if note else []) + [NO_ACTIVATIONS.format(kind="a safetensors file")]

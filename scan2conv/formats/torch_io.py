@@ -16,6 +16,7 @@ import numpy as np
 from .. import axes as ax
 from ..errors import InputError, UnsafeFileError
 from ..text import one_line, quote
+from .order import chain_order
 from .stackfile import AXIS_NAMES
 from .weightfile import NO_ACTIVATIONS, WeightFile, as_budget
 from .zipdir import check_zip_directory
@@ -81,8 +82,11 @@ def _load(torch, path):
     except pickle.UnpicklingError as e:
         asked = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f"it asks for {asked.group(1)}" if asked else "it holds more than tensors"
+        fix = ("save torch tensors (torch.from_numpy), or the arrays with np.savez"
+               if asked and asked.group(1).startswith("numpy") else
+               "save model.state_dict(), not the model")
         raise UnsafeFileError(f"{path}: torch.load(weights_only=True) refused the file ({what}); "
-                              "save model.state_dict(), not the model") from None
+                              f"{fix}") from None
     except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError,
             IndexError, TypeError, AttributeError, struct.error, NotImplementedError,
             OverflowError, MemoryError) as e:   # a damaged pickle trips the unpickler anywhere
@@ -171,14 +175,31 @@ def read_torch(path, limit):
     obj = _load(torch, path)
     items, note = state_dict(torch, obj, path)
     named(items, path)
+    refuse_normalization(items, path)
     arrays = [(name, to_numpy(torch, t, f"{path}: tensor {name!r}", budget)) for name, t in items]
     stack_meta = _stack_meta(obj)
     if stack_meta is not None:   # a stack written by `scan2conv convert -o x.pt`
         from .safetensors_io import sequential_to_stack
         return WeightFile(path, "scan2conv stack (PyTorch state dict, nn.Sequential)",
                           sequential_to_stack(arrays), True, meta={"scan2conv": stack_meta})
-    notes = ([note] if note else []) + [NO_ACTIVATIONS.format(kind="a PyTorch state dict")]
+    arrays, order = chain_order(arrays)   # registration order is not always the order run
+    notes = [n for n in (note, order) if n] + [NO_ACTIVATIONS.format(kind="a PyTorch state dict")]
     return WeightFile(path, "PyTorch state dict", arrays, True, "out_in", notes=notes)
+
+
+NORMALIZATION = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def refuse_normalization(items, path):
+    """InputError for a BatchNorm layer's state: a scanning MLP is Linear layers and
+    activations, and a state dict does not record the eps a BatchNorm divides with."""
+    name = next((k for k, _ in items if k.rpartition(".")[2] in NORMALIZATION), None)
+    if name is not None:
+        layer = name.rpartition(".")[0]
+        raise InputError(f"{path}: {layer!r} is a BatchNorm layer (its running_mean and "
+                         "running_var); a scanning MLP is Linear layers and activations: fold it "
+                         "into the Linear before it (torch.nn.utils.fusion.fuse_linear_bn_eval) "
+                         "and save that state dict")
 
 
 def sequential_modules(stack):

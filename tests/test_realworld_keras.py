@@ -112,3 +112,23 @@ def test_conv_models_unrolled_and_graded(keras, tmp_path, saver, ndim):
     y = keras.ops.convert_to_numpy(model(x[None].astype(np.float32)))    # (1, *sizes, c)
     np.testing.assert_allclose(ref, flat(np.moveaxis(y, -1, 1)), rtol=1e-5, atol=1e-5)
     graded(path, mlp, xpath)
+
+
+@pytest.mark.parametrize("saver", ["keras", "h5"])
+@pytest.mark.parametrize("extra, cls", [("lambda", "Lambda"), ("rescaling", "Rescaling"),
+                                        ("permute", "Permute")])
+def test_layers_that_compute_without_weights_refused(keras, tmp_path, saver, extra, cls):
+    """A layer between the Dense ones that changes values or their order, though it holds no
+    weights, is named, not skipped: skipping it would read another model."""
+    from cli_errors import one_error, run
+    L = keras.layers
+    middle = {"lambda": L.Lambda(lambda t: t * 2.0, name="extra"),
+              "rescaling": L.Rescaling(0.5, name="extra"),
+              "permute": L.Permute((2, 1), name="extra")}[extra]
+    head = [L.Reshape((K, C)), middle, L.Flatten()] if extra == "permute" else [middle]
+    model = keras.Sequential([keras.Input((K * C,)), *head, L.Dense(6, activation="relu"), L.Dense(2)])
+    path = save(model, tmp_path, saver)
+    line = one_error(run("verify", path, "--channels", C, "--stride", 2), 3)
+    assert line == (f"error: {path}: layer 'extra' is a {cls}; a scanning MLP read from Keras is "
+                    "Dense layers with their activations, and Dropout, Flatten or Reshape between "
+                    f"them: fold or remove the {cls} and save the model again")

@@ -110,6 +110,12 @@ def _activation_layer(cls, cfg):
     return None
 
 
+# layers that hold no weights and leave a flat vector as it is (Dropout: at inference)
+PASS_THROUGH = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                "AlphaDropout", "GaussianDropout", "GaussianNoise", "ActivityRegularization",
+                "Flatten", "Reshape", "Identity"}
+
+
 def config_entries(config, prefix):
     """Model order from a config: [{kind: 'layer'|'act', name, path, activation}], nested models
     flattened; path is the layer's group in a Keras 3 weights file."""
@@ -128,9 +134,11 @@ def config_entries(config, prefix):
             out += config_entries(layer, f"{path}/layers/")
         elif act is not None:
             out.append({"kind": "act", "activation": act})
-        elif "units" in cfg:
+        elif cls == "Dense":
             out.append({"kind": "layer", "name": quote(cfg.get("name")), "path": path,
                         "activation": _act_name(cfg.get("activation"))})
+        elif cls not in PASS_THROUGH:
+            out.append({"kind": "other", "name": quote(cfg.get("name", path)), "class": quote(cls)})
         if len(out) > MAX_ARRAYS:
             raise ConfigTooLarge()
     return out
@@ -154,6 +162,11 @@ def dense_activations(entries, where):
     """The weighted layers, each with its own activation or the activation layer after it."""
     out = []
     for e in entries:
+        if e["kind"] == "other":
+            raise InputError(f"{where}: layer {e['name']!r} is a {e['class']}; a scanning MLP read "
+                             "from Keras is Dense layers with their activations, and Dropout, "
+                             f"Flatten or Reshape between them: fold or remove the {e['class']} "
+                             "and save the model again")
         if e["kind"] == "layer":
             out.append(dict(e))
         elif not out:

@@ -45,6 +45,9 @@ def conv_entries(config, prefix="layers/", where=None):
                         "activation": keras._act_name(cfg.get("activation"))})
         elif act is not None and out and out[-1]["activation"] == "linear":
             out[-1]["activation"] = act
+        elif act is None and cls not in keras.PASS_THROUGH | {"Permute"}:   # pooling, normalization
+            at = f"{where}: layer {quote(cfg.get('name', path))!r}" if where else f"layer {path!r}"
+            raise keras.not_readable(at, quote(cls))
     return out
 
 

@@ -129,6 +129,20 @@ def test_layers_that_compute_without_weights_refused(keras, tmp_path, saver, ext
     model = keras.Sequential([keras.Input((K * C,)), *head, L.Dense(6, activation="relu"), L.Dense(2)])
     path = save(model, tmp_path, saver)
     line = one_error(run("verify", path, "--channels", C, "--stride", 2), 3)
-    assert line == (f"error: {path}: layer 'extra' is a {cls}; a scanning MLP read from Keras is "
-                    "Dense layers with their activations, and Dropout, Flatten or Reshape between "
+    assert line == (f"error: {path}: layer 'extra' is a {cls}; scan2conv reads Dense, Conv1D or "
+                    "Conv2D layers with their activations, and Dropout, Flatten or Reshape between "
                     f"them: fold or remove the {cls} and save the model again")
+
+
+@pytest.mark.parametrize("saver", ["keras", "h5"])
+@pytest.mark.parametrize("extra, cls", [("pool", "MaxPooling1D"), ("norm", "BatchNormalization")])
+def test_conv_model_with_pooling_or_normalization_refused(keras, tmp_path, saver, extra, cls):
+    from cli_errors import one_error, run
+    L = keras.layers
+    middle = L.MaxPooling1D(2, name="extra") if extra == "pool" else L.BatchNormalization(name="extra")
+    model = keras.Sequential([keras.Input((None, C)), L.Conv1D(2, 2, strides=2), middle, L.Conv1D(2, 1)])
+    path = save(model, tmp_path, saver)
+    line = one_error(run("unroll", path, "-o", tmp_path / "m.npz"), 3)
+    assert line == (f"error: {path}: layer 'extra' is a {cls}; scan2conv reads Dense, Conv1D "
+                    "or Conv2D layers with their activations, and Dropout, Flatten or Reshape "
+                    f"between them: fold or remove the {cls} and save the model again")

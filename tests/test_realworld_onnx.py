@@ -147,3 +147,28 @@ def test_torch_onnx_export_of_a_conv_stack(tmp_path, ndim):
     mlp, ref = unroll_reference(tmp_path, str(tmp_path / "stack.onnx"), xpath)
     np.testing.assert_allclose(ref, y, rtol=1e-5, atol=1e-5)
     graded(str(tmp_path / "stack.onnx"), mlp, xpath)
+
+
+@pytest.mark.parametrize("extra, op", [(lambda: nn.MaxPool1d(2), "MaxPool"),
+                                       (lambda: nn.BatchNorm1d(2).eval(), "BatchNormalization")])
+def test_conv_graph_with_pooling_or_normalization_refused(tmp_path, extra, op):
+    """A node between the convolutions that is no part of a scan is named, not skipped."""
+    net = nn.Sequential(nn.Conv1d(C, 2, 2, stride=2), nn.ReLU(), extra(), nn.Conv1d(2, 2, 1)).eval()
+    torch.onnx.export(net, (torch.randn(1, C, 16),), str(tmp_path / "s.onnx"), dynamo=False,
+                      do_constant_folding=False)
+    line = one_error(run("unroll", tmp_path / "s.onnx", "-o", tmp_path / "m.npz"), 3)
+    assert f"the graph has a {op} node" in line
+    assert line.endswith("a conv stack read from ONNX is Conv nodes with Relu, Tanh, Sigmoid or "
+                         "LeakyRelu between them and a Flatten at the end")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_conv_node_with_auto_pad_refused(tmp_path):
+    w = numpy_helper.from_array(np.ones((2, C, 3), np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", auto_pad="SAME_UPPER", strides=[1])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, C, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "s.onnx")
+    line = one_error(run("unroll", tmp_path / "s.onnx", "-o", tmp_path / "m.npz"), 3)
+    assert line.endswith("Conv node 'conv' pads, dilates or groups; a scan reads whole windows "
+                         "with plain filters")

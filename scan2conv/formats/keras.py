@@ -114,6 +114,15 @@ def _activation_layer(cls, cfg):
 PASS_THROUGH = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
                 "AlphaDropout", "GaussianDropout", "GaussianNoise", "ActivityRegularization",
                 "Flatten", "Reshape", "Identity"}
+CONV_LAYERS = {"Conv1D", "Conv2D", "Conv3D"}
+
+
+def not_readable(at, cls):
+    """The InputError for a layer that computes something scan2conv does not read: skipping
+    it would read another model."""
+    return InputError(f"{at} is a {cls}; scan2conv reads Dense, Conv1D or Conv2D layers with "
+                      "their activations, and Dropout, Flatten or Reshape between them: fold or "
+                      f"remove the {cls} and save the model again")
 
 
 def config_entries(config, prefix):
@@ -137,7 +146,7 @@ def config_entries(config, prefix):
         elif cls == "Dense":
             out.append({"kind": "layer", "name": quote(cfg.get("name")), "path": path,
                         "activation": _act_name(cfg.get("activation"))})
-        elif cls not in PASS_THROUGH:
+        elif cls not in PASS_THROUGH and cls not in CONV_LAYERS:   # conv kernels: check_dense
             out.append({"kind": "other", "name": quote(cfg.get("name", path)), "class": quote(cls)})
         if len(out) > MAX_ARRAYS:
             raise ConfigTooLarge()
@@ -163,10 +172,7 @@ def dense_activations(entries, where):
     out = []
     for e in entries:
         if e["kind"] == "other":
-            raise InputError(f"{where}: layer {e['name']!r} is a {e['class']}; a scanning MLP read "
-                             "from Keras is Dense layers with their activations, and Dropout, "
-                             f"Flatten or Reshape between them: fold or remove the {e['class']} "
-                             "and save the model again")
+            raise not_readable(f"{where}: layer {e['name']!r}", e["class"])
         if e["kind"] == "layer":
             out.append(dict(e))
         elif not out:

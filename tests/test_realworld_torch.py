@@ -287,3 +287,13 @@ def test_numpy_arrays_saved_with_torch_refused(tmp_path):
     line = refusal(tmp_path, "np.pt")
     assert line.endswith("refused the file (it asks for numpy._core.multiarray._reconstruct); "
                          "save torch tensors (torch.from_numpy), or the arrays with np.savez")
+
+
+def test_shapes_that_chain_in_two_orders_are_not_guessed(tmp_path):
+    """Two square layers could run in either order: the file is refused, not read in one of them."""
+    rng = np.random.default_rng(10)
+    state = {"x.weight": rng.standard_normal((2, 6)), "y.weight": rng.standard_normal((6, K * C)),
+             "z1.weight": rng.standard_normal((6, 6)), "z2.weight": rng.standard_normal((6, 6))}
+    save_file({k: torch.from_numpy(v) for k, v in state.items()}, str(tmp_path / "two.safetensors"))
+    line = one_error(run("verify", tmp_path / "two.safetensors", "--channels", C, "--stride", S), 3)
+    assert "layer 1 has 2 outputs but layer 2 takes 12" in line

@@ -29,10 +29,11 @@ def constants(graph, where, to_array):
     for node in graph.node:
         if node.op_type == "Constant":
             value = next((a.t for a in node.attribute if a.name == "value"), None)
-            if value is None:
+            if value is None or not node.output:
                 raise InputError(f"{where}: Constant node {quote(node.name)!r} holds no tensor "
-                                 "'value'; a weight must be a tensor")
-            value.name = node.output[0]
+                                 "'value' or has no output; a weight must be a tensor")
+            if isinstance(node.output[0], str):   # named after its output in messages
+                value.name = node.output[0]
             out[node.output[0]] = to_array(value)[1]
     return out
 
@@ -42,9 +43,23 @@ def _scaled(a, factor):
     return a if factor == 1 else a * factor
 
 
-def _attrs(node):
+def _attrs(node, where):
+    """{name: value} of a node's attributes; the numbers this reader uses checked to be numbers."""
     from onnx import helper
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    try:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{where}: node {quote(node.name)!r} has a malformed attribute: "
+                         f"{quote(e, 120)}") from None
+    for key in ("alpha", "beta", "transA", "transB"):
+        value = attrs.get(key, 0)
+        if not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise InputError(f"{where}: node {quote(node.name)!r} has {key} {quote(value, 60)}; "
+                             "expected a number")
+    return attrs
+
+
+ARITY = {"Gemm": 2, "MatMul": 2, "Add": 2}   # inputs a node needs at least; others take 1
 
 
 class _Reader:
@@ -61,7 +76,7 @@ class _Reader:
         return np.asarray(self.values[name])
 
     def gemm(self, node):
-        a = _attrs(node)
+        a = _attrs(node, self.where)
         if a.get("transA", 0):
             raise InputError(f"{self.where}: Gemm node {quote(node.name)!r} transposes its input "
                              "(transA=1); a layer multiplies rows of inputs")
@@ -97,7 +112,7 @@ class _Reader:
             raise InputError(f"{self.where}: {node.op_type} node {quote(node.name)!r} does not "
                              "follow a layer; scan2conv computes one activation per layer")
         name = ACTIVATIONS[node.op_type]
-        alpha = _attrs(node).get("alpha", 0.01)
+        alpha = _attrs(node, self.where).get("alpha", 0.01)
         if name == "leaky_relu" and not np.isclose(alpha, 0.01):
             name = f"leaky_relu(negative_slope={alpha:g})"   # refused by name, as Keras' 0.2
         self.layers[-1]["activation"] = name
@@ -105,6 +120,9 @@ class _Reader:
 
     def visit(self, node):
         op = node.op_type
+        if op != "Constant" and (len(node.input) < ARITY.get(op, 1) or not node.output):
+            raise InputError(f"{self.where}: node {quote(node.name)!r} ({quote(op)}) lacks an "
+                             "input or its output; the file is damaged")
         if op == "Gemm":
             self.gemm(node)
         elif op == "MatMul":

@@ -36,8 +36,9 @@ def test_h5py_datasets(tmp_path, kind):
     path = tmp_path / "mlp.h5"
     with h5py.File(path, "w") as f:
         for name, a in (("W1", W1), ("b1", B1), ("W2", W2)):
-            chunks = options.get("chunks")
-            f.create_dataset(name, data=a, **dict(options, chunks=chunks if a.ndim == 2 or chunks is True else None))
+            chunks = options.get("chunks")    # a bias takes no (rows, columns) chunks
+            chunks = chunks if a.ndim == 2 or chunks is True else None
+            f.create_dataset(name, data=a, **dict(options, chunks=chunks))
     with h5py.File(path) as f:      # the reference uses what h5py reads back, rounding included
         stored = [f[n][()] for n in ("W1", "b1", "W2")]
     verify_mlp(tmp_path, str(path), forward(*stored))

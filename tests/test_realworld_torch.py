@@ -7,7 +7,7 @@ from safetensors.torch import save_file, save_model
 from torch import nn
 
 from cli_errors import one_error, run
-from realworld import C, K, S, expect_file, flat, graded, sample, unroll_reference, verify_mlp, windows
+from realworld import C, K, S, flat, graded, sample, unroll_reference, verify_mlp, windows
 
 
 def forward_of(net):
@@ -297,3 +297,31 @@ def test_shapes_that_chain_in_two_orders_are_not_guessed(tmp_path):
     save_file({k: torch.from_numpy(v) for k, v in state.items()}, str(tmp_path / "two.safetensors"))
     line = one_error(run("verify", tmp_path / "two.safetensors", "--channels", C, "--stride", S), 3)
     assert "layer 1 has 2 outputs but layer 2 takes 12" in line
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_pickle_protocol_above_two_refused(tmp_path, zipped):
+    """torch.load(weights_only=True) cannot read the frames of protocol 4, zipped or legacy:
+    the file is told apart from a foreign one and refused with what to do."""
+    torch.save(sequential().state_dict(), tmp_path / "p4.pt", pickle_protocol=4,
+               _use_new_zipfile_serialization=zipped)
+    assert refusal(tmp_path, "p4.pt") == (
+        f"error: {tmp_path / 'p4.pt'}: torch.load(weights_only=True) cannot read its pickle "
+        "(opcode 149, from a pickle_protocol above 2); save it again with torch.save's default "
+        "protocol")
+
+
+def test_converted_stack_runs_like_the_torch_model(tmp_path):
+    """convert a state dict to an ONNX stack: onnxruntime's run of it over the whole input is
+    torch's Linear stack on every window."""
+    import onnxruntime as ort
+    net = sequential()
+    torch.save(net.state_dict(), tmp_path / "m.pt")
+    r = run("convert", tmp_path / "m.pt", "-o", tmp_path / "s.onnx", "--channels", C,
+            "--stride", S, *ACTS)
+    assert r.exit_code == 0, r.stderr
+    x = np.random.default_rng(11).standard_normal((1, C, 30))
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": x.astype(np.float32)})[0]
+    expected = forward_of(net)(windows(x[0].T)).T.reshape(1, -1)   # (O, P) channel-major
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)

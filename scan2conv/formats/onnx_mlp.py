@@ -100,7 +100,8 @@ class _Reader:
 
     def add(self, node):
         layer = self.layers[-1] if self.layers else None
-        if layer is None or layer["b"] is not None or self.last not in node.input or layer["activation"] != "identity":
+        if (layer is None or layer["b"] is not None or self.last not in node.input
+                or layer["activation"] != "identity"):
             raise InputError(f"{self.where}: Add node {quote(node.name)!r} is not the bias of "
                              "the layer before it")
         other = node.input[1] if node.input[0] == self.last else node.input[0]

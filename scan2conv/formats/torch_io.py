@@ -80,6 +80,11 @@ def _load(torch, path):
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        opcode = re.search(r"Unsupported operand (\d+)", str(e))
+        if opcode:   # FRAME and the other opcodes of pickle protocols above 2
+            raise InputError(f"{path}: torch.load(weights_only=True) cannot read its pickle "
+                             f"(opcode {opcode.group(1)}, from a pickle_protocol above 2); save it "
+                             "again with torch.save's default protocol") from None
         asked = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f"it asks for {asked.group(1)}" if asked else "it holds more than tensors"
         fix = ("save torch tensors (torch.from_numpy), or the arrays with np.savez"

@@ -2,6 +2,8 @@
 and onnx.helper graphs in the forms other exporters use (MatMul with a transposed weight and an
 Add, Constant nodes instead of initializers, other opsets, float16). Each is read and checked
 against onnxruntime's own run of the file; weights kept in another file are refused."""
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -39,6 +41,9 @@ def test_torch_onnx_export_of_an_mlp(tmp_path):
     assert {n.op_type for n in onnx.load(tmp_path / "mlp.onnx").graph.node} >= {"Gemm"}
     report = verify_mlp(tmp_path, str(tmp_path / "mlp.onnx"), ort_forward(tmp_path / "mlp.onnx"))
     assert report["mlp"]["activations"] == ["relu", "tanh", "identity"]
+    seen = json.loads(run("inspect", tmp_path / "mlp.onnx", "--json").stdout)
+    assert seen["layout"] == "ONNX MLP graph (Gemm/MatMul layers)"
+    assert seen["mlp"]["widths"] == [K * C, 6, 5, 2] and seen["mlp"]["activations_from"] == "file"
 
 
 def layer(x, w, b, i, form):

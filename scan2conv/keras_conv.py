@@ -47,6 +47,10 @@ def conv_entries(config, prefix="layers/", where=None):
             out[-1]["activation"] = act
         elif act is None and cls not in keras.PASS_THROUGH | {"Permute"}:   # pooling, normalization
             at = f"{where}: layer {quote(cfg.get('name', path))!r}" if where else f"layer {path!r}"
+            if cls == "Dense":
+                raise InputError(f"{at} is a Dense layer among the convolutions; a conv stack is "
+                                 "Conv1D or Conv2D layers only: save the convolutions as a model of "
+                                 "their own")
             raise keras.not_readable(at, quote(cls))
     return out
 

@@ -146,3 +146,16 @@ def test_conv_model_with_pooling_or_normalization_refused(keras, tmp_path, saver
     assert line == (f"error: {path}: layer 'extra' is a {cls}; scan2conv reads Dense, Conv1D "
                     "or Conv2D layers with their activations, and Dropout, Flatten or Reshape "
                     f"between them: fold or remove the {cls} and save the model again")
+
+
+@pytest.mark.parametrize("saver", ["keras", "h5"])
+def test_conv_model_with_a_dense_head_refused(keras, tmp_path, saver):
+    from cli_errors import one_error, run
+    L = keras.layers
+    model = keras.Sequential([keras.Input((16, C)), L.Conv1D(2, 2, strides=2, activation="relu"),
+                              L.Flatten(), L.Dense(2, name="head")])
+    path = save(model, tmp_path, saver)
+    line = one_error(run("unroll", path, "--layers", "2:2", "-o", tmp_path / "m.npz"), 3)
+    assert line == (f"error: {path}: layer 'head' is a Dense layer among the convolutions; a conv "
+                    "stack is Conv1D or Conv2D layers only: save the convolutions as a model of "
+                    "their own")

@@ -61,6 +61,12 @@ def layer(x, w, b, i, form):
         inits = [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
         return [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
                 helper.make_node("Add", [f"b{i}", f"m{i}"], [out])], inits, out
+    if form == "transpose":       # the (out, in) weight transposed by a node, through an Identity
+        inits = [numpy_helper.from_array(w.T.copy(), f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        return [helper.make_node("Identity", [f"w{i}"], [f"id{i}"]),
+                helper.make_node("Transpose", [f"id{i}"], [f"t{i}"], perm=[1, 0]),
+                helper.make_node("MatMul", [x, f"t{i}"], [f"m{i}"]),
+                helper.make_node("Add", [f"m{i}", f"b{i}"], [out])], inits, out
     consts = [helper.make_node("Constant", [], [f"w{i}"], value=numpy_helper.from_array(w, f"cw{i}")),
               helper.make_node("Constant", [], [f"b{i}"], value=numpy_helper.from_array(b, f"cb{i}"))]
     return consts + [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
@@ -88,7 +94,7 @@ def helper_mlp(form, dtype=np.float32, opset=17, acts=("Relu", "Sigmoid")):
 
 
 @pytest.mark.parametrize("form, opset", [("gemm", 11), ("gemm_alpha", 13), ("matmul_t", 17),
-                                         ("constant", 21)])
+                                         ("constant", 21), ("transpose", 18)])
 def test_helper_graphs_in_exporters_forms(tmp_path, form, opset):
     onnx.save(helper_mlp(form, opset=opset), tmp_path / "mlp.onnx")
     report = verify_mlp(tmp_path, str(tmp_path / "mlp.onnx"), ort_forward(tmp_path / "mlp.onnx"))

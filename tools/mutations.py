@@ -615,7 +615,7 @@ MUTATIONS += [
       "        w = w",
       "tests/test_realworld_onnx.py", "an exporter's Gemm (transB=1) weight read without its transpose"),
     M("scan2conv/formats/onnx_mlp.py",
-      "        self.layers[-1][\"activation\"] = name",
+      "        layer[\"activation\"] = name",
       "        pass",
       "tests/test_realworld_onnx.py", "an ONNX MLP's activation nodes ignored"),
     M("scan2conv/formats/order.py",

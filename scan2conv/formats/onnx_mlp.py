@@ -1,8 +1,9 @@
 """An ONNX MLP graph read as its layers, the way exporters write Linear and Dense layers.
 
 torch.onnx.export writes a Linear as Gemm(x, W, b) with transB=1 (W stored (out, in)), or as
-MatMul(x, W.T) then Add(·, b); tf2onnx and onnx.helper users write MatMul(x, W) with W (in,
-out). Weights may be initializers or Constant nodes. Each layer is taken in graph order
+MatMul(x, W.T) then Add(·, b) — W.T stored, or computed by a Transpose of the stored W; tf2onnx
+and onnx.helper users write MatMul(x, W) with W (in, out). Weights may be initializers or
+Constant nodes, passed through Identity nodes. Each layer is taken in graph order
 (ONNX stores nodes topologically sorted), turned to (in, out), with the activation node that
 follows it; Flatten, Reshape, Identity and Dropout pass values through unchanged.
 """
@@ -109,21 +110,40 @@ class _Reader:
         self.last = node.output[0]
 
     def activation(self, node):
-        if not self.layers or node.input[0] != self.last or self.layers[-1]["activation"] != "identity":
+        layer = self.layers[-1] if self.layers else None
+        if layer is None or node.input[0] != self.last or layer["activation"] != "identity":
             raise InputError(f"{self.where}: {node.op_type} node {quote(node.name)!r} does not "
                              "follow a layer; scan2conv computes one activation per layer")
         name = ACTIVATIONS[node.op_type]
         alpha = _attrs(node, self.where).get("alpha", 0.01)
         if name == "leaky_relu" and not np.isclose(alpha, 0.01):
             name = f"leaky_relu(negative_slope={alpha:g})"   # refused by name, as Keras' 0.2
-        self.layers[-1]["activation"] = name
+        layer["activation"] = name
         self.last = node.output[0]
+
+    def stored(self, node):
+        """True when node is a Transpose or Identity of a stored weight, whose output is then
+        stored too (exporters write W.T as Transpose(W), a shared weight as Identity(W))."""
+        if node.op_type not in ("Transpose", "Identity") or node.input[0] not in self.values:
+            return False
+        a = np.asarray(self.values[node.input[0]])
+        if node.op_type == "Transpose":
+            perm = _attrs(node, self.where).get("perm", list(range(a.ndim))[::-1])
+            ints = isinstance(perm, list) and all(type(p) is int for p in perm)
+            if not ints or sorted(perm) != list(range(a.ndim)):
+                raise InputError(f"{self.where}: Transpose node {quote(node.name)!r} has perm "
+                                 f"{quote(perm, 60)} for an array of {a.ndim} axes")
+            a = a.transpose(perm)
+        self.values[node.output[0]] = a
+        return True
 
     def visit(self, node):
         op = node.op_type
         if op != "Constant" and (len(node.input) < ARITY.get(op, 1) or not node.output):
             raise InputError(f"{self.where}: node {quote(node.name)!r} ({quote(op)}) lacks an "
                              "input or its output; the file is damaged")
+        if self.stored(node):
+            return
         if op == "Gemm":
             self.gemm(node)
         elif op == "MatMul":

@@ -122,6 +122,7 @@ def _from_h5(f, where, budget, config=None):
         text = attr(f, "model_config", where)
         entries = conv_entries(parse_json(text, where, "model_config"), "", where) if text else None
         return _stack(where, "Keras legacy h5", _layers(_legacy_pairs(f, where, budget), entries, where))
+    keras.refuse_attribute_groups(f, where)
     entries = conv_entries(config, where=where) if config is not None else None
     order = [e["path"] for e in entries] if entries else None
     layout = "Keras 3 .keras archive" if config is not None else "Keras 3 .weights.h5"

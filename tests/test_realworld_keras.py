@@ -159,3 +159,37 @@ def test_conv_model_with_a_dense_head_refused(keras, tmp_path, saver):
     assert line == (f"error: {path}: layer 'head' is a Dense layer among the convolutions; a conv "
                     "stack is Conv1D or Conv2D layers only: save the convolutions as a model of "
                     "their own")
+
+
+@pytest.mark.parametrize("saver", SAVERS)
+def test_trained_model_with_optimizer_state(keras, tmp_path, saver):
+    """A compiled, fitted model: the optimizer's variables saved beside the layers are not layers."""
+    keras.utils.set_random_seed(5)
+    L = keras.layers
+    model = keras.Sequential([keras.Input((K * C,)), L.Dense(5, activation="relu"), L.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((4, K * C), np.float32), np.zeros((4, 2), np.float32), epochs=1, verbose=0)
+    verify_mlp(tmp_path, save(model, tmp_path, saver), forward_of(keras, model),
+               *acts_for(saver, "relu,identity"))
+
+
+@pytest.mark.parametrize("saver", ["keras", "weights.h5"])
+def test_subclassed_model_refused(keras, tmp_path, saver):
+    """A subclassed Model keeps its layers under attribute names, in no recorded order."""
+    from cli_errors import one_error, run
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.head = keras.layers.Dense(2)
+            self.hidden = keras.layers.Dense(5, activation="tanh")
+
+        def call(self, x):
+            return self.head(self.hidden(x))
+
+    model = Subclassed()
+    model(np.zeros((1, K * C), np.float32))
+    path = save(model, tmp_path, saver)
+    line = one_error(run("verify", path, "--channels", C, "--stride", 2), 3)
+    assert line.endswith("a subclassed keras.Model, whose file does not record the order its "
+                         "layers run in; save its layers as a Sequential or functional model")

@@ -40,6 +40,8 @@ def h5_kind(f, where):
     layers = _group(f, "layers", where)
     if layers is not None and _vars_paths(layers, "layers/", where):
         return "keras3"
+    if _group(f, "vars", where) is not None and _variables_outside_layers(f, where):
+        return "keras3"   # a subclassed model's: refused by read_keras3, which says why
     return None
 
 
@@ -275,8 +277,34 @@ def _is_layer_path(path):
     return bool(path) and len(parts) % 2 == 1 and all(p == "layers" for p in parts[1::2])
 
 
+TRACKED = ("layers/", "optimizer/")   # what Keras 3 saves of a Sequential or functional model
+
+
+def _variables_outside_layers(f, where):
+    """The owners of Keras 3 variables (`<owner>/vars/<n>`) stored outside layers/ and
+    optimizer/: attribute names of a subclassed model, or the model's own variables."""
+    found = set()
+    for path, is_dataset in objects_under(f, where):
+        owner, sep, _ = f"/{path}".rpartition("/vars/")
+        if is_dataset and sep and not path.startswith(TRACKED):
+            found.add(owner.lstrip("/") or "the model itself")
+    return found
+
+
+def refuse_attribute_groups(f, where):
+    """InputError when variables lie outside `layers/`: a subclassed keras.Model stores each
+    layer under its attribute name, and nothing in the file says in what order they run."""
+    found = _variables_outside_layers(f, where)
+    if found:
+        names = quote(", ".join(sorted(found)), 80)
+        raise InputError(f"{where}: variables stored by attribute name ({names}): a subclassed "
+                         "keras.Model, whose file does not record the order its layers run in; "
+                         "save its layers as a Sequential or functional model")
+
+
 def read_keras3(f, where, budget, config=None):
     """Keras 3 weights (`layers/<name>/vars/0, 1`); config orders them exactly when given."""
+    refuse_attribute_groups(f, where)
     notes, acts, layers = [], None, _group(f, "layers", where)
     found = dict(_vars_paths(layers, "layers/", where))
     order = list(found)

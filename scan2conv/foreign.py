@@ -23,6 +23,7 @@ from .stack import Conv1d, Stack
 _STRIDE = re.compile(r"^(.*?)\.(?:conv1d_stride1\.)?(?:stride|(?:downsample1d\.)?downsampling_factor)$")
 MAX_AXES = 2   # Conv1d and Conv2d
 ONNX_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu"}
+ONNX_PASS_THROUGH = {"Flatten", "Reshape", "Identity", "Dropout", "Constant"}
 
 
 @dataclass
@@ -163,7 +164,8 @@ def layers_from_onnx(path, wf):
     for node in model.graph.node:
         if node.op_type == "Conv":
             a = _onnx_attrs(node)
-            if any(a.get("pads", [])) or any(d != 1 for d in a.get("dilations", [1])) or a.get("group", 1) != 1:
+            padded = any(a.get("pads", [])) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")
+            if padded or any(d != 1 for d in a.get("dilations", [1])) or a.get("group", 1) != 1:
                 raise InputError(f"{path}: Conv node {node.name!r} pads, dilates or groups; a scan "
                                  "reads whole windows with plain filters")
             w = arrays.get(node.input[1]) if len(node.input) > 1 else None
@@ -176,6 +178,10 @@ def layers_from_onnx(path, wf):
             layers.append(ForeignLayer(node.input[1], w, b, ax.plain(map(int, strides)), "identity"))
         elif node.op_type in ONNX_ACTIVATIONS and layers:
             layers[-1].activation = ONNX_ACTIVATIONS[node.op_type]
+        elif node.op_type not in ONNX_PASS_THROUGH:   # pooling, normalization: not skipped
+            raise InputError(f"{path}: the graph has a {node.op_type} node ({node.name!r}); a "
+                             "conv stack read from ONNX is Conv nodes with Relu, Tanh, Sigmoid "
+                             "or LeakyRelu between them and a Flatten at the end")
     if not layers:
         raise InputError(f"{path}: the ONNX graph has no Conv node")
     return same_axes(layers, path)

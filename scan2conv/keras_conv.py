@@ -45,6 +45,13 @@ def conv_entries(config, prefix="layers/", where=None):
                         "activation": keras._act_name(cfg.get("activation"))})
         elif act is not None and out and out[-1]["activation"] == "linear":
             out[-1]["activation"] = act
+        elif act is None and cls not in keras.PASS_THROUGH | {"Permute"}:   # pooling, normalization
+            at = f"{where}: layer {quote(cfg.get('name', path))!r}" if where else f"layer {path!r}"
+            if cls == "Dense":
+                raise InputError(f"{at} is a Dense layer among the convolutions; a conv stack is "
+                                 "Conv1D or Conv2D layers only: save the convolutions as a model of "
+                                 "their own")
+            raise keras.not_readable(at, quote(cls))
     return out
 
 
@@ -115,6 +122,7 @@ def _from_h5(f, where, budget, config=None):
         text = attr(f, "model_config", where)
         entries = conv_entries(parse_json(text, where, "model_config"), "", where) if text else None
         return _stack(where, "Keras legacy h5", _layers(_legacy_pairs(f, where, budget), entries, where))
+    keras.refuse_attribute_groups(f, where)
     entries = conv_entries(config, where=where) if config is not None else None
     order = [e["path"] for e in entries] if entries else None
     layout = "Keras 3 .keras archive" if config is not None else "Keras 3 .weights.h5"

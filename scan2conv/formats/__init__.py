@@ -26,6 +26,7 @@ READERS = {
 
 EXTENSIONS = {".npy": "npy", ".npz": "npz", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5",
               ".keras": "keras", ".safetensors": "safetensors", ".pt": "torch", ".pth": "torch",
+              ".pt2": "torch",
               ".onnx": "onnx"}
 
 FAMILY_NAMES = {"npy": "npy", "npz": "npz (zip)", "hdf5": "HDF5", "keras": "Keras archive (zip)",
@@ -49,9 +50,16 @@ def _zip_family(path):
         return "npz"    # the npz reader reports what is wrong with it
     if "model.weights.h5" in names or ("config.json" in names and "metadata.json" in names):
         return "keras"
-    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+    if any(n.endswith(("/data.pkl", "/archive_format")) or n == "data.pkl" for n in names):
         return "torch"
     return "npz"
+
+
+def _framed(head):
+    """What follows a protocol 4 or 5 pickle's header and first frame (legacy torch.save with
+    pickle_protocol=4), or b""."""
+    framed = head[:1] == b"\x80" and head[1:2] in (b"\x04", b"\x05") and head[2:3] == b"\x95"
+    return head[11:] if framed else b""
 
 
 def _is_safetensors(head, size):
@@ -63,7 +71,7 @@ def _is_safetensors(head, size):
 def sniff(path):
     """The family a file's first bytes announce, or None."""
     with open(path, "rb") as fp:
-        head = fp.read(16)
+        head = fp.read(32)
         size = fp.seek(0, 2)
     if head.startswith(b"\x93NUMPY"):
         return "npy"
@@ -71,7 +79,7 @@ def sniff(path):
         return _zip_family(path)
     if head.startswith(_HDF5_MAGIC):
         return "hdf5"
-    if head.startswith(_TORCH_LEGACY_MAGIC):
+    if head.startswith(_TORCH_LEGACY_MAGIC) or _framed(head).startswith(_TORCH_LEGACY_MAGIC[2:]):
         return "torch"
     if _is_safetensors(head, size):
         return "safetensors"

@@ -40,6 +40,8 @@ def h5_kind(f, where):
     layers = _group(f, "layers", where)
     if layers is not None and _vars_paths(layers, "layers/", where):
         return "keras3"
+    if _group(f, "vars", where) is not None and _variables_outside_layers(f, where):
+        return "keras3"   # a subclassed model's: refused by read_keras3, which says why
     return None
 
 
@@ -110,6 +112,21 @@ def _activation_layer(cls, cfg):
     return None
 
 
+# layers that hold no weights and leave a flat vector as it is (Dropout: at inference)
+PASS_THROUGH = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                "AlphaDropout", "GaussianDropout", "GaussianNoise", "ActivityRegularization",
+                "Flatten", "Reshape", "Identity"}
+CONV_LAYERS = {"Conv1D", "Conv2D", "Conv3D"}
+
+
+def not_readable(at, cls):
+    """The InputError for a layer that computes something scan2conv does not read: skipping
+    it would read another model."""
+    return InputError(f"{at} is a {cls}; scan2conv reads Dense, Conv1D or Conv2D layers with "
+                      "their activations, and Dropout, Flatten or Reshape between them: fold or "
+                      f"remove the {cls} and save the model again")
+
+
 def config_entries(config, prefix):
     """Model order from a config: [{kind: 'layer'|'act', name, path, activation}], nested models
     flattened; path is the layer's group in a Keras 3 weights file."""
@@ -128,9 +145,11 @@ def config_entries(config, prefix):
             out += config_entries(layer, f"{path}/layers/")
         elif act is not None:
             out.append({"kind": "act", "activation": act})
-        elif "units" in cfg:
+        elif cls == "Dense":
             out.append({"kind": "layer", "name": quote(cfg.get("name")), "path": path,
                         "activation": _act_name(cfg.get("activation"))})
+        elif cls not in PASS_THROUGH and cls not in CONV_LAYERS:   # conv kernels: check_dense
+            out.append({"kind": "other", "name": quote(cfg.get("name", path)), "class": quote(cls)})
         if len(out) > MAX_ARRAYS:
             raise ConfigTooLarge()
     return out
@@ -154,6 +173,8 @@ def dense_activations(entries, where):
     """The weighted layers, each with its own activation or the activation layer after it."""
     out = []
     for e in entries:
+        if e["kind"] == "other":
+            raise not_readable(f"{where}: layer {e['name']!r}", e["class"])
         if e["kind"] == "layer":
             out.append(dict(e))
         elif not out:
@@ -256,8 +277,34 @@ def _is_layer_path(path):
     return bool(path) and len(parts) % 2 == 1 and all(p == "layers" for p in parts[1::2])
 
 
+TRACKED = ("layers/", "optimizer/")   # what Keras 3 saves of a Sequential or functional model
+
+
+def _variables_outside_layers(f, where):
+    """The owners of Keras 3 variables (`<owner>/vars/<n>`) stored outside layers/ and
+    optimizer/: attribute names of a subclassed model, or the model's own variables."""
+    found = set()
+    for path, is_dataset in objects_under(f, where):
+        owner, sep, _ = f"/{path}".rpartition("/vars/")
+        if is_dataset and sep and not path.startswith(TRACKED):
+            found.add(owner.lstrip("/") or "the model itself")
+    return found
+
+
+def refuse_attribute_groups(f, where):
+    """InputError when variables lie outside `layers/`: a subclassed keras.Model stores each
+    layer under its attribute name, and nothing in the file says in what order they run."""
+    found = _variables_outside_layers(f, where)
+    if found:
+        names = quote(", ".join(sorted(found)), 80)
+        raise InputError(f"{where}: variables stored by attribute name ({names}): a subclassed "
+                         "keras.Model, whose file does not record the order its layers run in; "
+                         "save its layers as a Sequential or functional model")
+
+
 def read_keras3(f, where, budget, config=None):
     """Keras 3 weights (`layers/<name>/vars/0, 1`); config orders them exactly when given."""
+    refuse_attribute_groups(f, where)
     notes, acts, layers = [], None, _group(f, "layers", where)
     found = dict(_vars_paths(layers, "layers/", where))
     order = list(found)

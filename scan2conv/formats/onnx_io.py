@@ -13,6 +13,7 @@ from .. import axes as ax
 from ..errors import InputError, OutputError, UnsafeFileError
 from ..text import quote
 from .stackfile import AXIS_NAMES
+from .onnx_mlp import constants, is_mlp_graph, mlp_layers
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
 OPSET = 17
@@ -90,7 +91,9 @@ def _initializer(onnx, t, where, budget):
     name = _text(t.name, where, "an initializer name")
     at = f"{where}: initializer {quote(name)!r}"
     if t.data_location == onnx.TensorProto.EXTERNAL:
-        raise UnsafeFileError(f"{at} keeps its data in another file; refused")
+        raise UnsafeFileError(f"{at} keeps its data in another file; scan2conv reads only the "
+                              "file it is given: save the model with its weights inside "
+                              "(onnx.save_model(model, path, save_as_external_data=False))")
     try:
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
     except (KeyError, ValueError, TypeError):
@@ -133,7 +136,18 @@ def read_onnx(path, limit):
     meta = _metadata(model, path)
     budget.count(len(model.graph.initializer), path)
     arrays = [_initializer(onnx, t, path, budget) for t in model.graph.initializer]
+    if STACK_KEY in meta:
+        return WeightFile(path, "scan2conv stack (ONNX)", _some(arrays, path), True, meta=meta)
+    read = lambda t: _initializer(onnx, t, path, budget)   # noqa: E731
+    arrays += constants(model.graph, path, read).items()
+    if is_mlp_graph(model.graph):
+        layers, acts = mlp_layers(model.graph, dict(arrays), path)
+        return WeightFile(path, "ONNX MLP graph (Gemm/MatMul layers)", _some(layers, path), True,
+                          "in_out", acts, meta=meta)
+    return WeightFile(path, "ONNX initializers", _some(arrays, path), True, meta=meta)
+
+
+def _some(arrays, where):
     if not arrays:
-        raise InputError(f"{path}: the ONNX graph has no initializers (no weights)")
-    layout = "scan2conv stack (ONNX)" if STACK_KEY in meta else "ONNX initializers"
-    return WeightFile(path, layout, arrays, True, meta=meta)
+        raise InputError(f"{where}: the ONNX graph has no initializers (no weights)")
+    return arrays

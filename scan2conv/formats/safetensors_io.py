@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import InputError
 from ..text import quote
 from .jsontext import parse_json
-from .order import layer_order
+from .order import chain_order, layer_order
 from .weightfile import NO_ACTIVATIONS, WeightFile, array_bytes, as_budget, check_size
 
 MAX_HEADER = 16 * 2**20   # room for far more tensors than a file may hold
@@ -84,6 +84,9 @@ def read_safetensors(path, limit):
         size = fp.seek(0, 2)
         fp.seek(0)
         entries, meta, start = read_header(fp, size, path, budget)
+        aliases = shared_aliases(entries, meta)
+        budget.count(len(aliases), path)
+        entries.update(aliases)
         for name, (code, shape, _, _) in entries.items():
             where = f"{path}: tensor {quote(name)!r}"
             # bfloat16 is widened to float32 as it is read
@@ -97,10 +100,21 @@ def read_safetensors(path, limit):
         meta = dict(meta, stored_as=", ".join(n for n, _ in arrays))
         return WeightFile(path, "scan2conv stack (safetensors, nn.Sequential)",
                           sequential_to_stack(arrays), True, meta=meta)
-    torch_like = all(n.endswith("weight") for n, a in arrays if a.ndim == 2)
-    notes = [NO_ACTIVATIONS.format(kind="a safetensors file")]
-    return WeightFile(path, "safetensors", layer_order(arrays), True,
+    from .torch_io import refuse_normalization
+    refuse_normalization(arrays, path)
+    torch_like = all(n.endswith("weight") for n, a in arrays if a.ndim >= 2)
+    arrays, note = chain_order(layer_order(arrays)) if torch_like else (layer_order(arrays), None)
+    notes = ([note] if note else []) + [NO_ACTIVATIONS.format(kind="a safetensors file")]
+    return WeightFile(path, "safetensors", arrays, True,
                       "out_in" if torch_like else None, meta=dict(meta), notes=notes)
+
+
+def shared_aliases(entries, meta):
+    """{name: entry} of the tensors safetensors.torch.save_model stored once for several names:
+    it drops every other name of a shared tensor and records it in __metadata__ as
+    {dropped name: kept name}; load_model puts them back, and so does this."""
+    return {alias: entries[kept] for alias, kept in meta.items()
+            if alias not in entries and kept in entries and alias != STACK_KEY}
 
 
 def sequential_to_stack(arrays):

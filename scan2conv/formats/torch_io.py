@@ -16,6 +16,7 @@ import numpy as np
 from .. import axes as ax
 from ..errors import InputError, UnsafeFileError
 from ..text import one_line, quote
+from .order import chain_order
 from .stackfile import AXIS_NAMES
 from .weightfile import NO_ACTIVATIONS, WeightFile, as_budget
 from .zipdir import check_zip_directory
@@ -36,19 +37,41 @@ def _import_torch(path):
 
 def _check_sizes(path, max_bytes):
     """Refuse before loading: the tensor data a torch.save zip (or legacy file) declares. What
-    the tensors expand to (a view can repeat its storage) is charged as each is copied out."""
+    the tensors expand to (a view can repeat its storage) is charged as each is copied out.
+    A TorchScript or torch.export archive is refused here: it holds a program, not a state dict."""
     if zipfile.is_zipfile(path):
         check_zip_directory(path)
         try:
             with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
                 total = sum(i.file_size for i in zf.infolist() if "/data/" in i.filename)
         except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as e:
             raise InputError(f"{path}: corrupt PyTorch archive: {one_line(e, 200)}") from None
+        _refuse_programs(path, names)
     else:
         total = os.path.getsize(path)
     if total > max_bytes:
         raise InputError(f"{path}: the tensors need {total:,} bytes, over the limit of "
                          f"{max_bytes:,} (raise it with --max-size)")
+
+
+def archive_kind(names):
+    """'TorchScript' or 'torch.export' for an archive of a program, else None: TorchScript keeps
+    its code in code/ and constants.pkl, torch.export names its format in archive_format."""
+    parts = [n.split("/") for n in names]
+    if any(p[1:2] == ["code"] or p[-1] == "constants.pkl" for p in parts):
+        return "TorchScript"
+    if any(p[-1] == "archive_format" for p in parts):
+        return "torch.export"
+    return None
+
+
+def _refuse_programs(path, names):
+    kind = archive_kind(names)
+    if kind is not None:
+        saver = "torch.jit.save" if kind == "TorchScript" else "torch.export.save"
+        raise InputError(f"{path}: a {kind} program ({saver}), not a state dict; save the "
+                         "weights with torch.save(model.state_dict(), path) and read that")
 
 
 def _load(torch, path):
@@ -57,10 +80,18 @@ def _load(torch, path):
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        opcode = re.search(r"Unsupported operand (\d+)", str(e))
+        if opcode:   # FRAME and the other opcodes of pickle protocols above 2
+            raise InputError(f"{path}: torch.load(weights_only=True) cannot read its pickle "
+                             f"(opcode {opcode.group(1)}, from a pickle_protocol above 2); save it "
+                             "again with torch.save's default protocol") from None
         asked = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f"it asks for {asked.group(1)}" if asked else "it holds more than tensors"
+        fix = ("save torch tensors (torch.from_numpy), or the arrays with np.savez"
+               if asked and asked.group(1).startswith("numpy") else
+               "save model.state_dict(), not the model")
         raise UnsafeFileError(f"{path}: torch.load(weights_only=True) refused the file ({what}); "
-                              "save model.state_dict(), not the model") from None
+                              f"{fix}") from None
     except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError,
             IndexError, TypeError, AttributeError, struct.error, NotImplementedError,
             OverflowError, MemoryError) as e:   # a damaged pickle trips the unpickler anywhere
@@ -106,6 +137,9 @@ def _numpy_dtype(torch, t, where):
     if t.is_quantized:
         raise InputError(f"{where}: a quantized tensor ({str(t.dtype).replace('torch.', '')}); "
                          "expected plain numbers (save tensor.dequantize())")
+    if t.is_meta:
+        raise InputError(f"{where}: a tensor on the 'meta' device holds no values; give the model "
+                         "its weights (load_state_dict or to_empty + init) before saving them")
     if t.is_complex():
         raise InputError(f"{where}: complex tensor; weights must be real")
     widened = {torch.float16: np.float32, torch.bfloat16: np.float32, torch.float32: np.float32,
@@ -146,14 +180,31 @@ def read_torch(path, limit):
     obj = _load(torch, path)
     items, note = state_dict(torch, obj, path)
     named(items, path)
+    refuse_normalization(items, path)
     arrays = [(name, to_numpy(torch, t, f"{path}: tensor {name!r}", budget)) for name, t in items]
     stack_meta = _stack_meta(obj)
     if stack_meta is not None:   # a stack written by `scan2conv convert -o x.pt`
         from .safetensors_io import sequential_to_stack
         return WeightFile(path, "scan2conv stack (PyTorch state dict, nn.Sequential)",
                           sequential_to_stack(arrays), True, meta={"scan2conv": stack_meta})
-    notes = ([note] if note else []) + [NO_ACTIVATIONS.format(kind="a PyTorch state dict")]
+    arrays, order = chain_order(arrays)   # registration order is not always the order run
+    notes = [n for n in (note, order) if n] + [NO_ACTIVATIONS.format(kind="a PyTorch state dict")]
     return WeightFile(path, "PyTorch state dict", arrays, True, "out_in", notes=notes)
+
+
+NORMALIZATION = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def refuse_normalization(items, path):
+    """InputError for a BatchNorm layer's state: a scanning MLP is Linear layers and
+    activations, and a state dict does not record the eps a BatchNorm divides with."""
+    name = next((k for k, _ in items if k.rpartition(".")[2] in NORMALIZATION), None)
+    if name is not None:
+        layer = name.rpartition(".")[0]
+        raise InputError(f"{path}: {layer!r} is a BatchNorm layer (its running_mean and "
+                         "running_var); a scanning MLP is Linear layers and activations: fold it "
+                         "into the Linear before it (torch.nn.utils.fusion.fuse_linear_bn_eval) "
+                         "and save that state dict")
 
 
 def sequential_modules(stack):

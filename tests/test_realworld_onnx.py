@@ -1,0 +1,185 @@
+"""ONNX files as exporters write them: torch.onnx.export's Gemm (transB=1) MLPs and Conv stacks,
+and onnx.helper graphs in the forms other exporters use (MatMul with a transposed weight and an
+Add, Constant nodes instead of initializers, other opsets, float16). Each is read and checked
+against onnxruntime's own run of the file; weights kept in another file are refused."""
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from cli_errors import one_error, run
+from realworld import C, K, S, flat, graded, sample, unroll_reference, verify_mlp
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def ort_forward(path):
+    """windows (P, K·C) → onnxruntime's output (P, O) of the file, in the file's input dtype."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    first = session.get_inputs()[0]
+    dtype = np.float16 if first.type == "tensor(float16)" else np.float32
+
+    def forward(v):
+        return session.run(None, {first.name: v.astype(dtype)})[0].astype(np.float64)
+    return forward
+
+
+def export(net, example, path, axes):
+    torch.onnx.export(net, (example,), str(path), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": axes, "y": {0: "n"}})
+
+
+def test_torch_onnx_export_of_an_mlp(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(K * C, 6), nn.ReLU(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2))
+    export(net, torch.randn(1, K * C), tmp_path / "mlp.onnx", {0: "n"})
+    assert {n.op_type for n in onnx.load(tmp_path / "mlp.onnx").graph.node} >= {"Gemm"}
+    report = verify_mlp(tmp_path, str(tmp_path / "mlp.onnx"), ort_forward(tmp_path / "mlp.onnx"))
+    assert report["mlp"]["activations"] == ["relu", "tanh", "identity"]
+    seen = json.loads(run("inspect", tmp_path / "mlp.onnx", "--json").stdout)
+    assert seen["layout"] == "ONNX MLP graph (Gemm/MatMul layers)"
+    assert seen["mlp"]["widths"] == [K * C, 6, 5, 2] and seen["mlp"]["activations_from"] == "file"
+
+
+def layer(x, w, b, i, form):
+    """One Dense layer as onnx.helper writes it: (nodes, initializers, output name).
+    w (in, out), b (out,)."""
+    out = f"h{i}"
+    if form == "gemm":            # torch.onnx.export: W stored (out, in), transB=1
+        inits = [numpy_helper.from_array(w.T.copy(), f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        return [helper.make_node("Gemm", [x, f"w{i}", f"b{i}"], [out], transB=1)], inits, out
+    if form == "gemm_alpha":      # alpha and beta scale W and b
+        inits = [numpy_helper.from_array(w * 2, f"w{i}"), numpy_helper.from_array(b * 4, f"b{i}")]
+        node = helper.make_node("Gemm", [x, f"w{i}", f"b{i}"], [out], alpha=0.5, beta=0.25)
+        return [node], inits, out
+    if form == "matmul_t":        # MatMul with the transposed initializer, then Add
+        inits = [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        return [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
+                helper.make_node("Add", [f"b{i}", f"m{i}"], [out])], inits, out
+    if form == "transpose":       # the (out, in) weight transposed by a node, through an Identity
+        inits = [numpy_helper.from_array(w.T.copy(), f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+        return [helper.make_node("Identity", [f"w{i}"], [f"id{i}"]),
+                helper.make_node("Transpose", [f"id{i}"], [f"t{i}"], perm=[1, 0]),
+                helper.make_node("MatMul", [x, f"t{i}"], [f"m{i}"]),
+                helper.make_node("Add", [f"m{i}", f"b{i}"], [out])], inits, out
+    consts = [helper.make_node("Constant", [], [f"w{i}"], value=numpy_helper.from_array(w, f"cw{i}")),
+              helper.make_node("Constant", [], [f"b{i}"], value=numpy_helper.from_array(b, f"cb{i}"))]
+    return consts + [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
+                     helper.make_node("Add", [f"m{i}", f"b{i}"], [out])], [], out
+
+
+def helper_mlp(form, dtype=np.float32, opset=17, acts=("Relu", "Sigmoid")):
+    """An MLP K·C → 6 → 4 → 2 built with onnx.helper; the activation nodes between layers."""
+    rng = np.random.default_rng(1)
+    sizes, x, nodes, inits = [K * C, 6, 4, 2], "x", [], []
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        w, b = rng.standard_normal((n_in, n_out)).astype(dtype), rng.standard_normal(n_out).astype(dtype)
+        more, more_inits, x = layer(x, w, b, i, form)
+        nodes, inits = nodes + more, inits + more_inits
+        if i < len(acts):
+            nodes.append(helper.make_node(acts[i], [x], [f"a{i}"]))
+            x = f"a{i}"
+    elem = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", elem, ["n", K * C])],
+                              [helper.make_tensor_value_info(x, elem, ["n", 2])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("form, opset", [("gemm", 11), ("gemm_alpha", 13), ("matmul_t", 17),
+                                         ("constant", 21), ("transpose", 18)])
+def test_helper_graphs_in_exporters_forms(tmp_path, form, opset):
+    onnx.save(helper_mlp(form, opset=opset), tmp_path / "mlp.onnx")
+    report = verify_mlp(tmp_path, str(tmp_path / "mlp.onnx"), ort_forward(tmp_path / "mlp.onnx"))
+    assert report["mlp"]["activations"] == ["relu", "sigmoid", "identity"]
+
+
+def test_float16_graph(tmp_path):
+    """float16 weights and a float16 run: onnxruntime's own rounding is the tolerance."""
+    onnx.save(helper_mlp("matmul_t", np.float16, acts=("Relu", "Tanh")), tmp_path / "half.onnx")
+    verify_mlp(tmp_path, str(tmp_path / "half.onnx"), ort_forward(tmp_path / "half.onnx"),
+               "--atol", "2e-2", "--rtol", "1e-2")
+
+
+def test_float16_weights_read_exactly(tmp_path):
+    """The tolerance above is the run's, not the reading's: the weights come out bit for bit."""
+    model = helper_mlp("gemm", np.float16)
+    onnx.save(model, tmp_path / "half.onnx")
+    from scan2conv.formats import read_weights
+    arrays = dict(read_weights(str(tmp_path / "half.onnx")).arrays)
+    stored = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    np.testing.assert_array_equal(arrays["w0"], stored["w0"].T)
+    np.testing.assert_array_equal(arrays["b1"], stored["b1"])
+
+
+def test_external_data_refused(tmp_path):
+    model = helper_mlp("gemm")
+    onnx.save_model(model, tmp_path / "ext.onnx", save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
+    line = one_error(run("inspect", tmp_path / "ext.onnx"), 3)
+    assert line == (f"error: {tmp_path / 'ext.onnx'}: initializer 'w0' keeps its data in another "
+                    "file; scan2conv reads only the file it is given: save the model with its "
+                    "weights inside (onnx.save_model(model, path, save_as_external_data=False))")
+
+
+def test_graph_with_an_unknown_operation_refused(tmp_path):
+    model = helper_mlp("gemm", acts=("Relu", "Softmax"))
+    onnx.save(model, tmp_path / "softmax.onnx")
+    line = one_error(run("verify", tmp_path / "softmax.onnx", "--channels", C, "--stride", S), 3)
+    assert line.endswith("the graph has a Softmax node (''); an MLP read from ONNX is Gemm or "
+                         "MatMul (+ Add) layers with Relu, Tanh, Sigmoid or LeakyRelu between them")
+
+
+@pytest.mark.parametrize("ndim", [1, 2])
+def test_torch_onnx_export_of_a_conv_stack(tmp_path, ndim):
+    """Conv1d / Conv2d stacks: strides are in the graph, so `scan` runs the file alone; unrolled,
+    the stack is graded correct against its own MLP."""
+    torch.manual_seed(2)
+    conv = nn.Conv1d if ndim == 1 else nn.Conv2d
+    net = nn.Sequential(conv(C, 2, 2, stride=2), nn.ReLU(), conv(2, 4, 2, stride=2), nn.ReLU(),
+                        conv(4, 2, 1), nn.Flatten())
+    shape = (20, C) if ndim == 1 else (12, 16, C)
+    xpath, x = sample(tmp_path, shape)
+    x_first = np.moveaxis(x, -1, 0)[None].astype(np.float32)          # (1, C, *sizes)
+    axes = {0: "n", **{i + 2: f"l{i}" for i in range(ndim)}}
+    export(net, torch.from_numpy(x_first), tmp_path / "stack.onnx", axes)
+    session = ort.InferenceSession(str(tmp_path / "stack.onnx"), providers=["CPUExecutionProvider"])
+    y = flat(session.run(None, {"x": x_first})[0])
+    r = run("scan", tmp_path / "stack.onnx", xpath, "-o", tmp_path / "y.npy")
+    assert r.exit_code == 0, r.stderr
+    np.testing.assert_allclose(flat(np.load(tmp_path / "y.npy")[None]), y, rtol=1e-5, atol=1e-5)
+    mlp, ref = unroll_reference(tmp_path, str(tmp_path / "stack.onnx"), xpath)
+    np.testing.assert_allclose(ref, y, rtol=1e-5, atol=1e-5)
+    graded(str(tmp_path / "stack.onnx"), mlp, xpath)
+
+
+@pytest.mark.parametrize("extra, op", [(lambda: nn.MaxPool1d(2), "MaxPool"),
+                                       (lambda: nn.BatchNorm1d(2).eval(), "BatchNormalization")])
+def test_conv_graph_with_pooling_or_normalization_refused(tmp_path, extra, op):
+    """A node between the convolutions that is no part of a scan is named, not skipped."""
+    net = nn.Sequential(nn.Conv1d(C, 2, 2, stride=2), nn.ReLU(), extra(), nn.Conv1d(2, 2, 1)).eval()
+    torch.onnx.export(net, (torch.randn(1, C, 16),), str(tmp_path / "s.onnx"), dynamo=False,
+                      do_constant_folding=False)
+    line = one_error(run("unroll", tmp_path / "s.onnx", "-o", tmp_path / "m.npz"), 3)
+    assert f"the graph has a {op} node" in line
+    assert line.endswith("a conv stack read from ONNX is Conv nodes with Relu, Tanh, Sigmoid or "
+                         "LeakyRelu between them and a Flatten at the end")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_conv_node_with_auto_pad_refused(tmp_path):
+    w = numpy_helper.from_array(np.ones((2, C, 3), np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", auto_pad="SAME_UPPER", strides=[1])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, C, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "s.onnx")
+    line = one_error(run("unroll", tmp_path / "s.onnx", "-o", tmp_path / "m.npz"), 3)
+    assert line.endswith("Conv node 'conv' pads, dilates or groups; a scan reads whole windows "
+                         "with plain filters")

@@ -151,6 +151,9 @@ def _forward(x, w_kc, k, stride, y):
         np.matmul(w_kc, cols, out=flat)
         return
     points = _pointwise(x, y.dtype) if all(v == 1 for v in k + stride) else None
+    if _by_runs(x, k, stride):
+        _forward_runs(x, w_kc, k, y, per)
+        return
 
     def step(block, scratch):
         i0, i1, j0, j1 = block
@@ -168,6 +171,39 @@ def _forward(x, w_kc, k, stride, y):
         np.matmul(w_kc, im.fill(scratch["buf"], x, k, stride, out, block), out=dest)
 
     workers.each(step, list(_blocks(n, out[0], inner, per)), workers.threads())
+
+
+# share of an image's columns computed and dropped, up to which its windows are copied as runs
+RUNS_WASTE = 1 / 8
+
+
+def _by_runs(x, k, stride):
+    """Whether an image's windows are copied as runs of whole rows (scan2conv.im2col.runs)."""
+    item, (*_, sh, sw), width = x.itemsize, x.strides, x.shape[-1]
+    return (len(k) == 2 and stride == (1, 1) and 1 < k[1] and (k[1] - 1) <= RUNS_WASTE * width
+            and sw == item and sh == width * item)
+
+
+def _forward_runs(x, w_kc, k, y, per):
+    """_forward on an image at stride 1 by runs of whole rows: each block's product has the
+    image's full width of columns, of which the first out_1 of every row are kept."""
+    n, c_out, *out = y.shape
+    full, width = x.shape[-1], w_kc.shape[1]
+    blocks = list(_blocks(n, out[0], out[1], per, aligned=True))
+    most = max(j1 - j0 for _, _, j0, j1 in blocks) * full
+
+    def step(block, scratch):
+        i, _, j0, j1 = block
+        length = (j1 - j0) * full - (k[1] - 1)
+        if "buf" not in scratch:
+            scratch["buf"], scratch["out"] = np.empty(width * most, y.dtype), np.empty(c_out * most, y.dtype)
+        cols = scratch["buf"][:width * length].reshape(width, length)
+        np.copyto(cols.reshape(*k, x.shape[1], length), im.runs(x, k, i, j0, length))
+        wide = scratch["out"][:c_out * (j1 - j0) * full].reshape(c_out, j1 - j0, full)
+        np.matmul(w_kc, cols, out=wide.reshape(c_out, -1)[:, :length])
+        y[i, :, j0:j1] = wide[:, :, :out[1]]
+
+    workers.each(step, blocks, workers.threads())
 
 
 def _forward_fixed(x, w_kc, k, stride, y, rows):

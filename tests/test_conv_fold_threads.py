@@ -185,3 +185,30 @@ def test_parts_of_whole_samples_never_share_one():
     parts = workers.by_samples(blocks, 5, 2)
     assert len(parts) == 2 and sum(parts, []) == blocks
     assert not {b[0] for b in parts[0]} & {b[0] for b in parts[1]}
+
+
+@pytest.mark.parametrize("rows", [60, 4], ids=["blocks of whole rows", "blocks of a few rows"])
+@pytest.mark.parametrize("case", [((2, 3, 9, 10), (3, 2), (0, 0)), ((1, 2, 7, 8), (2, 3), (1, 2)),
+                                  ((3, 2, 6, 5), (1, 4), (0, 1))])
+def test_image_windows_copied_as_runs_of_rows_equal_torch(monkeypatch, case, rows):
+    shape, k, padding = case
+    used = []
+    real = conv.im.runs
+    monkeypatch.setattr(conv.im, "runs", lambda *a: used.append(a[2:4]) or real(*a))
+    monkeypatch.setattr(conv, "RUNS_WASTE", 1)
+    monkeypatch.setattr(conv, "_block_rows", lambda width, dtype: rows)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(shape)
+    w, b = rng.standard_normal((3, shape[1], *k)), rng.standard_normal(3)
+    for name, xl in layouts(x).items():
+        ty, _ = torch_grads(xl, w, b, np.zeros(conv.conv(xl, w, b, 1, padding).shape), 1, padding)
+        np.testing.assert_allclose(conv.conv(xl, w, b, 1, padding), ty, rtol=0, atol=1e-10, err_msg=name)
+    assert len(set(used)) > 1
+
+
+def test_runs_only_where_few_columns_are_dropped():
+    x = np.zeros((1, 2, 10, 40))
+    assert conv._by_runs(x, (3, 3), (1, 1))
+    assert not conv._by_runs(x, (3, 9), (1, 1))        # 8 of 40 columns dropped
+    assert not conv._by_runs(x, (3, 3), (1, 2))
+    assert not conv._by_runs(layouts(x)["channel-last"], (3, 3), (1, 1))

@@ -609,4 +609,17 @@ MUTATIONS += [
       "    put(1)\n",
       "    put(before)\n",
       "tests/test_scan_blas.py", "a scan's small multiplies left on every BLAS thread"),
+    # ---- the engine's folds, runs of rows and blocks shared among threads ----------------
+    M("scan2conv/fold.py",
+      "    order = (0, 1, *range(3, 3 + 2 * d, 2), *range(2, 2 + 2 * d, 2))",
+      "    order = (0, 1, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2))",
+      "tests/test_conv_fold_threads.py", "space to depth puts a fold's phases after its positions"),
+    M("scan2conv/conv.py",
+      "        y[i, :, j0:j1] = wide[:, :, :out[1]]",
+      "        y[i, :, j0:j1] = wide[:, :, 1:out[1] + 1]",
+      "tests/test_conv_fold_threads.py", "rows computed as runs keep the wrong columns"),
+    M("scan2conv/conv.py",
+      "        part_dw = dw if len(parts) == 1 else np.zeros_like(dw)",
+      "        part_dw = dw",
+      "tests/test_conv_fold_threads.py", "threads add into one weight gradient, then it again onto itself"),
 ]

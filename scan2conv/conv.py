@@ -246,10 +246,17 @@ def conv_backward(x, w, dy, stride=1, padding=0):
                            _over(k, f), _over(stride, f))
     w_kc = _matrix(w).astype(dtype, copy=False)
     dw = np.zeros(w_kc.shape, dtype)
-    dx = np.zeros(x.shape, dtype)
+    transposed = _transposed(x, k, stride, dy.shape[2:])
+    dx = None if transposed else np.zeros(x.shape, dtype)
     if dy.size:
         _backward(x, w_kc, dy.astype(dtype, copy=False), k, stride, dx, dw)
     d = len(k)
+    if transposed:
+        # at stride 1, dx is the convolution of dy, padded k − 1 each side, with w flipped on
+        # every axis and its channels swapped: one more forward, its multiply as deep as x's
+        flipped = w[(slice(None), slice(None)) + (slice(None, None, -1),) * d].swapaxes(0, 1)
+        dx = conv(dy.astype(dtype, copy=False), flipped.astype(dtype, copy=False), None, 1,
+                  tuple(ka - 1 for ka in k))
     dw = dw.reshape(w.shape[0], *k, w.shape[1]).transpose(0, d + 1, *range(1, d + 1))
     if f:
         dx, dw = fo.unfold_input(dx, f, c_in, whole), fo.unfold_weight(dw, f, c_in)
@@ -259,14 +266,23 @@ def conv_backward(x, w, dy, stride=1, padding=0):
     return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db
 
 
+def _transposed(x, k, stride, out):
+    """Whether dx is computed as a forward convolution of dy (stride 1, a kernel wider than 1,
+    more than a few windows): col2im's shallow multiply (c_out deep) and strided adds cost
+    more than that forward's copies."""
+    return (all(s == 1 for s in stride) and any(ka > 1 for ka in k)
+            and x.shape[0] * x.shape[1] * prod(out) * prod(k) >= FOLD_MIN)
+
+
 def _backward(x, w_kc, dy, k, stride, dx, dw):
     """dx (n, c_in, *size) and dw (c_out, Π k·c_in) ← their sums over dy's blocks, the blocks
-    of different samples shared among BLAS's threads (one dw each, added in order)."""
+    of different samples shared among BLAS's threads (one dw each, added in order); dx None:
+    dw alone."""
     n, c_out, *out = dy.shape
     dflat, inner, width = dy.reshape(n, c_out, -1), prod(out[1:]), w_kc.shape[1]
-    per = max(_block_rows(width + c_out, dx.dtype), inner)
-    points = _pointwise(x, dx.dtype) if all(v == 1 for v in k + stride) else None
-    dpoints = _pointwise(dx, dx.dtype) if points is not None else None
+    per = max(_block_rows(width + c_out, dw.dtype), inner)
+    points = _pointwise(x, dw.dtype) if all(v == 1 for v in k + stride) else None
+    dpoints = _pointwise(dx, dw.dtype) if points is not None else None
     blocks = list(_blocks(n, out[0], inner, per))
     parts = workers.by_samples(blocks, n, workers.threads())
 
@@ -280,9 +296,10 @@ def _backward(x, w_kc, dy, k, stride, dx, dw):
                 np.matmul(w_kc.T, dyb, out=dpoints[i0:i1, :, at])
             else:
                 if buf is None:
-                    buf = np.empty(width * min(per, n * prod(out)), dx.dtype)
-                    dbuf = np.empty_like(buf)
+                    buf = np.empty(width * min(per, n * prod(out)), dw.dtype)
+                    dbuf = np.empty_like(buf) if dx is not None else None
                 cols = im.fill(buf, x, k, stride, out, (i0, i1, j0, j1))
+            if dx is not None and points is None:
                 # (Π k·c_in, c_out) · (m, c_out, l) → each window's share of dx
                 dcols = dbuf[:cols.size].reshape(cols.shape)
                 np.matmul(w_kc.T, dyb, out=dcols)

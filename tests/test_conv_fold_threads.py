@@ -212,3 +212,20 @@ def test_runs_only_where_few_columns_are_dropped():
     assert not conv._by_runs(x, (3, 9), (1, 1))        # 8 of 40 columns dropped
     assert not conv._by_runs(x, (3, 3), (1, 2))
     assert not conv._by_runs(layouts(x)["channel-last"], (3, 3), (1, 1))
+
+
+@pytest.mark.parametrize("case", [((2, 3, 20), (4,), (2,)), ((2, 2, 7, 9), (3, 2), (1, 0)),
+                                  ((1, 3, 12, 12), (8, 8), (0, 0))])   # folded to 2×2 at stride 1
+def test_input_gradient_as_a_forward_convolution_equals_torch(monkeypatch, case):
+    shape, k, padding = case
+    taken = []
+    real = conv._transposed
+    monkeypatch.setattr(conv, "_transposed", lambda *a: taken.append(real(*a)) or taken[-1])
+    monkeypatch.setattr(conv, "FOLD_MIN", 0)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(shape)
+    w, b = rng.standard_normal((3, shape[1], *k)), rng.standard_normal(3)
+    stride = 4 if k == (8, 8) else 1
+    for xl in layouts(x).values():
+        check_against_torch(xl, w, b, stride, padding)
+    assert taken and all(taken)

@@ -622,4 +622,8 @@ MUTATIONS += [
       "        part_dw = dw if len(parts) == 1 else np.zeros_like(dw)",
       "        part_dw = dw",
       "tests/test_conv_fold_threads.py", "threads add into one weight gradient, then it again onto itself"),
+    M("scan2conv/conv.py",
+      "(slice(None), slice(None)) + (slice(None, None, -1),) * d",
+      "(slice(None), slice(None)) + (slice(None),) * d",
+      "tests/test_conv_fold_threads.py", "dx at stride 1 convolved with the kernel unflipped"),
 ]

@@ -10,6 +10,7 @@ rows and columns, never its sums. Sums over blocks (a weight gradient) are kept 
 added in a fixed order, so the numbers depend on the thread count alone.
 """
 import itertools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -22,8 +23,13 @@ def threads():
     return max(1, int(found[0]())) if found else 1
 
 
-@lru_cache(maxsize=4)
 def _pool(count):
+    """A pool of `count` threads, this process's own (a forked child's copy has no threads)."""
+    return _pool_of(count, os.getpid())
+
+
+@lru_cache(maxsize=4)
+def _pool_of(count, pid):
     return ThreadPoolExecutor(count, thread_name_prefix="scan2conv-block")
 
 

@@ -229,3 +229,29 @@ def test_input_gradient_as_a_forward_convolution_equals_torch(monkeypatch, case)
     for xl in layouts(x).values():
         check_against_torch(xl, w, b, stride, padding)
     assert taken and all(taken)
+
+
+@needs_openblas
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork here")
+def test_a_forked_child_shares_its_blocks_among_its_own_threads(shared):
+    import os
+    rng = np.random.default_rng(10)
+    x, w = rng.standard_normal((4, 3, 60)), rng.standard_normal((2, 3, 3))
+    expected = conv_naive(x, w)
+    np.testing.assert_allclose(conv.conv(x, w), expected, rtol=0, atol=1e-10)    # parent's pool
+    pid = os.fork()
+    if pid == 0:     # the child: exit 0 only when its own threads computed the right numbers
+        ok = np.allclose(conv.conv(x, w), expected, rtol=0, atol=1e-10)
+        os._exit(0 if ok else 1)
+    waited = 0
+    while waited < 200:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        __import__("time").sleep(0.05)
+        waited += 1
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the child hung on its parent's pool")
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -13,6 +13,12 @@ multiply (c_out, Π k·c_in) · (Π k·c_in, positions) then writes the block st
 which BLAS takes in place with its row stride. The buffer stays in cache, so copying costs
 little beside the multiply. The copies both ways (windows to columns, columns back onto dx)
 live in scan2conv.im2col; a call on a small input does little else than them and its multiply.
+
+Around that: an image's stride is folded into channels first where it divides the kernel
+(scan2conv.fold), so windows are copied as contiguous runs; at stride 1 an image's windows are
+copied as runs of whole rows; a 1×1 convolution reads x itself; at stride 1, dx is a forward
+convolution of dy. Blocks are shared among as many threads as BLAS may use
+(scan2conv.workers). The fixed blocks of rows= take none of these ways: their rounding stays.
 """
 from itertools import product
 from math import prod
@@ -100,15 +106,11 @@ def conv(x, w, b=None, stride=1, padding=0, rows=None):
     elif y.size:
         f = _fold(x, k, stride, out)
         if f:
-            x, w, k, stride = fo.fold_input(x, f, k, stride, out), fo.fold_weight(w, f), _over(k, f), _over(stride, f)
+            x, w, k, stride = fo.folded(x, w, f, k, stride, out)
         _forward(x, _matrix(w).astype(dtype, copy=False), k, stride, y)
     if b is not None:
         y += b.astype(dtype, copy=False).reshape(-1, *(1,) * len(k))
     return y
-
-
-def _over(sizes, f):
-    return tuple(v // fa for v, fa in zip(sizes, f))
 
 
 # windows (numbers) of a call below which folding costs more than it saves
@@ -242,8 +244,7 @@ def conv_backward(x, w, dy, stride=1, padding=0):
     whole = x.shape[2:]
     f = _fold(x, k, stride, dy.shape[2:]) if dy.size else None
     if f:
-        x, w, k, stride = (fo.fold_input(x, f, k, stride, dy.shape[2:]), fo.fold_weight(w, f),
-                           _over(k, f), _over(stride, f))
+        x, w, k, stride = fo.folded(x, w, f, k, stride, dy.shape[2:])
     w_kc = _matrix(w).astype(dtype, copy=False)
     dw = np.zeros(w_kc.shape, dtype)
     transposed = _transposed(x, k, stride, dy.shape[2:])
@@ -267,10 +268,10 @@ def conv_backward(x, w, dy, stride=1, padding=0):
 
 
 def _transposed(x, k, stride, out):
-    """Whether dx is computed as a forward convolution of dy (stride 1, a kernel wider than 1,
-    more than a few windows): col2im's shallow multiply (c_out deep) and strided adds cost
-    more than that forward's copies."""
-    return (all(s == 1 for s in stride) and any(ka > 1 for ka in k)
+    """Whether dx is computed as a forward convolution of dy (an image at stride 1, a kernel
+    wider than 1, more than a few windows): there col2im's shallow multiply (c_out deep) and
+    strided adds cost more than that forward's copies; on one axis they do not."""
+    return (len(k) > 1 and all(s == 1 for s in stride) and any(ka > 1 for ka in k)
             and x.shape[0] * x.shape[1] * prod(out) * prod(k) >= FOLD_MIN)
 
 

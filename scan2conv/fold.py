@@ -21,6 +21,14 @@ def folds(k, stride):
     return f if any(v > 1 for v in f) else None
 
 
+def folded(x, w, f, k, stride, out):
+    """The folded convolution's x, w, k and stride (out: the output's size, which folding
+    keeps)."""
+    def over(sizes):
+        return tuple(v // fa for v, fa in zip(sizes, f))
+    return fold_input(x, f, k, stride, out), fold_weight(w, f), over(k), over(stride)
+
+
 def _split(shape, f):
     """(…, L_a…) with every L_a a multiple of f_a → (…, L_a/f_a, f_a …) (axes after the first two)."""
     return tuple(shape[:2]) + tuple(v for la, fa in zip(shape[2:], f) for v in (la // fa, fa))

@@ -214,7 +214,7 @@ def test_runs_only_where_few_columns_are_dropped():
     assert not conv._by_runs(layouts(x)["channel-last"], (3, 3), (1, 1))
 
 
-@pytest.mark.parametrize("case", [((2, 3, 20), (4,), (2,)), ((2, 2, 7, 9), (3, 2), (1, 0)),
+@pytest.mark.parametrize("case", [((2, 2, 7, 9), (3, 2), (1, 0)), ((2, 3, 9, 6), (1, 3), (2, 1)),
                                   ((1, 3, 12, 12), (8, 8), (0, 0))])   # folded to 2×2 at stride 1
 def test_input_gradient_as_a_forward_convolution_equals_torch(monkeypatch, case):
     shape, k, padding = case
@@ -255,3 +255,10 @@ def test_a_forked_child_shares_its_blocks_among_its_own_threads(shared):
         os.waitpid(pid, 0)
         pytest.fail("the child hung on its parent's pool")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_sequences_scatter_their_input_gradient(monkeypatch):
+    monkeypatch.setattr(conv, "FOLD_MIN", 0)
+    x = np.zeros((2, 3, 20))
+    assert not conv._transposed(x, (4,), (1,), (17,))
+    assert conv._transposed(x[..., None], (4, 1), (1, 1), (17, 1))

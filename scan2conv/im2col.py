@@ -56,6 +56,18 @@ def fill(buf, x, k, stride, out, block, width=None):
     return cols
 
 
+def runs(x, k, i, j0, length):
+    """Windows of one sample of an image at stride 1 as runs of its flattened rows, a view
+    (k_0, k_1, c_in, length): [t, u, c, p] = x[i, c].flat[(j0 + t)·w + u + p], w = x's width.
+
+    Column p is the window at row j0 + p // w, column p % w: a whole row's columns, the last
+    k_1 − 1 of which run over into the next row (the caller drops them), so each row of the
+    view is one contiguous run. x[i, c] must be C-contiguous.
+    """
+    sn, sc, sh, sw = x.strides
+    return strided(x, (i, 0, j0, 0), (*k, x.shape[1], length), (sh, sw, sc, sw))
+
+
 def direct(x, k, stride, block):
     """The windows of a one-sample block on one axis as a view (l, k·c_in) that BLAS reads in
     place, or None.

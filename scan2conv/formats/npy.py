@@ -32,6 +32,9 @@ def read_header(fp, where):
     if dtype.names is not None or dtype.subdtype is not None:   # reshape would mix up the sizes
         raise InputError(f"{where}: dtype {quote(str(dtype))} has fields or a subarray; "
                          "weights must be integer or float arrays")
+    if dtype.itemsize == 0:   # numpy makes no array of them, and a shape of 2**62 costs 0 bytes
+        raise InputError(f"{where}: dtype {quote(str(dtype))} has elements of 0 bytes; "
+                         "weights must be integer or float arrays")
     check_shape(shape, dtype.itemsize, f"{where}: not a valid npy array")
     return shape, fortran, dtype
 

@@ -134,3 +134,33 @@ def test_stack_metadata_of_megabytes_is_refused_before_it_is_parsed(tmp_path, fi
     line = one_error(run("scan", path, fixtures / "data.asc", "-o", tmp_path / "y.npy"), 3)
     assert "the stack metadata holds 5,2" in line and "over the limit of 4,194,304" in line
     assert not (tmp_path / "y.npy").exists()
+
+
+# --- zip ----------------------------------------------------------------------------------
+
+def test_an_inflating_npz_member_costs_its_own_bytes_once(tmp_path):
+    """A deflated member of zeros (a 32 MiB array in 32 KiB) is read into its array in place:
+    reading it whole first would hold it twice, a zip bomb's memory doubled."""
+    from scan2conv.formats import read_weights
+    from test_size_limits import peak_bytes
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, W1=np.zeros((2**20, 4)))
+    assert path.stat().st_size < 2**16
+    wf, peak = peak_bytes(lambda: read_weights(str(path)))
+    assert wf.arrays[0][1].shape == (2**20, 4) and not wf.arrays[0][1].any()
+    assert 32 * 2**20 <= peak < 40 * 2**20, f"{peak:,} bytes to read 32 MiB"
+
+
+def test_hdf5_chunks_inflated_beside_the_array_are_capped(tmp_path, monkeypatch):
+    import h5py
+    from scan2conv.errors import InputError
+    from scan2conv.formats import hdf5, read_weights
+    path = tmp_path / "w.h5"
+    with h5py.File(path, "w") as f:   # 2 MiB in one chunk, and the same cut by h5py
+        f.create_dataset("W1", data=np.ones((512, 512)), chunks=(512, 512), compression="gzip")
+        f.create_dataset("W2", data=np.ones((512, 512)), chunks=True, compression="gzip")
+    monkeypatch.setattr(hdf5, "MAX_CHUNK_BYTES", 2**21)
+    assert len(read_weights(str(path)).arrays) == 2
+    monkeypatch.setattr(hdf5, "MAX_CHUNK_BYTES", 2**21 - 1)
+    with pytest.raises(InputError, match=r"dataset /W1 is stored in chunks of 2,097,152 bytes; at most 2,097,151"):
+        read_weights(str(path))

@@ -29,6 +29,7 @@ MAX_STEPS = 8 * MAX_OBJECTS   # links summed over every path: HDF5's object visi
 MAX_ATTR_BYTES = 16 * 2**20
 MAX_ATTR_PARTS = 1_000     # layer_names0, layer_names1, …
 MAX_CHUNKS = 65_536       # chunks the datasets of one file may be cut into
+MAX_CHUNK_BYTES = 64 * 2**20   # one chunk, inflated beside the array it fills (h5py cuts 1 MiB)
 
 
 def open_h5(source, where):
@@ -198,9 +199,15 @@ def read_dataset(ds, where, budget):
 
 def _check_chunks(ds, name, budget):
     """Refuse datasets cut into so many chunks (summed over the file) that reading them would
-    take minutes: each chunk costs time even when the file stores nothing for it."""
+    take minutes: each chunk costs time even when the file stores nothing for it. Refuse a chunk
+    over MAX_CHUNK_BYTES too: HDF5 inflates each whole into a buffer of its own beside the array,
+    so a dataset of one chunk would cost twice its bytes."""
     if ds.chunks is None:
         return
+    chunk_bytes = array_bytes(ds.chunks, ds.dtype)
+    if chunk_bytes > MAX_CHUNK_BYTES:
+        raise InputError(f"{name} is stored in chunks of {chunk_bytes:,} bytes; at most "
+                         f"{MAX_CHUNK_BYTES:,} are read (each is inflated whole beside the array)")
     chunks = 1
     for n, c in zip(ds.shape, ds.chunks):
         chunks *= -(-int(n) // int(c))

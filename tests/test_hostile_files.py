@@ -164,3 +164,21 @@ def test_hdf5_chunks_inflated_beside_the_array_are_capped(tmp_path, monkeypatch)
     monkeypatch.setattr(hdf5, "MAX_CHUNK_BYTES", 2**21 - 1)
     with pytest.raises(InputError, match=r"dataset /W1 is stored in chunks of 2,097,152 bytes; at most 2,097,151"):
         read_weights(str(path))
+
+
+@pytest.mark.parametrize("name,members", [
+    ("m.keras", ["config.json", "metadata.json", "model.weights.h5", "config.json"]),
+    ("m.pt", ["archive/data.pkl", "archive/version", "archive/data/0", "archive/data/0"]),
+    ("x.npz", ["W1.npy", "b1.npy", "W1.npy"]),
+])
+def test_a_zip_naming_a_member_twice_is_refused_whatever_reads_it(tmp_path, fixtures, name, members):
+    import warnings
+    import zipfile
+    path = tmp_path / name
+    data = npy_file(tmp_path / "a.npy", "<f8", (1,), bytes(8)).read_bytes()
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as zf:
+        warnings.simplefilter("ignore")   # zipfile warns of the name it is told to repeat
+        for member in members:
+            zf.writestr(member, data)
+    twice = next(m for i, m in enumerate(members) if m in members[:i])
+    refused_everywhere(path, tmp_path, fixtures, f"names the member {twice!r} twice")

@@ -8,6 +8,7 @@ import os
 import stat
 
 from ..errors import InputError
+from ..text import quote
 from .weightfile import DEFAULT_MAX_BYTES, Budget, WeightFile, natural_key  # noqa: F401
 from .zipdir import check_zip_directory
 
@@ -47,11 +48,22 @@ def _zip_family(path):
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError, RuntimeError):
         return "npz"    # the npz reader reports what is wrong with it
+    _refuse_repeated_members(path, names)
     if "model.weights.h5" in names or ("config.json" in names and "metadata.json" in names):
         return "keras"
     if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
         return "torch"
     return "npz"
+
+
+def _refuse_repeated_members(path, names):
+    """zipfile reads the last member of a name, torch's reader may read the first: an archive
+    naming a member twice means two things, whichever family it is."""
+    if len(set(names)) != len(names):
+        seen = set()
+        twice = next(n for n in names if n in seen or seen.add(n))
+        raise InputError(f"{path}: the zip archive names the member {quote(twice, 80)!r} twice; "
+                         "which one is meant is unclear")
 
 
 def _is_safetensors(head, size):

@@ -182,3 +182,40 @@ def test_a_zip_naming_a_member_twice_is_refused_whatever_reads_it(tmp_path, fixt
             zf.writestr(member, data)
     twice = next(m for i, m in enumerate(members) if m in members[:i])
     refused_everywhere(path, tmp_path, fixtures, f"names the member {twice!r} twice")
+
+
+def chunked_h5_nodes(path):
+    """An HDF5 file whose dataset W1 is cut into 96 chunks (a B-tree of two levels) → (bytes,
+    {address: (type, level, entries)} of its TREE nodes)."""
+    import h5py
+    with h5py.File(path, "w") as f:
+        f.create_dataset("W1", data=np.ones((192, 8)), chunks=(2, 8))
+    data = path.read_bytes()
+    nodes, at = {}, data.find(b"TREE")
+    while at >= 0:
+        nodes[at] = (data[at + 4], data[at + 5], struct.unpack_from("<H", data, at + 6)[0])
+        at = data.find(b"TREE", at + 1)
+    return bytearray(data), nodes
+
+
+def test_hdf5_b_tree_siblings_in_a_loop_are_refused_before_hdf5_walks_them(tmp_path):
+    from cli_child import assert_clean_refusal, run_cli
+    data, nodes = chunked_h5_nodes(tmp_path / "good.h5")
+    assert run_cli(["inspect", "good.h5"], tmp_path)[0] == 0
+    leaf = next(at for at, (kind, level, _) in nodes.items() if kind == 1 and level == 0)
+    struct.pack_into("<Q", data, leaf + 16, leaf)   # its right sibling: itself (HDF5 spun forever)
+    (tmp_path / "loop.h5").write_bytes(bytes(data))
+    assert_clean_refusal(run_cli(["inspect", "loop.h5"], tmp_path, timeout=60), "loop.h5")
+
+
+def test_hdf5_b_tree_child_at_its_parents_level_is_refused_not_a_crash(tmp_path):
+    from cli_child import assert_clean_refusal, run_cli
+    data, nodes = chunked_h5_nodes(tmp_path / "good.h5")
+    root, (_, level, entries) = next((at, n) for at, n in nodes.items() if n[0] == 1 and n[1] == 1)
+    key = 8 + 8 * 3   # a chunk key of a 2-D dataset: size, filter mask, three offsets
+    for i in range(entries):   # every child: the node itself (HDF5 recursed into a segfault)
+        struct.pack_into("<Q", data, root + 24 + key + i * (key + 8), root)
+    (tmp_path / "cycle.h5").write_bytes(bytes(data))
+    result = run_cli(["inspect", "cycle.h5"], tmp_path, timeout=60)
+    assert_clean_refusal(result, "cycle.h5")
+    assert "B-tree node at byte" in result[2] and f"level {level} has a child at level {level}" in result[2]

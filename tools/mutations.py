@@ -642,4 +642,12 @@ MUTATIONS += [
       "    if len(set(names)) != len(names):",
       "    if False:",
       "tests/test_hostile_files.py", "a zip naming a member twice read as either one"),
+    M("scan2conv/formats/h5btree.py",
+      "                if high >= level:",
+      "                if high > level:",
+      "tests/test_hostile_files.py", "an HDF5 B-tree node whose child is itself crashes HDF5"),
+    M("scan2conv/formats/h5btree.py",
+      "                at = nodes[at][side]",
+      "                at = None",
+      "tests/test_hostile_files.py", "HDF5 B-tree siblings in a loop walked forever"),
 ]

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError, UnsafeFileError
 from ..text import quote
+from .h5btree import check_btrees
 from .h5heap import check_global_heaps
 from .order import layer_order
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
@@ -37,10 +38,12 @@ def open_h5(source, where):
     try:
         if isinstance(source, bytes):
             check_global_heaps(source, where)
+            check_btrees(source, where)
             return h5py.File(io.BytesIO(source), "r")
         if not h5py.is_hdf5(source):
             raise InputError(f"{where}: not an HDF5 file")
         check_global_heaps(source, where)
+        check_btrees(source, where)
         return h5py.File(source, "r", locking=False)
     except OSError as e:
         raise InputError(f"{where}: cannot open as HDF5: {quote(_one_line(e), 160)}") from None

@@ -359,8 +359,21 @@ def mutate_text(data, rng, other):
     return mutate_bytes(data, rng, other)
 
 
+def mutate_hdf5(data, rng, other):
+    """A version 1 B-tree node's sibling or first child pointed at a node (itself, or another):
+    the exact addresses HDF5 loops or recurses on, which byte changes almost never hit."""
+    nodes = [m.start() for m in re.finditer(b"TREE", data)]
+    if not nodes:
+        return mutate_bytes(data, rng, other)
+    at, target = rng.choice(nodes), rng.choice(nodes)
+    field = rng.choice([("left sibling", 8), ("right sibling", 16), ("first child", 24 + 8)])
+    out = bytearray(data)
+    struct.pack_into("<Q", out, at + field[1], target)
+    return bytes(out), f"hdf5 B-tree node @{at} {field[0]} → node @{target}"
+
+
 MUTATORS = {"npy": mutate_npy, "pickle-npy": mutate_pickle_npy, "zip": mutate_zip,
-            "hdf5": mutate_bytes, "onnx": mutate_bytes, "safetensors": mutate_safetensors,
+            "hdf5": mutate_hdf5, "onnx": mutate_bytes, "safetensors": mutate_safetensors,
             "text": mutate_text}
 
 

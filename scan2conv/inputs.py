@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError
 from .text import one_line
-from .formats import DEFAULT_MAX_BYTES, open_checked, sniff
+from .formats import DEFAULT_MAX_BYTES, FAMILY_NAMES, open_checked, sniff
 
 _NPZ_KEYS = ("x", "input", "data", "arr_0")
 _MAX_LINE = 2**20   # characters: a frame of ~100,000 numbers
@@ -62,6 +62,9 @@ def _read_array(path, max_bytes):
     family = sniff(path)
     if family is None:
         return read_text(path, max_bytes)
+    if family not in ("npy", "npz"):
+        raise InputError(f"{path}: the content is {FAMILY_NAMES[family]}, not a sample input; "
+                         "inputs are .npy, .npz or text")
     from .formats.npy import read_npy, read_npz
     wf = (read_npy if family == "npy" else read_npz)(path, max_bytes)
     named = dict(wf.arrays)

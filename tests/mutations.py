@@ -93,7 +93,7 @@ NPY_SHAPES = ["()", "(0,)", "(True, 5)", "(" + "9" * 31 + ", 0)", "(-1, 4)", "(1
               "(3, 6.0)", "None", "(" + "1, " * 40 + ")", "(100000000,)", "(1, 96)"]
 NPY_DESCRS = ["'|O'", "'<c16'", "'<U8'", "'|V8'", "'>f8'", "'<f2'", "'|b1'", "'<M8[s]'",
               "[('a', '<f8')]", "('<f8', (2,))", "'<i8'", "'|S4'", "'<f16'", "'<f4'", "'x'",
-              "[('a', '|O')]"]
+              "[('a', '|O')]", "'|V0'", "'|S0'", "'<U0'"]   # the last three: elements of 0 bytes
 
 
 def _npy_parts(data):
@@ -300,9 +300,23 @@ def mutate_json(data, rng, other):
         return mutate_bytes(data, rng, other)
     if rng.random() < 0.2:
         return mutate_bytes(data, rng, other)
+    if rng.random() < 0.15:
+        return repeat_json_key(data, rng, other)
     value, how = mutate_json_value(value, rng)
     text = json.dumps(value).replace(json.dumps(DEEP), "[" * 3000 + "]" * 3000)
     return text.encode(), how
+
+
+def repeat_json_key(data, rng, other):
+    """The text with one object key given twice, the first time with another value (json.loads
+    keeps the last silently; json.dumps cannot write it)."""
+    keys = list(re.finditer(rb'([{,] ?)("(?:[^"\\]|\\.)*": )', data))
+    if not keys:
+        return mutate_bytes(data, rng, other)
+    m = rng.choice(keys)
+    value = rng.choice([b"null", b"0", b"[]", b'"x"'])
+    text = data[:m.end(1)] + m.group(2) + value + b", " + data[m.end(1):]
+    return text, f"json key {m.group(2)[:-2][:40].decode('utf-8', 'replace')} given twice"
 
 
 def mutate_safetensors(data, rng, other):
@@ -345,8 +359,21 @@ def mutate_text(data, rng, other):
     return mutate_bytes(data, rng, other)
 
 
+def mutate_hdf5(data, rng, other):
+    """A version 1 B-tree node's sibling or first child pointed at a node (itself, or another):
+    the exact addresses HDF5 loops or recurses on, which byte changes almost never hit."""
+    nodes = [m.start() for m in re.finditer(b"TREE", data)]
+    if not nodes:
+        return mutate_bytes(data, rng, other)
+    at, target = rng.choice(nodes), rng.choice(nodes)
+    field = rng.choice([("left sibling", 8), ("right sibling", 16), ("first child", 24 + 8)])
+    out = bytearray(data)
+    struct.pack_into("<Q", out, at + field[1], target)
+    return bytes(out), f"hdf5 B-tree node @{at} {field[0]} → node @{target}"
+
+
 MUTATORS = {"npy": mutate_npy, "pickle-npy": mutate_pickle_npy, "zip": mutate_zip,
-            "hdf5": mutate_bytes, "onnx": mutate_bytes, "safetensors": mutate_safetensors,
+            "hdf5": mutate_hdf5, "onnx": mutate_bytes, "safetensors": mutate_safetensors,
             "text": mutate_text}
 
 

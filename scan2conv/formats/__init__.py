@@ -8,6 +8,7 @@ import os
 import stat
 
 from ..errors import InputError
+from ..text import quote
 from .weightfile import DEFAULT_MAX_BYTES, Budget, WeightFile, natural_key  # noqa: F401
 from .zipdir import check_zip_directory
 
@@ -48,6 +49,7 @@ def _zip_family(path):
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError, RuntimeError):
         return "npz"    # the npz reader reports what is wrong with it
+    _refuse_repeated_members(path, names)
     if "model.weights.h5" in names or ("config.json" in names and "metadata.json" in names):
         return "keras"
     if any(n.endswith(("/data.pkl", "/archive_format")) or n == "data.pkl" for n in names):
@@ -60,6 +62,16 @@ def _framed(head):
     pickle_protocol=4), or b""."""
     framed = head[:1] == b"\x80" and head[1:2] in (b"\x04", b"\x05") and head[2:3] == b"\x95"
     return head[11:] if framed else b""
+
+
+def _refuse_repeated_members(path, names):
+    """zipfile reads the last member of a name, torch's reader may read the first: an archive
+    naming a member twice means two things, whichever family it is."""
+    if len(set(names)) != len(names):
+        seen = set()
+        twice = next(n for n in names if n in seen or seen.add(n))
+        raise InputError(f"{path}: the zip archive names the member {quote(twice, 80)!r} twice; "
+                         "which one is meant is unclear")
 
 
 def _is_safetensors(head, size):

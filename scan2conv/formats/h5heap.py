@@ -42,29 +42,40 @@ def _refuse(where, offset):
                       "global heap object that does not fit its collection); refused")
 
 
+def find_all(read_at, length, magic):
+    """Offset of every occurrence of magic in the file, read a quarter MiB at a time."""
+    at, step = 0, 1 << 18
+    while at < length:
+        chunk = read_at(at, step + len(magic) - 1)
+        found = chunk.find(magic)
+        while 0 <= found < step:
+            yield at + found
+            found = chunk.find(magic, found + 1)
+        at += step
+
+
 def _collections(read_at, length):
     """(offset, size) of every plausible collection: magic, version 1, a size that fits."""
-    at, step = 0, 1 << 18   # a quarter MiB at a time: reading costs no memory to speak of
-    while at < length:
-        chunk = read_at(at, step + len(_MAGIC) - 1)
-        found = chunk.find(_MAGIC)
-        while 0 <= found < step:
-            head = read_at(at + found, _HEADER)
-            if len(head) == _HEADER and head[4] == 1:
-                size, = struct.unpack_from("<Q", head, 8)
-                if _MIN_SIZE <= size <= length - at - found:
-                    yield at + found, size
-            found = chunk.find(_MAGIC, found + 1)
-        at += step
+    for at in find_all(read_at, length, _MAGIC):
+        head = read_at(at, _HEADER)
+        if len(head) == _HEADER and head[4] == 1:
+            size, = struct.unpack_from("<Q", head, 8)
+            if _MIN_SIZE <= size <= length - at:
+                yield at, size
+
+
+def with_reader(source, check, where):
+    """check(read_at, length, where) on source: a path or the bytes of a file."""
+    if isinstance(source, (bytes, bytearray)):
+        check(lambda at, n: bytes(source[at:at + n]), len(source), where)
+        return
+    with open(source, "rb") as fp:
+        check(lambda at, n: os.pread(fp.fileno(), n, at), os.fstat(fp.fileno()).st_size, where)
 
 
 def check_global_heaps(source, where):
     """InputError when a global heap collection in source (a path or bytes) is damaged."""
-    if isinstance(source, (bytes, bytearray)):
-        _check(lambda at, n: bytes(source[at:at + n]), len(source), where)
-        return
-    with open(source, "rb") as fp:
-        _check(lambda at, n: os.pread(fp.fileno(), n, at), os.fstat(fp.fileno()).st_size, where)
+    with_reader(source, _check, where)
 
 
 def _check(read_at, length, where):

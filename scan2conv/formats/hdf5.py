@@ -2,7 +2,7 @@
 
 Before anything is opened, HDF5's own visits (in C, each group's links once however often the
 group is linked, so a file of 2^40 paths costs what its objects cost) count the links and
-objects, and judge every link that is not a hard link: soft links are skipped (they name
+objects and how deep they nest (HDF5's object visit slows with the length of every path), and judge every link that is not a hard link: soft links are skipped (they name
 objects reached anyway) unless they lead nowhere, external and user-defined links are refused.
 Virtual datasets and datasets whose data lives in external files are refused. Each dataset is
 counted, and its declared size and chunks charged to the file's one budget, before it is read.
@@ -18,15 +18,19 @@ import numpy as np
 
 from ..errors import InputError, UnsafeFileError
 from ..text import quote
+from .h5btree import check_btrees
 from .h5heap import check_global_heaps
 from .order import layer_order
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
 STACK_ATTR = "scan2conv"   # root attribute holding a stack's metadata JSON
 MAX_OBJECTS = 30_000       # links, and groups and datasets, in one file: 10,000 layers' worth
+MAX_DEPTH = 128            # links on the path to an object; a Keras 3 file of nested models needs about 12
+MAX_STEPS = 8 * MAX_OBJECTS   # links summed over every path: HDF5's object visit walks each path
 MAX_ATTR_BYTES = 16 * 2**20
 MAX_ATTR_PARTS = 1_000     # layer_names0, layer_names1, …
 MAX_CHUNKS = 65_536       # chunks the datasets of one file may be cut into
+MAX_CHUNK_BYTES = 64 * 2**20   # one chunk, inflated beside the array it fills (h5py cuts 1 MiB)
 
 
 def open_h5(source, where):
@@ -34,10 +38,12 @@ def open_h5(source, where):
     try:
         if isinstance(source, bytes):
             check_global_heaps(source, where)
+            check_btrees(source, where)
             return h5py.File(io.BytesIO(source), "r")
         if not h5py.is_hdf5(source):
             raise InputError(f"{where}: not an HDF5 file")
         check_global_heaps(source, where)
+        check_btrees(source, where)
         return h5py.File(source, "r", locking=False)
     except OSError as e:
         raise InputError(f"{where}: cannot open as HDF5: {quote(_one_line(e), 160)}") from None
@@ -137,18 +143,26 @@ def walk(f, where, budget):
 
 def _links_to_judge(f, where):
     """[(parent path, name)] of every soft, external or user-defined link (HDF5's own visit, each
-    group's links once); InputError past MAX_OBJECTS links."""
-    links, found = [0], []
+    group's links once); InputError past MAX_OBJECTS links, or past MAX_DEPTH levels or MAX_STEPS
+    links in all paths (the object visit that follows takes time for each link of each path)."""
+    links, steps, deepest, found = [0], [0], [0], []
 
     def visit(name, info):
-        links[0] += 1
+        depth = name.count(b"/") + 1
+        links[0], steps[0], deepest[0] = links[0] + 1, steps[0] + depth, max(deepest[0], depth)
         if info.type != h5py.h5l.TYPE_HARD:
             found.append(name)
-        return True if links[0] > MAX_OBJECTS else None   # True stops the visit
+        # True stops the visit
+        return True if links[0] > MAX_OBJECTS or depth > MAX_DEPTH or steps[0] > MAX_STEPS else None
 
     f.id.links.visit(visit, info=True)
     if links[0] > MAX_OBJECTS:
         raise InputError(f"{where}: more than {MAX_OBJECTS:,} links; not a weight file")
+    if deepest[0] > MAX_DEPTH:
+        raise InputError(f"{where}: objects nest more than {MAX_DEPTH} levels deep; not a weight file")
+    if steps[0] > MAX_STEPS:
+        raise InputError(f"{where}: the paths to its objects take more than {MAX_STEPS:,} links in "
+                         "all (groups nested deep, each holding many); not a weight file")
     return [tuple(_decoded(n, where).rpartition("/")[::2]) for n in found]
 
 
@@ -188,9 +202,15 @@ def read_dataset(ds, where, budget):
 
 def _check_chunks(ds, name, budget):
     """Refuse datasets cut into so many chunks (summed over the file) that reading them would
-    take minutes: each chunk costs time even when the file stores nothing for it."""
+    take minutes: each chunk costs time even when the file stores nothing for it. Refuse a chunk
+    over MAX_CHUNK_BYTES too: HDF5 inflates each whole into a buffer of its own beside the array,
+    so a dataset of one chunk would cost twice its bytes."""
     if ds.chunks is None:
         return
+    chunk_bytes = array_bytes(ds.chunks, ds.dtype)
+    if chunk_bytes > MAX_CHUNK_BYTES:
+        raise InputError(f"{name} is stored in chunks of {chunk_bytes:,} bytes; at most "
+                         f"{MAX_CHUNK_BYTES:,} are read (each is inflated whole beside the array)")
     chunks = 1
     for n, c in zip(ds.shape, ds.chunks):
         chunks *= -(-int(n) // int(c))

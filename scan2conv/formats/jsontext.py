@@ -1,7 +1,9 @@
 """JSON taken from a file (headers, metadata, configs), parsed within bounds.
 
 A few bytes of JSON can make millions of objects (`[[],[],…]`) or nest deeper than Python
-recurses; both are refused before or while parsing, never passed on as a RecursionError.
+recurses; both are refused before or while parsing, never passed on as a RecursionError. An
+object naming a key twice is refused too: json.loads keeps the last value, another reader the
+first, so the file means two things.
 """
 import json
 
@@ -21,13 +23,28 @@ def parse_json(text, where, what, max_values=MAX_VALUES, max_depth=MAX_DEPTH):
         raise InputError(f"{where}: {what} holds about {values:,} JSON values, over the limit of "
                          f"{max_values:,}; refused")
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except RepeatedKey as e:
+        raise InputError(f"{where}: {what} holds the key {quote(e.args[0], 60)!r} twice in one "
+                         "object; which value is meant is unclear") from None
     except RecursionError:
         raise InputError(f"{where}: {what} nests deeper than {max_depth} levels; refused") from None
     except (ValueError, TypeError) as e:   # UnicodeDecodeError is a ValueError
         raise InputError(f"{where}: {what} is not valid JSON: {quote(e, 120)}") from None
     if depth(value, max_depth) > max_depth:
         raise InputError(f"{where}: {what} nests deeper than {max_depth} levels; refused")
+    return value
+
+
+class RepeatedKey(ValueError):
+    """A JSON object names a key twice (json.loads would keep the last silently)."""
+
+
+def _unique_keys(pairs):
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen = set()
+        raise RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
     return value
 
 

@@ -32,6 +32,9 @@ def read_header(fp, where):
     if dtype.names is not None or dtype.subdtype is not None:   # reshape would mix up the sizes
         raise InputError(f"{where}: dtype {quote(str(dtype))} has fields or a subarray; "
                          "weights must be integer or float arrays")
+    if dtype.itemsize == 0:   # numpy makes no array of them, and a shape of 2**62 costs 0 bytes
+        raise InputError(f"{where}: dtype {quote(str(dtype))} has elements of 0 bytes; "
+                         "weights must be integer or float arrays")
     check_shape(shape, dtype.itemsize, f"{where}: not a valid npy array")
     return shape, fortran, dtype
 
@@ -46,13 +49,26 @@ def read_stream(fp, where, budget, remaining):
                              f"limit of {budget.max_bytes:,} (raise it with --max-size)")
         return _unpickle_arrays(fp.read(remaining), where, budget)
     check_size(shape, dtype, where, budget)
-    count = int(np.prod(shape, dtype=object))
-    data = fp.read(count * dtype.itemsize)
-    if len(data) != count * dtype.itemsize:
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    data, got = _read_exactly(fp, nbytes)
+    if got != nbytes:
         raise InputError(f"{where}: truncated: header declares {shape} {dtype}, "
-                         f"data holds {len(data)} of {count * dtype.itemsize} bytes")
+                         f"data holds {got} of {nbytes} bytes")
     order = "F" if fortran else "C"
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order)
+    return data.view(dtype).reshape(shape, order=order)
+
+
+def _read_exactly(fp, nbytes, step=1 << 20):
+    """(buffer of nbytes, bytes read): filled in place a step at a time, so reading costs the
+    array's own bytes, never a second copy (an inflating zip member read whole takes two)."""
+    data = np.empty(nbytes, np.uint8)
+    view, got = memoryview(data), 0
+    while got < nbytes:
+        n = fp.readinto(view[got:got + step])
+        if not n:
+            break
+        got += n
+    return data, got
 
 
 def _unpickle_arrays(data, where, budget):

@@ -23,6 +23,7 @@ FORMAT = "scan2conv-stack"
 VERSION = 1
 META_KEY = "__meta__"
 MAX_SIZE = 2**31 - 1   # channels, kernels and strides
+MAX_TEXT = 4 * 2**20   # characters of metadata: ~400 for each of MAX_ARRAYS layers
 
 
 def sha256_of(path):
@@ -59,6 +60,7 @@ def write_npz(fp, stack, meta):
 
 def parse_meta(text, where):
     """The metadata dict of a stack file, every field checked (check_meta)."""
+    _check_length(len(text), where)
     meta = parse_json(text, where, "the stack metadata")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(f"{where}: not a scan2conv stack (metadata format is not {FORMAT!r})")
@@ -67,6 +69,12 @@ def parse_meta(text, where):
                          f"supported (this scan2conv reads version {VERSION})")
     check_meta(meta, where)
     return meta
+
+
+def _check_length(chars, where):
+    if chars > MAX_TEXT:
+        raise InputError(f"{where}: the stack metadata holds {chars:,} characters, over the "
+                         f"limit of {MAX_TEXT:,}; refused")
 
 
 def _bad(where, field, value, expected):
@@ -195,6 +203,8 @@ def read_stack(path, max_bytes):
     arrays = dict(wf.arrays)
     # npz keeps the metadata as an array; HDF5, safetensors and ONNX readers put it in wf.meta
     text = arrays.pop(META_KEY, None) if META_KEY in arrays else wf.meta.get("scan2conv")
+    if isinstance(text, np.ndarray) and text.dtype.kind == "U":   # before str() copies it
+        _check_length(text.size * (text.itemsize // 4), path)
     if text is None:   # a stack from elsewhere: runnable when the file records its strides
         from ..foreign import stack_without_meta
         return stack_without_meta(path, wf, max_bytes)

@@ -37,18 +37,20 @@ def test_readme_first_command_installs_and_runs_verify():
 
 
 def example_options():
-    """The long options of the scripts in examples/ (argparse), which the README names too."""
-    folder = os.path.join(ROOT, "examples")
+    """The long options of the scripts in examples/ and tools/ (argparse), which the README
+    names too."""
     found = set()
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".py"):
-            with open(os.path.join(folder, name), encoding="utf-8") as fp:
-                found |= set(re.findall(r"add_argument\(\"(--[a-z][a-z-]+)\"", fp.read()))
+    for folder in ("examples", "tools"):
+        folder = os.path.join(ROOT, folder)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), encoding="utf-8") as fp:
+                    found |= set(re.findall(r"add_argument\(\"(--[a-z][a-z-]+)\"", fp.read()))
     return found
 
 
 def test_the_examples_options_are_read():
-    assert "--keep" in example_options()
+    assert {"--keep", "--count", "--timeout"} <= example_options()
 
 
 def test_every_long_option_in_the_readme_exists():

@@ -13,6 +13,16 @@ tap row and at most s_w columns (no two windows' pieces overlapping), each piece
 place, one multiply of a row of q windows' pieces, the same shape wherever the row lies, and the
 products are summed in piece order: the distributed stacks' layers copy nothing. Windows of more
 pieces are copied a group of blocks at a time.
+
+A layer whose windows would be copied and whose kernel is a multiple of its stride s is run
+folded (scan2conv.fold): its input's s_h × s_w pixels become one pixel of s_h·s_w·c channels,
+ordered (row phase, column phase, channel), and its kernel k/s at stride 1, whose windows are
+read in place in pieces when they are few: a k8×8 s4×4 layer over 3 channels becomes 2×2 pieces
+of 48 contiguous numbers. A strip starts at a multiple of the stride, so it folds alike.
+
+A big layer (THREAD_WORK multiply-adds at least) is shared among `threads` threads
+(scan2conv.workers, BLAS on one thread in each): each takes a run of whole blocks (a piece
+product's rows of positions) as a strip would, so the numbers never depend on the count.
 """
 from dataclasses import dataclass
 
@@ -21,7 +31,11 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import activations
 from . import axes as ax
+from . import fold as folding
+from . import workers
 from .fixed_blocks import COPY_BYTES, PIECES, weight_matrix
+
+THREAD_WORK = 2**25    # multiply-adds of a layer (in one strip) worth sharing among threads
 
 
 def channel_last(x, dtype):
@@ -47,18 +61,49 @@ class Layer:
     activation: str
     rows: int
     q: int
+    fold: tuple = None     # (f_h, f_w) folded into channels before the layer, or None
+
+
+def _copies(k, stride, width, q):
+    """Whether a layer's windows would be copied: neither in place nor in at most PIECES pieces."""
+    probe = Layer(None, None, k, stride, "identity", 1, q)
+    return not _in_place(probe, width) and len(_pieces(probe)) > PIECES
+
+
+def fold_weight(w, f):
+    """w (c_out, c, k_h, k_w) → (c_out, f_h·f_w·c, k_h/f_h, k_w/f_w), channels ordered (row
+    phase, column phase, channel) like fold_input's pixels."""
+    c_out, c, k_h, k_w = w.shape
+    split = w.reshape(c_out, c, k_h // f[0], f[0], k_w // f[1], f[1])
+    return split.transpose(0, 3, 5, 1, 2, 4).reshape(c_out, f[0] * f[1] * c,
+                                                     k_h // f[0], k_w // f[1])
+
+
+def fold_input(h, f):
+    """h (n, H, W, c) → (n, H // f_h, W // f_w, f_h·f_w·c): each f_h × f_w pixels one pixel,
+    numbers ordered (row phase, column phase, channel); rows and columns past the last whole
+    fold dropped (no window of the folded layer reaches them)."""
+    n, rows, cols, c = h.shape
+    rows, cols = rows // f[0], cols // f[1]
+    split = h[:, :rows * f[0], :cols * f[1]].reshape(n, rows, f[0], cols, f[1] * c)
+    return np.ascontiguousarray(split.transpose(0, 1, 3, 2, 4)).reshape(n, rows, cols, -1)
 
 
 def prepare(layers, dtype, rows, width):
     """Conv layers over two axes → Layers of dtype for an image `width` columns wide, each
-    multiplying `rows` rows of its positions at a time."""
+    multiplying `rows` rows of its positions at a time; a layer whose windows would be copied
+    folded when its kernel is a multiple of its stride."""
     prepared = []
     for layer in layers:
-        k, stride = tuple(layer.w.shape[2:]), ax.axes(layer.stride, 2)
+        w, k, stride = layer.w, tuple(layer.w.shape[2:]), ax.axes(layer.stride, 2)
         q = ax.output_size(width, k[1], stride[1])
-        prepared.append(Layer(weight_matrix(layer.w, dtype),
+        f = folding.folds(k, stride) if _copies(k, stride, width, q) else None
+        if f:
+            w = fold_weight(w, f)
+            k, stride = tuple(w.shape[2:]), tuple(s // fa for s, fa in zip(stride, f))
+        prepared.append(Layer(weight_matrix(w, dtype),
                               np.tile(layer.b.astype(dtype), rows * q), k, stride,
-                              layer.activation, rows, q))
+                              layer.activation, rows, q, f))
         width = q
     return prepared
 
@@ -122,58 +167,79 @@ def _pieces(layer):
     return [(i, j, min(s_w, k_w - j)) for i in range(k_h) for j in range(0, k_w, s_w)]
 
 
-def _piece_products(h, layer, p):
-    """(n, p, q, c_out): the windows as products per row of positions, one per piece
+def _piece_products(h, layer, p, y):
+    """y (n, p, q, c_out) ← the windows as products per row of positions, one per piece
     (_pieces), each (q, columns·c) read in place · its rows of w_kc, summed in piece order."""
     n, _, w, c = h.shape
     (k_h, k_w), (s_h, s_w), item, q = layer.k, layer.stride, h.itemsize, layer.q
     taps = layer.w_kc.reshape(k_h, k_w * c, -1)
-    y, part = (np.empty((n, p, q, taps.shape[2]), h.dtype) for _ in range(2))
+    part = np.empty_like(y)
     for at, (i, j, cols) in enumerate(_pieces(layer)):
         run = as_strided(h[:, i:, j:], (n, p, q, cols * c),
                          (h.strides[0], s_h * w * c * item, s_w * c * item, item), writeable=False)
         np.matmul(run, taps[i, j * c:(j + cols) * c], out=part if at else y)
         if at:
             y += part
-    return y
 
 
-def _products(h, layer, p):
-    """The windows of position rows 0 … p − 1 of h · w_kc, before bias → (n, p·q·c_out numbers,
-    block or row after block or row)."""
+def _rows_out(h, layer, p, y):
+    """y (n, rows, q, c_out) ← position rows 0 … p − 1 of h (the rest of y's rows, a partial
+    block's, zero windows) · w_kc + bias, through relu when that is the activation."""
+    n, q, c_out = h.shape[0], layer.q, layer.w_kc.shape[1]
     if _in_place(layer, h.shape[2]) or len(_pieces(layer)) > PIECES:
-        y = np.empty((h.shape[0], -(-p // layer.rows), layer.rows * layer.q, layer.w_kc.shape[1]),
-                     h.dtype)
-        (_direct_products if _in_place(layer, h.shape[2]) else _copied_products)(h, layer, p, y)
-        return y
-    return _piece_products(h, layer, p)
+        blocks = y.reshape(n, -1, layer.rows * q, c_out)
+        (_direct_products if _in_place(layer, h.shape[2]) else _copied_products)(h, layer, p,
+                                                                                  blocks)
+    else:
+        _piece_products(h, layer, p, y)
+    # each row's q·c_out numbers plus the bias repeated: one long add
+    flat = y.reshape(n, -1, q * c_out)     # a view: y's rows lie one after another
+    np.add(flat, layer.bias[:q * c_out], out=flat)
+    if layer.activation == "relu":     # in place: the same numbers as activations.forward
+        np.maximum(y, 0, out=y)
 
 
-def layer_forward(h, layer):
+def _parts(layer, p, threads, total):
+    """Position rows [(a, b) …] in runs of whole blocks, one per thread when the layer's
+    multiply-adds reach THREAD_WORK, else one run."""
+    blocks = -(-p // layer.rows)
+    work = p * layer.q * layer.w_kc.size
+    count = min(threads, blocks) if work >= THREAD_WORK else 1
+    cuts = [blocks * i // max(count, 1) * layer.rows for i in range(count + 1)]
+    return [(a, min(b, total)) for a, b in zip(cuts, cuts[1:])]
+
+
+def layer_forward(h, layer, threads=1):
     """h (n, H, W, c_in) → (n, P, Q, c_out) channel-last.
 
     Every product has one shape wherever it lies: a block of rows·q windows (read in place or
-    copied), or a row of q windows' pieces (read in place)."""
+    copied), or a row of q windows' pieces (read in place); runs of whole blocks shared among
+    up to `threads` threads give the same numbers as one."""
+    if layer.fold:
+        h = fold_input(h, layer.fold)
     n, q, c_out = h.shape[0], layer.q, layer.w_kc.shape[1]
     p = ax.output_size(h.shape[1], layer.k[0], layer.stride[0])
     if not (p and q):
         return np.zeros((n, p, q, c_out), h.dtype)
-    y = _products(h, layer, p)
-    # each row's q·c_out numbers plus the bias repeated: one long add
-    flat = y.reshape(-1, q * c_out)
-    np.add(flat, layer.bias[:q * c_out], out=flat)
-    if layer.activation == "relu":     # in place: the same numbers as activations.forward
-        np.maximum(y, 0, out=y)
-    elif layer.activation != "identity":
+    pieces = not _in_place(layer, h.shape[2]) and len(_pieces(layer)) <= PIECES
+    total = p if pieces else -(-p // layer.rows) * layer.rows
+    y = np.empty((n, total, q, c_out), h.dtype)
+    s_h = layer.stride[0]
+
+    def work(part):
+        a, b = part
+        _rows_out(h[:, a * s_h:], layer, min(b, p) - a, y[:, a:b])
+    workers.run(work, _parts(layer, p, threads, total))
+    if layer.activation not in ("relu", "identity"):
         y = activations.forward(layer.activation, y)
-    return y.reshape(n, -1, q, c_out)[:, :p]
+    return y[:, :p]
 
 
-def forward(layers, x):
+def forward(layers, x, threads=1):
     """x (n, c, h, w) → y (n, c_out, P_h, P_w) through prepared Layers, in their dtype, each
     multiplied in blocks of exactly `rows` position rows starting at multiples of `rows` in
-    each image."""
+    each image, a big layer's blocks shared among up to `threads` threads."""
     h = channel_last(x, layers[0].w_kc.dtype)
     for layer in layers:
-        h = layer_forward(h, layer)
+        h = layer_forward(h, layer, threads)
     return np.ascontiguousarray(h.transpose(0, 3, 1, 2))

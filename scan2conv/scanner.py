@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import blas
+from . import workers
 from . import fixed_blocks
 from . import image_blocks
 from . import axes as ax
@@ -117,14 +118,16 @@ def engine(stack, size=()):
     if not size:
         layers = fixed_blocks.prepare(stack.layers, dtype, rows)
         return lambda x: fixed_blocks.forward(layers, x)
-    layers = image_blocks.prepare(stack.layers, dtype, rows, size[0])
-    return lambda x: image_blocks.forward(layers, x)
+    # read before the scan holds BLAS to one thread: a big layer's blocks are shared among them
+    layers, threads = image_blocks.prepare(stack.layers, dtype, rows, size[0]), workers.threads()
+    return lambda x: image_blocks.forward(layers, x, threads)
 
 
 def forward(stack, x):
     """One whole run of engine(stack) over x (n, c, l) (an image: (n, c, h, w))."""
+    step = engine(stack, x.shape[3:])
     with blas.one_thread():
-        return engine(stack, x.shape[3:])(x)
+        return step(x)
 
 
 class ArraySource:

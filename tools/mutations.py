@@ -738,4 +738,17 @@ MUTATIONS += [
       "                at = nodes[at][side]",
       "                at = None",
       "tests/test_hostile_files.py", "HDF5 B-tree siblings in a loop walked forever"),
+    # ---- image scans: big layers folded and shared among threads ------------------------------
+    M("scan2conv/image_blocks.py",
+      "    return split.transpose(0, 3, 5, 1, 2, 4).reshape(",
+      "    return split.transpose(0, 1, 3, 5, 2, 4).reshape(",
+      "tests/test_scan_image_threads.py", "a folded layer's weights ordered unlike its folded pixels"),
+    M("scan2conv/image_blocks.py",
+      "    cuts = [blocks * i // max(count, 1) * layer.rows for i in range(count + 1)]",
+      "    cuts = [p * i // max(count, 1) for i in range(count + 1)]",
+      "tests/test_scan_image_threads.py", "a layer shared among threads cut inside a block"),
+    M("scan2conv/scanner.py",
+      "image_blocks.prepare(stack.layers, dtype, rows, size[0]), workers.threads()",
+      "image_blocks.prepare(stack.layers, dtype, rows, size[0]), 1",
+      "tests/test_scan_image_threads.py", "an image scan's big layers left on one thread"),
 ]

@@ -106,7 +106,8 @@ def compute(stack, onnx_path, source, x, rounds):
     """(ours float32 s, ONNX Runtime s, ONNX Runtime on one thread s, ours float64 s): scans of
     source() (a fresh source over the input in memory) against sessions on the same stack file
     and x (n, c, *size) float32, in the same interleaved rounds. The scan holds BLAS to one
-    thread; ONNX Runtime by default uses every core."""
+    thread per multiply (an image scan shares a big layer's blocks among as many threads as
+    BLAS may use); ONNX Runtime by default uses every core."""
     import onnxruntime
     one = onnxruntime.SessionOptions()
     one.intra_op_num_threads = 1

@@ -20,9 +20,11 @@ ordered (row phase, column phase, channel), and its kernel k/s at stride 1, whos
 read in place in pieces when they are few: a k8×8 s4×4 layer over 3 channels becomes 2×2 pieces
 of 48 contiguous numbers. A strip starts at a multiple of the stride, so it folds alike.
 
-A big layer (THREAD_WORK multiply-adds at least) is shared among `threads` threads
-(scan2conv.workers, BLAS on one thread in each): each takes a run of whole blocks (a piece
-product's rows of positions) as a strip would, so the numbers never depend on the count.
+A big strip (THREAD_WORK multiply-adds at least) is shared among `threads` threads
+(scan2conv.workers, BLAS on one thread in each): each runs the stack over a run of whole blocks
+of the last layer's position rows, a strip of its own starting at a multiple of a block in
+every layer, so the numbers never depend on the count. One hand-off per strip, not per layer:
+waking a thread costs about as much as a small layer.
 """
 from dataclasses import dataclass
 
@@ -35,7 +37,7 @@ from . import fold as folding
 from . import workers
 from .fixed_blocks import COPY_BYTES, PIECES, weight_matrix
 
-THREAD_WORK = 2**25    # multiply-adds of a layer (in one strip) worth sharing among threads
+THREAD_WORK = 2**24    # multiply-adds of a strip worth sharing among threads
 
 
 def channel_last(x, dtype):
@@ -199,22 +201,11 @@ def _rows_out(h, layer, p, y):
         np.maximum(y, 0, out=y)
 
 
-def _parts(layer, p, threads, total):
-    """Position rows [(a, b) …] in runs of whole blocks, one per thread when the layer's
-    multiply-adds reach THREAD_WORK, else one run."""
-    blocks = -(-p // layer.rows)
-    work = p * layer.q * layer.w_kc.size
-    count = min(threads, blocks) if work >= THREAD_WORK else 1
-    cuts = [blocks * i // max(count, 1) * layer.rows for i in range(count + 1)]
-    return [(a, min(b, total)) for a, b in zip(cuts, cuts[1:])]
-
-
-def layer_forward(h, layer, threads=1):
+def layer_forward(h, layer):
     """h (n, H, W, c_in) → (n, P, Q, c_out) channel-last.
 
     Every product has one shape wherever it lies: a block of rows·q windows (read in place or
-    copied), or a row of q windows' pieces (read in place); runs of whole blocks shared among
-    up to `threads` threads give the same numbers as one."""
+    copied), or a row of q windows' pieces (read in place)."""
     if layer.fold:
         h = fold_input(h, layer.fold)
     n, q, c_out = h.shape[0], layer.q, layer.w_kc.shape[1]
@@ -222,24 +213,43 @@ def layer_forward(h, layer, threads=1):
     if not (p and q):
         return np.zeros((n, p, q, c_out), h.dtype)
     pieces = not _in_place(layer, h.shape[2]) and len(_pieces(layer)) <= PIECES
-    total = p if pieces else -(-p // layer.rows) * layer.rows
-    y = np.empty((n, total, q, c_out), h.dtype)
-    s_h = layer.stride[0]
-
-    def work(part):
-        a, b = part
-        _rows_out(h[:, a * s_h:], layer, min(b, p) - a, y[:, a:b])
-    workers.run(work, _parts(layer, p, threads, total))
+    y = np.empty((n, p if pieces else -(-p // layer.rows) * layer.rows, q, c_out), h.dtype)
+    _rows_out(h, layer, p, y)
     if layer.activation not in ("relu", "identity"):
         y = activations.forward(layer.activation, y)
     return y[:, :p]
 
 
+def _parts(layers, height, threads):
+    """(the last layer's position rows [(a, b) …] in runs of whole blocks, one per thread when
+    the strip's multiply-adds reach THREAD_WORK, else one run; (receptive field, stride) of
+    the stack on the first axis)."""
+    k, s, work, rows = 1, 1, 0, height
+    for layer in layers:
+        f = layer.fold[0] if layer.fold else 1
+        k_h, s_h = layer.k[0] * f, layer.stride[0] * f
+        k, s = k + (k_h - 1) * s, s * s_h
+        rows = ax.output_size(rows, k_h, s_h)
+        work += rows * layer.q * layer.w_kc.size
+    units = -(-rows // layers[-1].rows)
+    count = max(min(threads, units), 1) if work >= THREAD_WORK else 1
+    cuts = [min(units * i // count * layers[-1].rows, rows) for i in range(count + 1)]
+    return list(zip(cuts, cuts[1:])), k, s
+
+
+def _forward(layers, x):
+    h = channel_last(x, layers[0].w_kc.dtype)
+    for layer in layers:
+        h = layer_forward(h, layer)
+    return np.ascontiguousarray(h.transpose(0, 3, 1, 2))
+
+
 def forward(layers, x, threads=1):
     """x (n, c, h, w) → y (n, c_out, P_h, P_w) through prepared Layers, in their dtype, each
     multiplied in blocks of exactly `rows` position rows starting at multiples of `rows` in
-    each image, a big layer's blocks shared among up to `threads` threads."""
-    h = channel_last(x, layers[0].w_kc.dtype)
-    for layer in layers:
-        h = layer_forward(h, layer, threads)
-    return np.ascontiguousarray(h.transpose(0, 3, 1, 2))
+    each image; a big strip shared among up to `threads` threads in runs of whole blocks."""
+    parts, k, s = _parts(layers, x.shape[2], threads)
+    if len(parts) < 2:
+        return _forward(layers, x)
+    return np.concatenate(workers.run(
+        lambda part: _forward(layers, x[:, :, part[0] * s:(part[1] - 1) * s + k]), parts), axis=2)

@@ -118,7 +118,7 @@ def engine(stack, size=()):
     if not size:
         layers = fixed_blocks.prepare(stack.layers, dtype, rows)
         return lambda x: fixed_blocks.forward(layers, x)
-    # read before the scan holds BLAS to one thread: a big layer's blocks are shared among them
+    # read before the scan holds BLAS to one thread: a big strip is shared among them
     layers, threads = image_blocks.prepare(stack.layers, dtype, rows, size[0]), workers.threads()
     return lambda x: image_blocks.forward(layers, x, threads)
 

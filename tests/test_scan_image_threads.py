@@ -74,21 +74,23 @@ def test_threads_give_the_bits_of_one_in_strips_of_every_size(name, threads, mon
         assert np.array_equal(run(stack, ImageArraySource(images, "x"), strip).y, one), strip
 
 
-def test_a_scan_shares_big_layers_among_blas_threads_and_keeps_small_ones_on_one(monkeypatch):
-    """The scan reads BLAS's thread count before holding it to one: a layer of THREAD_WORK
-    multiply-adds or more is split into runs of whole blocks, a smaller one is not."""
+def test_a_scan_shares_big_strips_among_blas_threads_and_keeps_small_ones_on_one(monkeypatch):
+    """The scan reads BLAS's thread count before holding it to one: a strip of THREAD_WORK
+    multiply-adds or more is split into runs of whole blocks, one per thread; a smaller one is
+    not."""
     stack = stack_of(FOLDED["folded into pieces (k4×4 s2×2)"], dtype=np.float32)
     images = images_of(6, n=1, rows=60, cols=40).astype(np.float32)
     monkeypatch.setattr(workers, "threads", lambda: 2)
     monkeypatch.setattr(scanner, "ROWS", 40)
     layers = image_blocks.prepare(stack.layers, np.float32, scanner.block_rows(stack, (40,)), 40)
-    work = [29 * 19 * l.w_kc.size for l in layers]     # positions · the weights' size
-    monkeypatch.setattr(image_blocks, "THREAD_WORK", (work[0] + work[1]) // 2)
-    assert work[0] > work[1]
-    calls = []
-    real = workers.run
-    with mock.patch.object(image_blocks.workers, "run",
-                           side_effect=lambda w, p: calls.append(len(p)) or real(w, p)):
-        y = forward(stack, chw(images))
-    assert calls == [2, 1]
-    np.testing.assert_allclose(y, naive(stack, chw(images)), rtol=1e-4, atol=1e-4)
+    work = sum(29 * 19 * l.w_kc.size for l in layers)     # positions · the weights' size
+    one = forward(stack, chw(images))
+    for threshold, parts in ((work, 2), (work + 1, 1)):
+        monkeypatch.setattr(image_blocks, "THREAD_WORK", threshold)
+        calls = []
+        real = workers.run
+        with mock.patch.object(image_blocks.workers, "run",
+                               side_effect=lambda w, p: calls.append(len(p)) or real(w, p)):
+            y = forward(stack, chw(images))
+        assert calls == ([parts] if parts > 1 else []) and np.array_equal(y, one)
+    np.testing.assert_allclose(one, naive(stack, chw(images)), rtol=1e-4, atol=1e-4)

@@ -43,6 +43,16 @@ def test_a_folded_layer_is_its_convolution_and_strips_give_its_bits(name, monkey
         assert np.array_equal(run(stack, ImageArraySource(images, "x"), strip).y, whole), strip
 
 
+@pytest.mark.parametrize("name", FOLDED)
+def test_a_folded_layer_over_an_image_too_small_gives_no_positions(name):
+    stack = stack_of(FOLDED[name])
+    k = scanner.geometry(stack)[0]
+    for size in ((k[0] - 1, 30), (30, k[1] - 1), (0, 30), (k[0], 0)):
+        x = np.zeros((2, stack.channels, *size))
+        y = forward(stack, x)
+        assert y.shape == naive(stack, x).shape and y.size == 0
+
+
 def test_only_layers_whose_windows_would_be_copied_fold():
     for name, layers in PATHS.items():
         if "copied" not in name:

@@ -11,7 +11,6 @@ added in a fixed order, so the numbers depend on the thread count alone.
 """
 import itertools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from . import blas
@@ -30,6 +29,7 @@ def _pool(count):
 
 @lru_cache(maxsize=4)
 def _pool_of(count, pid):
+    from concurrent.futures import ThreadPoolExecutor   # only when a call is shared: start-up
     return ThreadPoolExecutor(count, thread_name_prefix="scan2conv-block")
 
 

@@ -48,3 +48,13 @@ def test_library_never_imports_click():
             "print('click' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_default_verify_loads_no_thread_pool():
+    """Start-up: concurrent.futures (several milliseconds of imports) only loads when a
+    convolution is big enough to share among threads, never for the default verify."""
+    code = ("import sys\nfrom scan2conv.cli import main\n"
+            "try:\n    main(['verify'], standalone_mode=False)\nfinally:\n"
+            "    print('concurrent.futures' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -1,5 +1,6 @@
 """PyTorch files: what torch.load(weights_only=True) returns, what it refuses, and no torch at all."""
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -66,3 +67,20 @@ def test_without_torch_the_message_says_what_to_install(tmp_path, monkeypatch):
     assert r.stderr.strip() == (f"error: {tmp_path / 'm.pt'}: reading a PyTorch file needs torch "
                                 "(pip install torch); a state dict saved as .safetensors is read "
                                 "without it")
+
+
+def test_a_damaged_archive_is_named_in_torchs_words_without_its_plea_or_stack(tmp_path):
+    """torch's C++ errors end with a request to report the message and where it was raised;
+    the one line keeps only what is wrong with the file."""
+    torch = pytest.importorskip("torch")
+    good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
+    torch.save({"0.weight": torch.ones(2, 4), "0.bias": torch.zeros(2)}, good)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            name = item.filename.replace("/version", "/renamed")
+            dst.writestr(name, src.read(item.filename))
+    r = CliRunner().invoke(main, ["inspect", str(bad), "--channels", "4"])
+    assert r.exit_code == 3, r.output
+    message = r.stderr.strip()
+    assert "not a readable PyTorch file" in message and "version" in message
+    assert "Could this error message" not in message and "Exception raised from" not in message

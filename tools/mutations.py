@@ -751,4 +751,9 @@ MUTATIONS += [
       "image_blocks.prepare(stack.layers, dtype, rows, size[0]), workers.threads()",
       "image_blocks.prepare(stack.layers, dtype, rows, size[0]), 1",
       "tests/test_scan_image_threads.py", "an image scan's big strips left on one thread"),
+    # ---- torch's own error text, trimmed to what is wrong with the file -----------------------
+    M("scan2conv/formats/torch_io.py",
+      "        text = text.split(tail)[0]",
+      "        text = text",
+      "tests/test_formats_torch.py", "torch's plea to report its message and its C++ frames left in the one line"),
 ]

@@ -96,7 +96,16 @@ def _load(torch, path):
             IndexError, TypeError, AttributeError, struct.error, NotImplementedError,
             OverflowError, MemoryError) as e:   # a damaged pickle trips the unpickler anywhere
         raise InputError(f"{path}: not a readable PyTorch file: "
-                         f"{one_line(e, 200)}") from None
+                         f"{one_line(_reason(e), 200)}") from None
+
+
+def _reason(error):
+    """torch's message without what its C++ side appends: a plea to report the message, the
+    place it was raised from and a stack of frames."""
+    text = str(error)
+    for tail in ("(Could this error message be improved", "Exception raised from"):
+        text = text.split(tail)[0]
+    return text.strip() or type(error).__name__
 
 
 def _is_tensor_dict(torch, obj):

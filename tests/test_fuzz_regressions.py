@@ -237,3 +237,21 @@ def test_a_damaged_hdf5_global_heap_is_refused_before_hdf5_loops_on_it(tmp_path,
     assert r.returncode == 3 and r.stdout == "", r.stderr
     assert f"{bad}: the variable-length data at byte " in r.stderr
     assert "damaged" in refused(bad)
+
+
+@pytest.mark.parametrize("pickled", [
+    b"\x80\x02K\x01Q.",                 # a persistent id that is not a tuple: torch asserts
+    b"\x80\x02(X\x07\x00\x00\x00storageQ.",   # a storage reference cut short
+])
+def test_any_failure_inside_torch_load_is_the_files(tmp_path, pickled):
+    """torch.load fails on a damaged data.pkl with whatever exception its code meets (an
+    AssertionError among them): each is a refusal of the file, exit 3, never an internal error."""
+    torch = pytest.importorskip("torch")
+    good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
+    torch.save({"0.weight": torch.ones(2, 4)}, good)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = pickled if item.filename.endswith("/data.pkl") else src.read(item.filename)
+            dst.writestr(item.filename, data)
+    line = one_error(run("inspect", bad, "--channels", "4"), 3)
+    assert "bad.pt" in line and ("not a readable PyTorch file" in line or "refused the file" in line)

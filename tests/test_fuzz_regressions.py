@@ -255,3 +255,18 @@ def test_any_failure_inside_torch_load_is_the_files(tmp_path, pickled):
             dst.writestr(item.filename, data)
     line = one_error(run("inspect", bad, "--channels", "4"), 3)
     assert "bad.pt" in line and ("not a readable PyTorch file" in line or "refused the file" in line)
+
+
+@pytest.mark.parametrize("error", [AssertionError("bad field"), RecursionError("too deep"), KeyError(3)])
+def test_any_failure_inside_onnx_load_is_the_files(tmp_path, monkeypatch, error):
+    """onnx.load only parses the file: whatever it raises is a refusal of the file (exit 3)."""
+    onnx = pytest.importorskip("onnx")
+
+    def load(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(onnx, "load", load)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x07")
+    line = one_error(run("inspect", path, "--channels", "4"), 3)
+    assert "not a readable ONNX model" in line

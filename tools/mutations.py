@@ -760,4 +760,8 @@ MUTATIONS += [
       "    except Exception as e:   # a damaged pickle trips torch's unpickler anywhere, in any way",
       "    except (RuntimeError, ValueError) as e:",
       "tests/test_fuzz_regressions.py", "an assertion inside torch.load on a damaged pickle an internal error"),
+    M("scan2conv/formats/onnx_io.py",
+      "    except Exception as e:   # parsing only: however it fails, it is the file's fault",
+      "    except (OSError, ValueError) as e:",
+      "tests/test_fuzz_regressions.py", "an unexpected exception from onnx.load an internal error"),
 ]

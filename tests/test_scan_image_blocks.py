@@ -54,10 +54,16 @@ def test_every_path_is_a_convolution_and_strips_give_its_bits(name, monkeypatch)
     layers = image_blocks.prepare(stack.layers, np.float64, scanner.block_rows(stack, (30,)), 30)
     assert path_of(layers[0], 30) == name.split(" (")[0]
     images = np.random.default_rng(1).standard_normal((2, 37, 30, stack.channels))
+    assert_strips_give_the_convolution(stack, images, (1, 6, 11, 36, 37, 500))
+
+
+def assert_strips_give_the_convolution(stack, images, strips):
+    """One whole run over images (n, h, w, c) is the convolution, and a scan in strips of each
+    size gives its bits."""
     x = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
     whole = forward(stack, x)
     np.testing.assert_allclose(whole, naive(stack, x), rtol=1e-12, atol=1e-12)
-    for strip in (1, 6, 11, 36, 37, 500):
+    for strip in strips:
         assert np.array_equal(run(stack, ImageArraySource(images, "x"), strip).y, whole), strip
 
 

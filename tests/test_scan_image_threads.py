@@ -9,7 +9,7 @@ import pytest
 from scan2conv import image_blocks, scanner, workers
 from scan2conv.image_sources import ImageArraySource
 from scan2conv.scanner import forward, run
-from test_scan_image_blocks import PATHS, naive, path_of, stack_of
+from test_scan_image_blocks import PATHS, assert_strips_give_the_convolution, naive, path_of, stack_of
 
 FOLDED = {
     "folded into pieces (k4×4 s2×2)": [(3, 4, (4, 4), (2, 2)), (4, 3, (1, 1), (1, 1))],
@@ -36,11 +36,7 @@ def test_a_folded_layer_is_its_convolution_and_strips_give_its_bits(name, monkey
     first = layers[0]
     assert first.fold and path_of(first, 30 // first.fold[1]) in name
     assert first.k == tuple(k // f for k, f in zip(FOLDED[name][0][2], first.fold))
-    images = images_of(4, c=stack.channels)
-    whole = forward(stack, chw(images))
-    np.testing.assert_allclose(whole, naive(stack, chw(images)), rtol=1e-12, atol=1e-12)
-    for strip in (1, 5, 9, 40, 41, 300):
-        assert np.array_equal(run(stack, ImageArraySource(images, "x"), strip).y, whole), strip
+    assert_strips_give_the_convolution(stack, images_of(4, c=stack.channels), (1, 5, 9, 40, 41, 300))
 
 
 @pytest.mark.parametrize("name", FOLDED)

@@ -78,7 +78,6 @@ def test_hdf5_of_more_datasets_than_a_file_may_hold(tmp_path):
     with h5py.File(path, "w") as f:
         for i in range(60):
             f[f"W{i}"] = np.ones((2, 2))
-    started = time.monotonic()
     with pytest.raises(InputError, match=r"holds 60 datasets, over the limit of 50 arrays"):
         hdf5.read_h5(str(path), Budget(MiB, max_arrays=50))
     assert len(read_weights(str(path)).arrays) == 60   # the default limit is far higher

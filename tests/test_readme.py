@@ -32,8 +32,8 @@ def examples(text):
     """[(command, expected output, offset of the output in text)] of every console block."""
     out = []
     for block in BLOCK.finditer(text):
-        command, lines, start = None, [], block.start(1)
-        pos = start
+        command, lines, pos = None, [], block.start(1)
+        out_start = pos
         for line in block.group(1).splitlines(keepends=True):
             if line.startswith("$ "):
                 if command is not None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..text import quote
+from .infile import open_input
 from .jsontext import parse_json
 from .order import chain_order, layer_order
 from .weightfile import NO_ACTIVATIONS, WeightFile, array_bytes, as_budget, check_size
@@ -108,7 +109,7 @@ def _array(fp, start, entry):
 
 def read_safetensors(path, limit):
     budget = as_budget(limit)
-    with open(path, "rb") as fp:
+    with open_input(path) as fp:
         size = fp.seek(0, 2)
         fp.seek(0)
         entries, meta, start = read_header(fp, size, path, budget)

@@ -141,7 +141,8 @@ def test_command_line_refuses_a_file_swapped_for_a_fifo(tmp_path):
     path = str(tmp_path / "w.npz")
     hook = ("import os, sys, scan2conv.formats.npy as f; real = f.check_zip_directory\n"
             "def check(p):\n    real(p); os.mkfifo(p + '.fifo'); os.replace(p + '.fifo', p)\n"
-            "f.check_zip_directory = check; from scan2conv.cli import main; sys.argv[0] = 'scan2conv'; main()")
+            "f.check_zip_directory = check\n"
+            "from scan2conv.cli import main; sys.argv[0] = 'scan2conv'; main()")
     p = subprocess.run([sys.executable, "-c", hook, "inspect", path], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 3 and p.stdout == ""

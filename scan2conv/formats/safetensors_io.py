@@ -5,8 +5,9 @@ A file is: an 8-byte little-endian header length N, N bytes of JSON
 Every entry's declared size is checked against its offsets, the file and the limit before any
 data is read, and the entries must tile the data as the safetensors library demands: sorted by
 offset, each starts where the one before ends, the first at 0, the last at the end (a tensor
-whose bytes overlap another's is two readings of one buffer; a hole is bytes no tensor owns). Tensor order in a file is not layer order, so layers are ordered by name
-(order.py); 2-D `*.weight` tensors are PyTorch's (out, in).
+whose bytes overlap another's is two readings of one buffer; a hole is bytes no tensor owns).
+Tensor order in a file is not layer order, so layers are ordered by name (order.py); 2-D
+`*.weight` tensors are PyTorch's (out, in).
 """
 import json
 import math

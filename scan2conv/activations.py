@@ -2,6 +2,8 @@
 
 Every backward is written in terms of the forward *output* y, so a layer keeps only y.
 """
+import re
+
 import numpy as np
 
 LEAKY_SLOPE = 0.01
@@ -61,13 +63,23 @@ ALIASES = {
 }
 
 
+SUPPORTED = f"relu, identity (linear), tanh, sigmoid, leaky_relu (negative slope {LEAKY_SLOPE})"
+
+
 def canonical(name):
-    """The canonical activation name for `name`, or ValueError listing the known ones."""
+    """The canonical activation name for `name`, or ValueError listing the supported ones."""
     key = str(name).strip().lower()
     key = ALIASES.get(key, key)
     if key not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})")
+        raise ValueError(f"unknown activation {name!r} (scan2conv computes {SUPPORTED})")
     return key
+
+
+def leaky_slope(name):
+    """The slope of a name the readers give a leaky_relu of another slope than LEAKY_SLOPE
+    ('leaky_relu(negative_slope=0.2)'), or None for any other name."""
+    found = re.fullmatch(r"leaky_relu\(negative_slope=([^()]*)\)", str(name))
+    return found.group(1) if found else None
 
 
 def forward(name, x):

@@ -25,13 +25,14 @@ def read_list(source, where):
 
 
 def _read_list_file(path):
+    from .formats.infile import open_input
     try:
-        with open(path, encoding="utf-8") as fp:
+        fp = open_input(path, "r", encoding="utf-8", noun="a list of files")
+    except InputError as e:
+        raise InputError(f"{e} (given to --from-list)") from None
+    try:
+        with fp:
             return read_list(fp, path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file (given to --from-list)") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a list of files (given to --from-list)") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read the list: {e.strerror or e}") from None
 

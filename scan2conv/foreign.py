@@ -159,7 +159,9 @@ def _onnx_attrs(node):
 def layers_from_onnx(path, wf):
     """Conv nodes in graph order with their strides; Relu/Tanh/… after a Conv is its activation."""
     import onnx
-    model = onnx.load(path, load_external_data=False)   # read_weights has vetted the file
+    from .formats.infile import open_input
+    with open_input(path) as fp:   # read_weights has vetted the file; this open checks it again
+        model = onnx.load(fp, load_external_data=False)
     arrays, layers = dict(wf.arrays), []
     for node in model.graph.node:
         if node.op_type == "Conv":

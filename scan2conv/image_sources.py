@@ -9,6 +9,7 @@ holds sequences, not images.
 import numpy as np
 
 from .errors import InputError
+from .formats import open_input
 from .scanner import NpySource, cast, check_finite, npy_layout
 
 
@@ -62,7 +63,7 @@ class ImageNpySource(_Image, NpySource):
         shape, self.fortran, self.dtype, self.offset = npy_layout(path)
         check_image(self.dtype, shape, path)
         self._shape(shape, path)
-        self.fp = open(path, "rb", buffering=0)     # closed by close(), or when collected
+        self.fp = open_input(path, buffering=0)     # closed by close(), or when collected
 
     def read(self, start, stop):
         """Rows start … stop − 1 (fewer at the end) → x (n, C, t, W)."""

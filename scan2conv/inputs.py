@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError
 from .text import one_line
-from .formats import DEFAULT_MAX_BYTES, FAMILY_NAMES, open_checked, sniff
+from .formats import DEFAULT_MAX_BYTES, FAMILY_NAMES, open_checked, open_input, sniff
 
 _NPZ_KEYS = ("x", "input", "data", "arr_0")
 _MAX_LINE = 2**20   # characters: a frame of ~100,000 numbers
@@ -31,7 +31,7 @@ def read_text(path, max_bytes=DEFAULT_MAX_BYTES):
                          f"{max_bytes:,} (raise it with --max-size)")
     values, width, first = array.array("d"), None, None
     try:
-        with open(path, encoding="ascii") as fp:
+        with open_input(path, "r", encoding="ascii") as fp:
             for i, line in enumerate(iter(lambda: fp.readline(_MAX_LINE), ""), start=1):
                 if len(line) == _MAX_LINE and not line.endswith("\n"):
                     raise InputError(f"{path}: line {i} is over {_MAX_LINE:,} characters; "

@@ -11,16 +11,39 @@ from .text import quote
 ORIENTATION_TEXT = {"in_out": "(in, out)", "out_in": "(out, in)"}
 
 
+BLOCK = 1 << 20   # elements per step where an array holds NaN or inf
+
+
 def array_info(name, a):
-    """{name, shape, dtype, nan, inf, min, max} of one array (counts only for numbers)."""
+    """{name, shape, dtype, nan, inf, min, max} of one array (counts only for numbers); min and
+    max of the finite values, found without a copy of the array (a weight file may hold one
+    of hundreds of megabytes)."""
     info = {"name": name, "shape": list(a.shape), "dtype": str(a.dtype)}
     if a.dtype.kind in "biuf" and a.size:
-        finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
-        info["nan"] = int(np.isnan(a).sum()) if a.dtype.kind == "f" else 0
-        info["inf"] = int(np.isinf(a).sum()) if a.dtype.kind == "f" else 0
-        info["min"] = float(finite.min()) if finite.size else None
-        info["max"] = float(finite.max()) if finite.size else None
+        lo, hi = np.min(a), np.max(a)
+        if a.dtype.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
+            return dict(info, **_finite_range(a))
+        info.update(nan=0, inf=0, min=float(lo), max=float(hi))
     return info
+
+
+def _finite_range(a):
+    """{nan, inf, min, max} of a float array holding NaN or inf, a block of elements at a time."""
+    nan = inf = 0
+    lo = hi = None
+    # a view of a contiguous array; else a.flat, whose slices copy one block at a time
+    flat = a.ravel(order="A") if a.flags.c_contiguous or a.flags.f_contiguous else a.flat
+    for start in range(0, a.size, BLOCK):
+        block = flat[start:start + BLOCK]
+        finite = np.isfinite(block)
+        nan += int(np.isnan(block).sum())
+        inf += block.size - int(finite.sum())
+        if finite.any():
+            values = block[finite]
+            lo = values.min() if lo is None else min(lo, values.min())
+            hi = values.max() if hi is None else max(hi, values.max())
+    return {"nan": nan, "inf": inf - nan,
+            "min": None if lo is None else float(lo), "max": None if hi is None else float(hi)}
 
 
 def mlp_summary(wf, channels=None):

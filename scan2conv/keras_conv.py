@@ -12,6 +12,7 @@ import zlib
 from . import axes as ax
 from .errors import InputError
 from .formats import keras
+from .formats.infile import open_input
 from .formats.hdf5 import STACK_ATTR, attr, census, open_h5, read_dataset, resolve
 from .formats.jsontext import parse_json
 from .formats.stackfile import MAX_SIZE
@@ -136,7 +137,7 @@ def _stack(where, layout, layers):
 
 def _archive(path, max_bytes):
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_input(path) as fp, zipfile.ZipFile(fp) as zf:
             names = set(zf.namelist())
             if "model.weights.h5" not in names:
                 raise InputError(f"{path}: the .keras archive holds no model.weights.h5")

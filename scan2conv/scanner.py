@@ -35,7 +35,7 @@ from . import fixed_blocks
 from . import image_blocks
 from . import axes as ax
 from .errors import InputError
-from .formats import open_checked, sniff
+from .formats import open_checked, open_input, sniff
 from .formats.npy import read_header
 from .inputs import read_input
 from .scan_output import Collected, aggregate   # noqa: F401  (aggregate: part of this module's API)
@@ -207,7 +207,7 @@ def check_chunk(frames, width, where, max_bytes, shape=None, fewer=False):
 def npy_layout(path):
     """(shape, fortran order, dtype, data offset) of an npy file of numbers whose data is all
     there."""
-    with open(path, "rb") as fp:
+    with open_input(path) as fp:
         shape, fortran, dtype = read_header(fp, path)
         offset, size = fp.tell(), fp.seek(0, 2)
     if dtype.hasobject:
@@ -243,7 +243,7 @@ class NpySource:
         # feature and sample)
         self.frames_outer = self.time_major != fortran
         self.total, self.done = self.frames, 0
-        self.fp = open(path, "rb", buffering=0)     # closed by close(), or when collected
+        self.fp = open_input(path, buffering=0)     # closed by close(), or when collected
 
     def close(self):
         self.fp.close()
@@ -287,7 +287,7 @@ class TextSource:
     scan_dtype = np.dtype(np.float64)
 
     def __init__(self, path, max_bytes=None):
-        self.where, self.fp = path, open(path, encoding="ascii")
+        self.where, self.fp = path, open_input(path, "r", encoding="ascii")
         self.max_bytes = max_bytes
         self.total, self.done = os.path.getsize(path), 0
         self.buf, self.start, self.line, self.width = np.zeros((0, 0)), 0, 0, None

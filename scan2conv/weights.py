@@ -123,12 +123,34 @@ def _activations(wf, count, override):
     names = override or wf.activations or ["relu"] * (count - 1) + ["identity"]
     if len(names) != count:
         raise InputError(f"{wf.path}: records {len(names)} activations for {count} layers")
+    for i, name in enumerate(names, start=1):
+        try:
+            activations.canonical(name)
+        except ValueError as e:
+            if override:   # a name typed on the command line
+                raise OptionNeeded(f"--activations: {e}") from None
+            raise InputError(f"{wf.path}: layer {i}: {e}{_leaky_hint(names)}") from None
+    return [activations.canonical(a) for a in names]
+
+
+def _known(name):
     try:
-        return [activations.canonical(a) for a in names]
-    except ValueError as e:
-        if override:   # a name typed on the command line
-            raise OptionNeeded(f"--activations: {e}") from None
-        raise InputError(f"{wf.path}: {e}") from None
+        return activations.canonical(name)
+    except ValueError:
+        return None
+
+
+def _leaky_hint(names):
+    """What to do when the only activations scan2conv lacks are leaky_relu of other slopes: the
+    weights convert alike whatever the slope."""
+    slopes = [activations.leaky_slope(n) for n in names]
+    unknown = [s for n, s in zip(names, slopes) if not _known(n)]
+    if None in unknown or not unknown:
+        return ""
+    fixed = ",".join("leaky_relu" if s else activations.canonical(n) for n, s in zip(names, slopes))
+    return (f"; the weights convert alike whatever the slope: pass --activations {fixed} "
+            f"(slope {activations.LEAKY_SLOPE}) and set negative slope "
+            f"{' and '.join(dict.fromkeys(unknown))} in the converted stack")
 
 
 def build_mlp(wf, channels=None, orientation=None, activation_names=None):

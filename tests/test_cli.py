@@ -132,7 +132,8 @@ def test_hostile_pickle_exit_3_and_nothing_runs(tmp_path):
      "error: give the output file with -o FILE, or a folder with --output-dir DIR"),
     (["frobnicate"], 2, "error: No such command 'frobnicate'. (see --help)"),
     (["verify", DENSE, "--stride", "4", "--activations", "relu,swish,identity"], 2,
-     "error: --activations: unknown activation 'swish' (known: relu, identity, tanh, sigmoid, leaky_relu)"),
+     "error: --activations: unknown activation 'swish' (scan2conv computes relu, identity (linear), "
+     "tanh, sigmoid, leaky_relu (negative slope 0.01))"),
 ])
 def test_error_paths(args, code, message):
     r = run(*args)

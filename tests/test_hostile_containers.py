@@ -209,9 +209,10 @@ def test_safetensors_metadata_and_names_are_checked_and_quoted(tmp_path):
 
 
 def test_safetensors_tensors_charge_one_budget(tmp_path):
-    entry = {"dtype": "F64", "shape": [1000], "data_offsets": [0, 8000]}
-    path = safetensors(tmp_path / "w.safetensors", {"a": entry, "b": entry}, bytes(8000))
-    assert len(read_weights(str(path), 16_000).arrays) == 2   # the tensors may share their data
+    entries = {name: {"dtype": "F64", "shape": [1000], "data_offsets": [at, at + 8000]}
+               for name, at in (("a", 0), ("b", 8000))}
+    path = safetensors(tmp_path / "w.safetensors", entries, bytes(16_000))
+    assert len(read_weights(str(path), 16_000).arrays) == 2
     assert "beside the 8,000 already read from the file, over the limit of 15,999" in refused(
         path, "--max-size", "15999")
 

@@ -77,7 +77,8 @@ def test_error_lines_are_bounded_and_clean():
     r = run("verify", *SMALL, "--activations", "relu," + "\x1b[2J\n" * 20_000 + "tail")
     line = one_error(r, 2)   # an activation name typed on the command line: a usage error
     assert len(line) <= 420 and "\x1b" not in line and "\\x1b" in line
-    assert line.endswith("(known: relu, identity, tanh, sigmoid, leaky_relu)")
+    assert line.endswith("(scan2conv computes relu, identity (linear), tanh, sigmoid, "
+                         "leaky_relu (negative slope 0.01))")
 
 
 def test_batch_error_lines_are_bounded_too(tmp_path):

@@ -5,10 +5,10 @@ imports h5py, torch, onnx or keras.
 """
 import importlib
 import os
-import stat
 
 from ..errors import InputError
 from ..text import quote
+from .infile import open_input
 from .weightfile import DEFAULT_MAX_BYTES, Budget, WeightFile, natural_key  # noqa: F401
 from .zipdir import check_zip_directory
 
@@ -45,7 +45,7 @@ def _zip_family(path):
     import zipfile
     check_zip_directory(path)   # before zipfile builds an object per member
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_input(path) as fp, zipfile.ZipFile(fp) as zf:
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError, RuntimeError):
         return "npz"    # the npz reader reports what is wrong with it
@@ -82,7 +82,7 @@ def _is_safetensors(head, size):
 
 def sniff(path):
     """The family a file's first bytes announce, or None."""
-    with open(path, "rb") as fp:
+    with open_input(path) as fp:
         head = fp.read(32)
         size = fp.seek(0, 2)
     if head.startswith(b"\x93NUMPY"):
@@ -100,22 +100,11 @@ def sniff(path):
 
 def open_checked(path):
     """Raise InputError unless path is a readable, non-empty regular file (a pipe or a device
-    could block a read forever or never end)."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path}: cannot open: {getattr(e, 'strerror', None) or e}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{path}: is a directory, not a file")
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{path}: not a regular file (a pipe, socket or device); save the data "
-                         "to a file first")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path}: permission denied")
-    if st.st_size == 0:
-        raise InputError(f"{path}: the file is empty")
+    could block a read forever or never end). Every later open is checked again (open_input):
+    the file may be swapped in between."""
+    with open_input(path) as fp:
+        if os.fstat(fp.fileno()).st_size == 0:
+            raise InputError(f"{path}: the file is empty")
 
 
 def family_of(path):

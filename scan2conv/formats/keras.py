@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..text import quote
 from .hdf5 import (STACK_ATTR, attr, attr_list, census, child, is_numeric, objects_under,
                    open_h5, read_dataset, resolve)
+from .infile import open_input
 from .jsontext import parse_json
 from .weightfile import MAX_ARRAYS, NO_ACTIVATIONS, WeightFile, as_budget, natural_key
 
@@ -367,7 +368,7 @@ def read_keras_archive(path, limit):
     (its inflated bytes charged to the file's budget, as are the arrays read from it)."""
     budget = as_budget(limit)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_input(path) as fp, zipfile.ZipFile(fp) as zf:
             names = set(zf.namelist())
             if "model.weights.h5" not in names:
                 found = quote(", ".join(sorted(names)), 200)

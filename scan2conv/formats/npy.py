@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import InputError
 from ..text import one_line, quote
 from .safe_pickle import loads_arrays
+from .infile import open_input
 from .weightfile import WeightFile, as_budget, check_shape, check_size
 from .zipdir import check_zip_directory
 
@@ -91,7 +92,7 @@ def arrays_of(obj, where):
 
 
 def read_npy(path, limit):
-    with open(path, "rb") as fp:
+    with open_input(path) as fp:
         size = fp.seek(0, 2)
         fp.seek(0)
         obj = read_stream(fp, path, as_budget(limit), size)
@@ -118,7 +119,7 @@ def read_npz(path, limit):
     budget, arrays = as_budget(limit), []
     try:
         check_zip_directory(path)
-        with zipfile.ZipFile(path) as zf:
+        with open_input(path) as archive, zipfile.ZipFile(archive) as zf:
             seen, before = set(), 0
             for info in zf.infolist():
                 name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename

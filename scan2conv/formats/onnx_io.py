@@ -12,6 +12,7 @@ import numpy as np
 from .. import axes as ax
 from ..errors import InputError, OutputError, UnsafeFileError
 from ..text import quote
+from .infile import open_input
 from .stackfile import AXIS_NAMES
 from .onnx_mlp import constants, is_mlp_graph, mlp_layers
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
@@ -124,14 +125,15 @@ def read_onnx(path, limit):
     """An ONNX file's initializers in graph order, and its metadata_props."""
     onnx = import_onnx(path)
     budget = as_budget(limit)
-    size = os.path.getsize(path)
-    if size > budget.max_bytes:   # the parsed model holds every byte of the file
-        raise InputError(f"{path}: {size:,} bytes, over the limit of {budget.max_bytes:,} "
-                         "(raise it with --max-size)")
-    try:
-        model = onnx.load(path, load_external_data=False)
-    except Exception as e:   # parsing only: however it fails, it is the file's fault
-        raise InputError(f"{path}: not a readable ONNX model: {quote(' '.join(str(e).split()), 200)}") from None
+    with open_input(path) as fp:
+        size = os.fstat(fp.fileno()).st_size
+        if size > budget.max_bytes:   # the parsed model holds every byte of the file
+            raise InputError(f"{path}: {size:,} bytes, over the limit of {budget.max_bytes:,} "
+                             "(raise it with --max-size)")
+        try:
+            model = onnx.load(fp, load_external_data=False)
+        except Exception as e:   # parsing only: however it fails, it is the file's fault
+            raise InputError(f"{path}: not a readable ONNX model: {quote(' '.join(str(e).split()), 200)}") from None
     meta = _metadata(model, path)
     budget.count(len(model.graph.initializer), path)
     arrays = [_initializer(onnx, t, path, budget) for t in model.graph.initializer]

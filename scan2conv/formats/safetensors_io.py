@@ -3,8 +3,11 @@
 A file is: an 8-byte little-endian header length N, N bytes of JSON
 {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the data.
 Every entry's declared size is checked against its offsets, the file and the limit before any
-data is read. Tensor order in a file is not layer order, so layers are ordered by name
-(order.py); 2-D `*.weight` tensors are PyTorch's (out, in).
+data is read, and the entries must tile the data as the safetensors library demands: sorted by
+offset, each starts where the one before ends, the first at 0, the last at the end (a tensor
+whose bytes overlap another's is two readings of one buffer; a hole is bytes no tensor owns).
+Tensor order in a file is not layer order, so layers are ordered by name (order.py); 2-D
+`*.weight` tensors are PyTorch's (out, in).
 """
 import json
 import math
@@ -14,6 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..text import quote
+from .infile import open_input
 from .jsontext import parse_json
 from .order import chain_order, layer_order
 from .weightfile import NO_ACTIVATIONS, WeightFile, array_bytes, as_budget, check_size
@@ -42,7 +46,33 @@ def read_header(fp, size, where, budget=None):
         raise InputError(f"{where}: safetensors __metadata__ is not an object of strings")
     if budget is not None:
         budget.count(len(header), where)
-    return {name: _entry(name, info, size - 8 - n, where) for name, info in header.items()}, meta, 8 + n
+    entries = {name: _entry(name, info, size - 8 - n, where) for name, info in header.items()}
+    check_tiling(entries, size - 8 - n, where)
+    return entries, meta, 8 + n
+
+
+def check_tiling(entries, data_size, where):
+    """InputError naming the first tensor (in offset order) that does not start where the one
+    before it ends, or the bytes after the last one."""
+    end, before = 0, None
+    for name, (_, _, begin, stop) in sorted(entries.items(), key=lambda kv: kv[1][2:]):
+        if begin != end:
+            raise InputError(f"{where}: tensor {quote(name)!r}: data_offsets [{begin}, {stop}] "
+                             f"{_misfit(begin, end, before)}; the safetensors library refuses such a file")
+        end, before = stop, (name, begin)
+    if end != data_size:
+        raise InputError(f"{where}: the tensors end at byte {end:,} of {data_size:,} bytes of data; "
+                         "the safetensors library refuses a file with bytes that no tensor owns")
+
+
+def _misfit(begin, end, before):
+    """How a tensor starting at begin misses the end of the tensor before it (None: first)."""
+    if before is None:
+        return f"leave bytes [0, {begin}) at the start of the data unused"
+    name, at = before
+    if begin < end:
+        return f"overlap tensor {quote(name)!r} at [{at}, {end}]"
+    return f"leave bytes [{end}, {begin}) after tensor {quote(name)!r} unused"
 
 
 def _is_size(value):
@@ -80,7 +110,7 @@ def _array(fp, start, entry):
 
 def read_safetensors(path, limit):
     budget = as_budget(limit)
-    with open(path, "rb") as fp:
+    with open_input(path) as fp:
         size = fp.seek(0, 2)
         fp.seek(0)
         entries, meta, start = read_header(fp, size, path, budget)

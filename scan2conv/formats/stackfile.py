@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..reach import check_stack_gain
 from ..stack import Conv1d, Stack
 from ..text import quote
+from .infile import open_input
 from .jsontext import parse_json
 from .weightfile import MAX_ARRAYS
 
@@ -28,7 +29,7 @@ MAX_TEXT = 4 * 2**20   # characters of metadata: ~400 for each of MAX_ARRAYS lay
 
 def sha256_of(path):
     h = hashlib.sha256()
-    with open(path, "rb") as fp:
+    with open_input(path) as fp:
         for chunk in iter(lambda: fp.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

@@ -15,6 +15,7 @@ import numpy as np
 from .. import axes as ax
 from ..errors import InputError, UnsafeFileError
 from ..text import one_line, quote
+from .infile import open_input
 from .order import chain_order
 from .stackfile import AXIS_NAMES
 from .weightfile import NO_ACTIVATIONS, WeightFile, as_budget
@@ -38,10 +39,12 @@ def _check_sizes(path, max_bytes):
     """Refuse before loading: the tensor data a torch.save zip (or legacy file) declares. What
     the tensors expand to (a view can repeat its storage) is charged as each is copied out.
     A TorchScript or torch.export archive is refused here: it holds a program, not a state dict."""
-    if zipfile.is_zipfile(path):
+    with open_input(path) as fp:
+        is_zip = zipfile.is_zipfile(fp)
+    if is_zip:
         check_zip_directory(path)
         try:
-            with zipfile.ZipFile(path) as zf:
+            with open_input(path) as fp, zipfile.ZipFile(fp) as zf:
                 names = zf.namelist()
                 total = sum(i.file_size for i in zf.infolist() if "/data/" in i.filename)
         except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as e:
@@ -74,10 +77,15 @@ def _refuse_programs(path, names):
 
 
 def _load(torch, path):
+    with open_input(path) as fp:   # torch reads the file checked, not whatever the path names later
+        return _load_from(torch, fp, path)
+
+
+def _load_from(torch, fp, path):
     try:
         with warnings.catch_warnings():   # torch warns of deprecated storages and beta layouts
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(fp, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         opcode = re.search(r"Unsupported operand (\d+)", str(e))
         if opcode:   # FRAME and the other opcodes of pickle protocols above 2

@@ -8,6 +8,7 @@ in a few bytes: both are checked first.
 import struct
 
 from ..errors import InputError
+from .infile import open_input
 from .weightfile import MAX_ARRAYS
 
 _EOCD = struct.Struct("<4s4H2LH")           # signature, disks, entries here, entries, size, offset, comment
@@ -62,7 +63,7 @@ def check_zip_directory(path, max_members=MAX_ARRAYS):
     """Refuse an archive listing more members than a weight file may hold, or a central
     directory too large for that many, before zipfile reads it. A damaged archive passes: the
     reader that opens it reports what is wrong."""
-    with open(path, "rb") as fp:
+    with open_input(path) as fp:
         found = _end_records(fp)
     if found is None:
         return

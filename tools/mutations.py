@@ -764,4 +764,13 @@ MUTATIONS += [
       "    except Exception as e:   # parsing only: however it fails, it is the file's fault",
       "    except (OSError, ValueError) as e:",
       "tests/test_fuzz_regressions.py", "an unexpected exception from onnx.load an internal error"),
+    # ---- the engine's floor: block sizes by depth, the benchmarks' bare multiplies ----------
+    M("scan2conv/conv.py",
+      "    size = SHALLOW_BYTES if c_out is not None and c_out <= SHALLOW else BLOCK_BYTES",
+      "    size = BLOCK_BYTES",
+      "tests/test_conv_shallow_blocks.py", "a shallow forward's window buffer as big as a deep one's"),
+    M("benchmarks/engine.py",
+      "        kk, ss = tuple(ka // fa for ka, fa in zip(kk, f)), tuple(s // fa for s, fa in zip(ss, f))",
+      "        pass",
+      "tests/test_benchmark_floor.py", "the bare multiplies of a backward ignore the folded stride"),
 ]

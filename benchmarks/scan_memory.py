@@ -145,8 +145,9 @@ def compute(stack, onnx_path, source, x, rounds, threads=1):
     return (*times[:4], fastest, work / fastest / 1e9, square_work / times[4] / 1e9)
 
 
-def compute_line(times, rounds, threads=1):
-    """(the line that reports compute() times, whether the target is met)."""
+def compute_line(times, rounds, threads=1, pad="    "):
+    """(the lines that report compute() times, the second indented by pad as the caller
+    indents the first; whether the target is met)."""
     ours, theirs, alone, wide, gemm_s, gflops, peak = times
     met = ours / theirs <= TARGET_RATIO
     cause = ("" if met else " (the bare multiplies alone take more)"
@@ -156,7 +157,7 @@ def compute_line(times, rounds, threads=1):
             f"{TARGET_RATIO}: {'met' if met else 'MISSED'}{cause}); ONNX Runtime on one thread "
             f"{alone * 1e3:7.1f} ms, ratio {ours / alone:.2f}; scan in float64 {wide * 1e3:7.1f} ms, "
             f"ratio {wide / theirs:.2f}\n"
-            f"    the layers' bare multiplies {gemm_s * 1e3:7.1f} ms (float32, {threads} "
+            f"{pad}the layers' bare multiplies {gemm_s * 1e3:7.1f} ms (float32, {threads} "
             f"thread{'s' if threads > 1 else ''}), scan/GEMM {ours / gemm_s:.2f}, "
             f"{gflops:.1f} GFLOP/s = {100 * gflops / max(gflops, peak):.1f}% of the square peak "
             f"({max(gflops, peak):.1f})"), met
@@ -195,7 +196,8 @@ def main(argv=None):
                 frames_in = read_frames(path, 0, frames)
                 line, met = compute_line(
                     compute(stack, stack_onnx, lambda: scanner.ArraySource(frames_in, "x"),
-                            np.ascontiguousarray(frames_in.T[None]), args.rounds), args.rounds)
+                            np.ascontiguousarray(frames_in.T[None]), args.rounds), args.rounds,
+                    pad=" " * 12)
                 ok &= met
                 print(f"{'':>11} {line}")
             os.remove(path)

@@ -12,11 +12,13 @@ Compute: scanner.run over a 1024 × 1024 × 3 image in memory against an ONNX Ru
 the same stack written as ONNX (float32), both float32 (like with like: ONNX Runtime's CPU Conv
 has no float64 kernel), for the distributed stack and for the simple one of the same MLP,
 (3→32, k8×8, s4×4), (32→32, k1×1), (32→4, k1×1); ONNX Runtime with its default threads and
-on one thread, and the float64 scan (--dtype float64), beside them. Min of ROUNDS interleaved
-rounds, as for sequences (scan_memory.compute).
+on one thread, and the float64 scan (--dtype float64), beside them, and the bare multiplies of
+the stack's layers on as many threads as the scan shares a strip among. Min of ROUNDS
+interleaved rounds, as for sequences (scan_memory.compute).
 
 Usage: python benchmarks/scan_image_memory.py [--size 4096] [--check-size 1000x700]
                                               [--compute-size 1024] [--rounds 5]
+                                              [--compute-only]
 """
 import argparse
 import json
@@ -29,7 +31,7 @@ import numpy as np
 
 from latency import console_script
 from scan_memory import ROUNDS, compute, compute_line, peak_mib
-from scan2conv import axes as ax, scanner
+from scan2conv import axes as ax, scanner, workers
 from scan2conv.image_sources import ImageArraySource
 from scan2conv.defaults import default_image_mlp
 from scan2conv.formats.stackfile import read_stack
@@ -77,11 +79,12 @@ def layers_text(stack):
 def compare_compute(script, folder, size, rounds):
     """Print the image scan's compute against ONNX Runtime for both stacks → targets met."""
     image = np.random.default_rng(7).random((size, size, CHANNELS)).astype(np.float32)
-    ok = True
+    ok, threads = True, workers.threads()
     for kind, path, stack in onnx_stacks(script, folder):
         line, met = compute_line(
             compute(stack, path, lambda: ImageArraySource(image, "x"),
-                    np.ascontiguousarray(image.transpose(2, 0, 1)[None]), rounds), rounds)
+                    np.ascontiguousarray(image.transpose(2, 0, 1)[None]), rounds, threads),
+            rounds, threads)
         ok &= met
         print(f"{size}×{size}×{CHANNELS} image, {kind} stack ({layers_text(stack)}):")
         print(f"    {line}")
@@ -117,9 +120,15 @@ def main(argv=None):
     parser.add_argument("--check-size", default="1000x700")
     parser.add_argument("--compute-size", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--compute-only", action="store_true",
+                        help="only the compute lines (no memory or strip checks)")
     args = parser.parse_args(argv)
     check_rows, check_cols = (int(v) for v in args.check_size.split("x"))
     script = console_script()
+    if args.compute_only:
+        with tempfile.TemporaryDirectory() as folder:
+            make_stack(script, folder)
+            return compare_compute(script, folder, args.compute_size, args.rounds)
     print(f"== (3b) image scan in strips of rows: {args.size}×{args.size}×{CHANNELS} float64, the "
           "8×8 distributed default stack (3→2 k2×2 s2×2, 2→8 k2×2 s2×2, 8→4 k2×2 s1×1)")
     with tempfile.TemporaryDirectory() as folder:

@@ -11,7 +11,13 @@ Compute: scanner.run over the frames in memory, against an ONNX Runtime session 
 stack file and frames, both float32 (like with like: ONNX Runtime's CPU Conv has no float64
 kernel), ONNX Runtime with its default threads (every core; the ratio the target is about) and
 on one thread (like the scan, which holds BLAS to one); the float64 scan (--dtype float64) is
-shown beside them. Min of ROUNDS interleaved rounds.
+shown beside them. Min of ROUNDS interleaved rounds. In the same rounds: the bare multiplies of
+the stack's layers (layer_products: each layer's windows, channel-last, all positions at once,
+(positions × Π k·c_in) · (Π k·c_in × c_out) on ready contiguous operands, float32) with BLAS on
+the thread count the scan uses (one; an image scan shares a big strip among as many as BLAS may
+use), and a square multiply at that count, whose rate is the peak their share is of: the scan
+cannot be faster than its multiplies, so when it misses, the line says whether they alone
+already take more than the target allows or the scan's overhead above them is to blame.
 
 Usage: python benchmarks/scan_memory.py [--sizes 360000,3600000,36000000] [--rounds 5]
 """
@@ -25,9 +31,10 @@ import time
 
 import numpy as np
 
-from common import interleaved
+from common import blas_threads, interleaved
+from engine import Product, bare, gemm
 from latency import console_script
-from scan2conv import scanner
+from scan2conv import axes as ax, scanner
 from scan2conv.scanning import load_stack
 
 SIZES, FEATURES = (360_000, 3_600_000, 36_000_000), 24
@@ -102,12 +109,24 @@ def whole_run_agrees(stack, path, out, frames):
     return True
 
 
-def compute(stack, onnx_path, source, x, rounds):
-    """(ours float32 s, ONNX Runtime s, ONNX Runtime on one thread s, ours float64 s): scans of
-    source() (a fresh source over the input in memory) against sessions on the same stack file
-    and x (n, c, *size) float32, in the same interleaved rounds. The scan holds BLAS to one
-    thread per multiply (an image scan shares a big layer's blocks among as many threads as
-    BLAS may use); ONNX Runtime by default uses every core."""
+def layer_products(stack, size):
+    """Each layer's multiply over all positions of one input of spatial `size`, channel-last."""
+    items = []
+    for layer in stack.layers:
+        k = layer.w.shape[2:]
+        size = tuple(ax.output_size(v, ka, sa)
+                     for v, ka, sa in zip(size, k, ax.axes(layer.stride, len(k))))
+        items.append(Product(int(np.prod(size)), layer.w[0].size, layer.w.shape[0], False, False))
+    return items
+
+
+def compute(stack, onnx_path, source, x, rounds, threads=1):
+    """(ours float32 s, ONNX Runtime s, ONNX Runtime on one thread s, ours float64 s, bare
+    multiplies s (the faster way, engine.bare), their GFLOP/s, the square peak's at `threads`): scans of source() (a fresh
+    source over the input in memory) against sessions on the same stack file and x (n, c,
+    *size) float32, in the same interleaved rounds. The scan holds BLAS to one thread per
+    multiply (an image scan shares a big layer's blocks among as many threads as BLAS may use);
+    ONNX Runtime by default uses every core. The bare multiplies and the peak run on `threads`."""
     import onnxruntime
     one = onnxruntime.SessionOptions()
     one.intra_op_num_threads = 1
@@ -115,21 +134,33 @@ def compute(stack, onnx_path, source, x, rounds):
                 for options in ((), (one,))]
     feed = {sessions[0].get_inputs()[0].name: x}
     wide = stack.astype(np.float64)
-    return interleaved([lambda: scanner.run(stack, source()),
-                        lambda: sessions[0].run(None, feed),
-                        lambda: sessions[1].run(None, feed),
-                        lambda: scanner.run(wide, source())], rounds)
+    ways, work = bare(layer_products(stack, x.shape[2:]), np.float32, threads)
+    square, square_work = gemm(np.float32)
+    with blas_threads(threads):     # the scan holds BLAS to one thread itself
+        times = interleaved([lambda: scanner.run(stack, source()),
+                             lambda: sessions[0].run(None, feed),
+                             lambda: sessions[1].run(None, feed),
+                             lambda: scanner.run(wide, source()), square, *ways], rounds)
+    fastest = min(times[5:])
+    return (*times[:4], fastest, work / fastest / 1e9, square_work / times[4] / 1e9)
 
 
-def compute_line(times, rounds):
-    """(the line that reports compute() times, whether the target is met)."""
-    ours, theirs, alone, wide = times
+def compute_line(times, rounds, threads=1, pad="    "):
+    """(the lines that report compute() times, the second indented by pad as the caller
+    indents the first; whether the target is met)."""
+    ours, theirs, alone, wide, gemm_s, gflops, peak = times
     met = ours / theirs <= TARGET_RATIO
+    cause = ("" if met else " (the bare multiplies alone take more)"
+             if gemm_s > TARGET_RATIO * theirs else " (overhead)")
     return (f"compute in memory, min of {rounds}: scan {ours * 1e3:7.1f} ms (float32), ONNX "
             f"Runtime {theirs * 1e3:7.1f} ms (float32), ratio {ours / theirs:.2f} (target ≤ "
-            f"{TARGET_RATIO}: {'met' if met else 'MISSED'}); ONNX Runtime on one thread "
+            f"{TARGET_RATIO}: {'met' if met else 'MISSED'}{cause}); ONNX Runtime on one thread "
             f"{alone * 1e3:7.1f} ms, ratio {ours / alone:.2f}; scan in float64 {wide * 1e3:7.1f} ms, "
-            f"ratio {wide / theirs:.2f}"), met
+            f"ratio {wide / theirs:.2f}\n"
+            f"{pad}the layers' bare multiplies {gemm_s * 1e3:7.1f} ms (float32, {threads} "
+            f"thread{'s' if threads > 1 else ''}), scan/GEMM {ours / gemm_s:.2f}, "
+            f"{gflops:.1f} GFLOP/s = {100 * gflops / max(gflops, peak):.1f}% of the square peak "
+            f"({max(gflops, peak):.1f})"), met
 
 
 def main(argv=None):
@@ -165,7 +196,8 @@ def main(argv=None):
                 frames_in = read_frames(path, 0, frames)
                 line, met = compute_line(
                     compute(stack, stack_onnx, lambda: scanner.ArraySource(frames_in, "x"),
-                            np.ascontiguousarray(frames_in.T[None]), args.rounds), args.rounds)
+                            np.ascontiguousarray(frames_in.T[None]), args.rounds), args.rounds,
+                    pad=" " * 12)
                 ok &= met
                 print(f"{'':>11} {line}")
             os.remove(path)

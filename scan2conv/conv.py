@@ -39,11 +39,18 @@ def output_length(l_in, k, stride=1, padding=0):
 # bytes of one block's window buffer: small enough to stay in cache, large enough that each
 # multiply keeps every BLAS thread busy
 BLOCK_BYTES = 8 * 2**20
+# a forward multiply at most SHALLOW outputs deep does few multiply-adds per number of its
+# buffer, which BLAS streams through once: a buffer of SHALLOW_BYTES stays in cache between its
+# copy and its multiply (10–25 % faster on such layers; deeper ones and the backward's pairs of
+# multiplies are faster with BLOCK_BYTES)
+SHALLOW, SHALLOW_BYTES = 64, 2 * 2**20
 
 
-def _block_rows(width, dtype):
-    """Windows per block for windows of `width` numbers of dtype."""
-    return max(64, BLOCK_BYTES // (width * np.dtype(dtype).itemsize))
+def _block_rows(width, dtype, c_out=None):
+    """Windows per block for windows of `width` numbers of dtype; c_out: a forward multiply's
+    outputs, when its depth chooses the buffer's size."""
+    size = SHALLOW_BYTES if c_out is not None and c_out <= SHALLOW else BLOCK_BYTES
+    return max(64, size // (width * np.dtype(dtype).itemsize))
 
 
 def _blocks(n, rows, inner, per, aligned=False):
@@ -146,7 +153,7 @@ def _forward(x, w_kc, k, stride, y):
     shared among BLAS's threads."""
     n, c_out, *out = y.shape
     flat, inner, width = y.reshape(n, c_out, -1), prod(out[1:]), w_kc.shape[1]
-    per = max(_block_rows(width, y.dtype), inner)
+    per = max(_block_rows(width, y.dtype, c_out), inner)
     if n * prod(out) <= per and im.direct(x, k, stride, (0, n, 0, out[0])) is None:
         # one block: nothing to share
         cols = im.fill(np.empty(width * n * prod(out), y.dtype), x, k, stride, out, (0, n, 0, out[0]))

@@ -1,18 +1,19 @@
 """A two-axis conv stack run in fixed blocks of windows: the engine of an image scan in strips.
 
 The one-axis engine (fixed_blocks) over rows and columns. Between layers pixels lie channel-last,
-h (n, rows, columns, c), as an image file already stores them. A block is `rows` whole rows of
+h (n, rows, columns, c), as an image file already stores them. A layer's windows are read in
+place when each falls into at most PIECES pieces of a tap row of at most s_w columns (no two
+windows' pieces overlapping): one multiply per piece and row of positions, (q, columns·c) ·
+(columns·c, c_out), the same shape wherever the row lies, the products summed in piece order.
+A window of one piece (a 1×1 layer: the pixels themselves) is one multiply per row, and the
+distributed stacks' layers copy nothing. Since no product spans two rows of positions, these
+layers' numbers do not depend on where a strip starts or ends.
+
+Windows of more pieces are copied a group of blocks at a time: a block is `rows` whole rows of
 a layer's positions, rows·Q windows of k_h·k_w·c numbers ordered (row tap, column tap,
-channel), and every block is one multiply of the same shape, (rows·Q, k_h·k_w·c) ·
-(k_h·k_w·c, c_out), starting at a multiple of `rows` position rows in each image — so its
-numbers do not depend on the image's height or where a strip was cut. All blocks of a layer go
-in one batched np.matmul. Windows are read in place when each is one run of numbers and
-consecutive windows lie the same distance apart across the end of a row of positions (a 1×1
-layer: the pixels themselves). Otherwise, when a window falls into at most PIECES pieces of a
-tap row and at most s_w columns (no two windows' pieces overlapping), each piece is read in
-place, one multiply of a row of q windows' pieces, the same shape wherever the row lies, and the
-products are summed in piece order: the distributed stacks' layers copy nothing. Windows of more
-pieces are copied a group of blocks at a time.
+channel), one multiply of the same shape, (rows·Q, k_h·k_w·c) · (k_h·k_w·c, c_out), starting
+at a multiple of `rows` position rows in each image — so its numbers do not depend on the
+image's height or where a strip was cut. All blocks of a group go in one batched np.matmul.
 
 A layer whose windows would be copied and whose kernel is a multiple of its stride s is run
 folded (scan2conv.fold): its input's s_h × s_w pixels become one pixel of s_h·s_w·c channels,
@@ -21,10 +22,11 @@ read in place in pieces when they are few: a k8×8 s4×4 layer over 3 channels b
 of 48 contiguous numbers. A strip starts at a multiple of the stride, so it folds alike.
 
 A big strip (THREAD_WORK multiply-adds at least) is shared among `threads` threads
-(scan2conv.workers, BLAS on one thread in each): each runs the stack over a run of whole blocks
-of the last layer's position rows, a strip of its own starting at a multiple of a block in
-every layer, so the numbers never depend on the count. One hand-off per strip, not per layer:
-waking a thread costs about as much as a small layer.
+(scan2conv.workers, BLAS on one thread in each): each runs the stack over a run of the last
+layer's position rows, a strip of its own — of whole blocks when a layer copies its windows, so
+that it starts at a multiple of a block in every layer, else of any rows, shared evenly — so
+the numbers never depend on the count. One hand-off per strip, not per layer: waking a thread
+costs about as much as a small layer.
 """
 from dataclasses import dataclass
 
@@ -66,10 +68,9 @@ class Layer:
     fold: tuple = None     # (f_h, f_w) folded into channels before the layer, or None
 
 
-def _copies(k, stride, width, q):
-    """Whether a layer's windows would be copied: neither in place nor in at most PIECES pieces."""
-    probe = Layer(None, None, k, stride, "identity", 1, q)
-    return not _in_place(probe, width) and len(_pieces(probe)) > PIECES
+def _copies(k, stride):
+    """Whether a layer's windows would be copied: not read in place in at most PIECES pieces."""
+    return len(_pieces(Layer(None, None, k, stride, "identity", 1, 0))) > PIECES
 
 
 def fold_weight(w, f):
@@ -102,7 +103,7 @@ def prepare(layers, dtype, rows, width):
     for layer in layers:
         w, k, stride = layer.w, tuple(layer.w.shape[2:]), ax.axes(layer.stride, 2)
         q = ax.output_size(width, k[1], stride[1])
-        f = folding.folds(k, stride) if _copies(k, stride, width, q) else None
+        f = folding.folds(k, stride) if _copies(k, stride) else None
         if f:
             w = fold_weight(w, f)
             k, stride = tuple(w.shape[2:]), tuple(s // fa for s, fa in zip(stride, f))
@@ -113,13 +114,6 @@ def prepare(layers, dtype, rows, width):
     return prepared
 
 
-def _in_place(layer, width):
-    """Whether a block's windows are rows of one matrix inside h: one run of numbers each
-    (k_h 1), no two overlapping (k_w ≤ s_w), a row of positions ending where the next begins."""
-    (k_h, k_w), (s_h, s_w) = layer.k, layer.stride
-    return k_h == 1 and k_w <= s_w and s_h * width == layer.q * s_w
-
-
 def _windows(h, layer, first, count):
     """The windows of position rows first … first + count − 1 of h (n, H, W, c), a view
     (n, count, q, k_h, k_w·c)."""
@@ -128,24 +122,6 @@ def _windows(h, layer, first, count):
     return as_strided(h[:, first * s_h:], (n, count, layer.q, k_h, k_w * c),
                       (h.strides[0], s_h * w * c * item, s_w * c * item, w * c * item, item),
                       writeable=False)
-
-
-def _direct_products(h, layer, p, y):
-    """y (n, b, rows·q, c_out) ← windows read in place · w_kc; the last partial block from a
-    zero-filled copy laid out with the same row stride."""
-    n, _, w, c = h.shape
-    rows, q, (_, s_w), item = layer.rows, layer.q, layer.stride, h.itemsize
-    width, step = layer.w_kc.shape[0], s_w * c
-    full = p // rows
-    blocks = as_strided(h, (n, full, rows * q, width),
-                        (h.strides[0], rows * layer.stride[0] * w * c * item, step * item, item),
-                        writeable=False)
-    np.matmul(blocks, layer.w_kc, out=y[:, :full])
-    if full * rows < p:
-        tail = np.zeros((n, rows * q, step), h.dtype)
-        view = _windows(h, layer, full * rows, p - full * rows)
-        tail.reshape(n, rows, q, step)[:, :p - full * rows, :, :width] = view[:, :, :, 0]
-        np.matmul(tail[:, :, :width], layer.w_kc, out=y[:, full])
 
 
 def _copied_products(h, layer, p, y):
@@ -177,9 +153,9 @@ def _piece_products(h, layer, p, y):
     (_pieces), each (q, columns·c) read in place · its rows of w_kc, summed in piece order."""
     n, _, w, c = h.shape
     (k_h, k_w), (s_h, s_w), item, q = layer.k, layer.stride, h.itemsize, layer.q
-    taps = layer.w_kc.reshape(k_h, k_w * c, -1)
-    part = np.empty_like(y)
-    for at, (i, j, cols) in enumerate(_pieces(layer)):
+    taps, pieces = layer.w_kc.reshape(k_h, k_w * c, -1), _pieces(layer)
+    part = np.empty_like(y) if len(pieces) > 1 else None
+    for at, (i, j, cols) in enumerate(pieces):
         run = as_strided(h[:, i:, j:], (n, p, q, cols * c),
                          (h.strides[0], s_h * w * c * item, s_w * c * item, item), writeable=False)
         np.matmul(run, taps[i, j * c:(j + cols) * c], out=part if at else y)
@@ -191,10 +167,8 @@ def _rows_out(h, layer, p, y):
     """y (n, rows, q, c_out) ← position rows 0 … p − 1 of h (the rest of y's rows, a partial
     block's, zero windows) · w_kc + bias, through relu when that is the activation."""
     n, q, c_out = h.shape[0], layer.q, layer.w_kc.shape[1]
-    if _in_place(layer, h.shape[2]) or len(_pieces(layer)) > PIECES:
-        blocks = y.reshape(n, -1, layer.rows * q, c_out)
-        (_direct_products if _in_place(layer, h.shape[2]) else _copied_products)(h, layer, p,
-                                                                                  blocks)
+    if _copies(layer.k, layer.stride):
+        _copied_products(h, layer, p, y.reshape(n, -1, layer.rows * q, c_out))
     else:
         _piece_products(h, layer, p, y)
     # each row's q·c_out numbers plus the bias repeated: one long add
@@ -207,16 +181,16 @@ def _rows_out(h, layer, p, y):
 def layer_forward(h, layer):
     """h (n, H, W, c_in) → (n, P, Q, c_out) channel-last.
 
-    Every product has one shape wherever it lies: a block of rows·q windows (read in place or
-    copied), or a row of q windows' pieces (read in place)."""
+    Every product has one shape wherever it lies: a row of q windows' pieces (read in place),
+    or a block of rows·q copied windows."""
     if layer.fold:
         h = fold_input(h, layer.fold)
     n, q, c_out = h.shape[0], layer.q, layer.w_kc.shape[1]
     p = ax.output_size(h.shape[1], layer.k[0], layer.stride[0])
     if not (p and q):
         return np.zeros((n, p, q, c_out), h.dtype)
-    pieces = not _in_place(layer, h.shape[2]) and len(_pieces(layer)) <= PIECES
-    y = np.empty((n, p if pieces else -(-p // layer.rows) * layer.rows, q, c_out), h.dtype)
+    blocks = -(-p // layer.rows) * layer.rows if _copies(layer.k, layer.stride) else p
+    y = np.empty((n, blocks, q, c_out), h.dtype)
     _rows_out(h, layer, p, y)
     if layer.activation not in ("relu", "identity"):
         y = activations.forward(layer.activation, y)
@@ -224,9 +198,9 @@ def layer_forward(h, layer):
 
 
 def _parts(layers, height, threads):
-    """(the last layer's position rows [(a, b) …] in runs of whole blocks, one per thread when
-    the strip's multiply-adds reach THREAD_WORK, else one run; (receptive field, stride) of
-    the stack on the first axis)."""
+    """(the last layer's position rows [(a, b) …], one run per thread when the strip's
+    multiply-adds reach THREAD_WORK, else one run — runs of whole blocks when a layer copies its
+    windows, else of any rows; (receptive field, stride) of the stack on the first axis)."""
     k, s, work, rows = 1, 1, 0, height
     for layer in layers:
         f = layer.fold[0] if layer.fold else 1
@@ -234,9 +208,10 @@ def _parts(layers, height, threads):
         k, s = k + (k_h - 1) * s, s * s_h
         rows = ax.output_size(rows, k_h, s_h)
         work += rows * layer.q * layer.w_kc.size
-    units = -(-rows // layers[-1].rows)
+    unit = layers[-1].rows if any(_copies(layer.k, layer.stride) for layer in layers) else 1
+    units = -(-rows // unit)
     count = max(min(threads, units), 1) if work >= THREAD_WORK else 1
-    cuts = [min(units * i // count * layers[-1].rows, rows) for i in range(count + 1)]
+    cuts = [min(units * i // count * unit, rows) for i in range(count + 1)]
     return list(zip(cuts, cuts[1:])), k, s
 
 

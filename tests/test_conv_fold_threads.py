@@ -98,7 +98,7 @@ def test_sequences_and_small_images_are_not_folded(monkeypatch):
 
 @pytest.mark.parametrize("shape", [(2, 3, 7, 5), (2, 3, 40)])
 def test_pointwise_convolution_reads_its_columns_in_place_or_copies(monkeypatch, shape):
-    monkeypatch.setattr(conv, "_block_rows", lambda width, dtype: 6)
+    monkeypatch.setattr(conv, "_block_rows", lambda width, dtype, c_out=None: 6)
     rng = np.random.default_rng(4)
     x = rng.standard_normal(shape)
     w, b = rng.standard_normal((4, 3) + (1,) * (len(shape) - 2)), rng.standard_normal(4)
@@ -126,7 +126,7 @@ def shared(monkeypatch):
         return real(calls)
 
     monkeypatch.setattr(workers, "_together", counted)
-    monkeypatch.setattr(conv, "_block_rows", lambda width, dtype: 5)
+    monkeypatch.setattr(conv, "_block_rows", lambda width, dtype, c_out=None: 5)
     _, put = blas._openblas()
     before = workers.threads()
     put(2)
@@ -196,7 +196,7 @@ def test_image_windows_copied_as_runs_of_rows_equal_torch(monkeypatch, case, row
     real = conv.im.runs
     monkeypatch.setattr(conv.im, "runs", lambda *a: used.append(a[2:4]) or real(*a))
     monkeypatch.setattr(conv, "RUNS_WASTE", 1)
-    monkeypatch.setattr(conv, "_block_rows", lambda width, dtype: rows)
+    monkeypatch.setattr(conv, "_block_rows", lambda width, dtype, c_out=None: rows)
     rng = np.random.default_rng(8)
     x = rng.standard_normal(shape)
     w, b = rng.standard_normal((3, shape[1], *k)), rng.standard_normal(3)

@@ -22,7 +22,7 @@ def inputs(seed, shape):
 def test_outputs_are_contiguous_and_equal_oracle_and_torch(monkeypatch, blocks, n, c_in, l_in, k,
                                                            stride, c_out, padding):
     if blocks:
-        monkeypatch.setattr(conv, "_block_rows", lambda width, dtype: blocks)
+        monkeypatch.setattr(conv, "_block_rows", lambda width, dtype, c_out=None: blocks)
     rng = np.random.default_rng(1)
     w, b = rng.standard_normal((c_out, c_in, k)), rng.standard_normal(c_out)
     for x in inputs(0, (n, c_in, l_in)):

@@ -35,7 +35,7 @@ def against_torch(shape, k, stride, padding, c_out, seed=0):
 def test_backward_equals_torch_by_every_path(monkeypatch, case, rows, scatter):
     monkeypatch.setattr(im2col, "SCATTER_MAX", scatter)
     if rows:
-        monkeypatch.setattr(conv, "_block_rows", lambda width, dtype: rows)
+        monkeypatch.setattr(conv, "_block_rows", lambda width, dtype, c_out=None: rows)
     (dx, dw, _), (tdx, tdw) = against_torch(*case)
     assert dx.flags.c_contiguous and dx.shape == tdx.shape
     np.testing.assert_allclose(dx, tdx, rtol=0, atol=1e-10)

@@ -31,7 +31,7 @@ def cases(draw):
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Blocks of a few windows, so every path that joins blocks runs on small inputs."""
-    monkeypatch.setattr(conv, "_block_rows", lambda width, dtype: 3)
+    monkeypatch.setattr(conv, "_block_rows", lambda width, dtype, c_out=None: 3)
 
 
 @settings(max_examples=40, deadline=None)
@@ -49,7 +49,7 @@ def test_forward_is_the_same_in_every_layout(case):
 def test_small_blocks_forward_and_backward_equal_torch(case):
     x, w, b, stride, padding = case
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(conv, "_block_rows", lambda width, dtype: 3)
+        mp.setattr(conv, "_block_rows", lambda width, dtype, c_out=None: 3)
         y = conv1d(x, w, b, stride, padding)
         dy = np.random.default_rng(1).standard_normal(y.shape)
         grads = {name: conv1d_backward(x, w, dyl, stride, padding) for name, dyl in layouts(dy).items()}

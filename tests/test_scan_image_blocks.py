@@ -1,5 +1,5 @@
-"""The image engine (image_blocks): a convolution on every path (blocks read in place, pieces
-read in place, copied blocks), the same bits in strips of any size, from npy files of either
+"""The image engine (image_blocks): a convolution on every path (one piece read in place, more
+pieces read in place, copied blocks), the same bits in strips of any size, from npy files of either
 order, in float32 and float64, and the strip's pixels never copied on the way in."""
 from unittest import mock
 
@@ -15,12 +15,12 @@ from test_scan_image import default_image_stack
 
 # (c_in, c_out, kernel, stride) per layer; the path each takes on a 30-column image
 PATHS = {
-    "block in place (1×1)": [(3, 5, (1, 1), (1, 1)), (5, 2, (1, 1), (1, 1))],
-    "block in place (1×2 s1×2)": [(3, 4, (1, 2), (1, 2))],
+    "one piece (1×1)": [(3, 5, (1, 1), (1, 1)), (5, 2, (1, 1), (1, 1))],
+    "one piece (1×2 s1×2)": [(3, 4, (1, 2), (1, 2))],
     "pieces (k2×2 s2×2)": [(3, 4, (2, 2), (2, 2))],
     "pieces (k3×1 s1×1)": [(2, 3, (3, 1), (1, 1))],
     "pieces (k2×2 s1×1)": [(3, 2, (2, 2), (1, 1)), (2, 3, (2, 2), (1, 1))],
-    "pieces (k1×2 s2×2)": [(3, 4, (1, 2), (2, 2))],
+    "one piece (k1×2 s2×2)": [(3, 4, (1, 2), (2, 2))],
     "copied (k5×5 s2×2)": [(3, 4, (5, 5), (2, 2))],
     "copied (k1×5 s3×1)": [(2, 3, (1, 5), (3, 1))],
 }
@@ -41,10 +41,9 @@ def naive(stack, x):
     return x
 
 
-def path_of(layer, width):
-    if image_blocks._in_place(layer, width):
-        return "block in place"
-    return "pieces" if len(image_blocks._pieces(layer)) <= image_blocks.PIECES else "copied"
+def path_of(layer):
+    pieces = len(image_blocks._pieces(layer))
+    return "one piece" if pieces == 1 else "pieces" if pieces <= image_blocks.PIECES else "copied"
 
 
 @pytest.mark.parametrize("name", PATHS)
@@ -52,7 +51,7 @@ def test_every_path_is_a_convolution_and_strips_give_its_bits(name, monkeypatch)
     stack = stack_of(PATHS[name])
     monkeypatch.setattr(scanner, "ROWS", 50)
     layers = image_blocks.prepare(stack.layers, np.float64, scanner.block_rows(stack, (30,)), 30)
-    assert path_of(layers[0], 30) == name.split(" (")[0]
+    assert path_of(layers[0]) == name.split(" (")[0]
     images = np.random.default_rng(1).standard_normal((2, 37, 30, stack.channels))
     assert_strips_give_the_convolution(stack, images, (1, 6, 11, 36, 37, 500))
 

@@ -10,44 +10,10 @@ import struct
 
 import numpy as np
 
+from scan2conv.formats.h5headers import lookup3
+
 W = {"W1": np.arange(24.0).reshape(6, 4) / 7, "b1": np.linspace(-1, 1, 4),
      "W2": np.arange(8.0).reshape(4, 2) - 3, "b2": np.array([0.5, -0.5])}
-
-
-def lookup3(data, initval=0):
-    """Bob Jenkins' lookup3 hashlittle, the checksum of HDF5's newer structures."""
-    def rot(x, k):
-        return ((x << k) | (x >> (32 - k))) & 0xffffffff
-    m = 0xffffffff
-    length = len(data)
-    a = b = c = (0xdeadbeef + length + initval) & m
-    i = 0
-    while length > 12:
-        a = (a + int.from_bytes(data[i:i + 4], "little")) & m
-        b = (b + int.from_bytes(data[i + 4:i + 8], "little")) & m
-        c = (c + int.from_bytes(data[i + 8:i + 12], "little")) & m
-        a = (a - c) & m; a ^= rot(c, 4); c = (c + b) & m          # noqa: E702
-        b = (b - a) & m; b ^= rot(a, 6); a = (a + c) & m          # noqa: E702
-        c = (c - b) & m; c ^= rot(b, 8); b = (b + a) & m          # noqa: E702
-        a = (a - c) & m; a ^= rot(c, 16); c = (c + b) & m         # noqa: E702
-        b = (b - a) & m; b ^= rot(a, 19); a = (a + c) & m         # noqa: E702
-        c = (c - b) & m; c ^= rot(b, 4); b = (b + a) & m          # noqa: E702
-        length -= 12
-        i += 12
-    if length == 0:
-        return c
-    tail = data[i:i + length].ljust(12, b"\0")
-    a = (a + int.from_bytes(tail[0:4], "little")) & m
-    b = (b + int.from_bytes(tail[4:8], "little")) & m
-    c = (c + int.from_bytes(tail[8:12], "little")) & m
-    c ^= b; c = (c - rot(b, 14)) & m      # noqa: E702
-    a ^= c; a = (a - rot(c, 11)) & m      # noqa: E702
-    b ^= a; b = (b - rot(a, 25)) & m      # noqa: E702
-    c ^= b; c = (c - rot(b, 16)) & m      # noqa: E702
-    a ^= c; a = (a - rot(c, 4)) & m       # noqa: E702
-    b ^= a; b = (b - rot(a, 14)) & m      # noqa: E702
-    c ^= b; c = (c - rot(b, 24)) & m      # noqa: E702
-    return c
 
 
 def _write(path, fill, libver="latest", **kw):
@@ -254,3 +220,84 @@ def repoint(data, header, old, new):
     struct.pack_into("<Q", out, at, new)
     reseal(out, header, header + n)
     return bytes(out)
+
+
+# ---- fuzzing ---------------------------------------------------------------------------------
+
+SEALED = [b"OHDR", b"OCHK", b"FRHP", b"FHIB", b"BTHD", b"BTIN", b"BTLF", b"FAHD", b"FADB",
+          b"EAHD", b"EAIB", b"EASB", b"EADB", b"SMTB", b"SMLI"]
+
+
+def fuzz_seeds(folder, seeds):
+    """The fuzzer's MLP (the arrays of plain.h5 among seeds) written in the newer layouts →
+    [Seed] of kind hdf5-v2, read by the commands that read plain.h5."""
+    import h5py
+    from fuzzing import Seed
+    plain = next(s for s in seeds if s.name == "plain.h5")
+    with h5py.File(plain.path, "r") as f:
+        arrays = {name: f[name][()] for name in f}
+    layouts = {"latest_dense.h5": _dense_layout, "latest_chunks.h5": _chunk_layout}
+    out = []
+    for name, fill in layouts.items():
+        path = _write(f"{folder}/{name}", lambda f: fill(f, arrays), track_order=True)
+        out.append(Seed(name, "hdf5-v2", "mlp", str(path), open(path, "rb").read(), plain.context))
+    return out
+
+
+def _dense_layout(f, arrays):
+    for i in range(12):
+        f.create_group(f"pad{i:02d}")
+        f.attrs[f"note{i:02d}"] = f"value {i} " * 10
+    for name, a in arrays.items():
+        f[name] = a
+
+
+def _chunk_layout(f, arrays):
+    """W1 by a fixed array, b1 an extensible array, W2 a version 2 B-tree, b2 a single chunk."""
+    how = {"W1": {"chunks": (4, 3), "compression": "gzip"}, "b1": {"chunks": (2,), "maxshape": (None,)},
+           "W2": {"chunks": (2, 1), "maxshape": (None, None)}, "b2": {"chunks": (2,)}}
+    for name, a in arrays.items():
+        f.create_dataset(name, data=a, **how[name])
+
+
+def mutate_sealed(data, rng, other):
+    """One field of a checksummed structure (an address set to another structure, itself, past
+    the end, or a byte set to an extreme), the checksum written again; None without one."""
+    starts = [at for magic in SEALED for at in occurrences(data, magic)]
+    if not starts:
+        return None
+    at = rng.choice(starts)
+    try:
+        n = _sealed_cached(data, at)
+    except ValueError:
+        return None
+    out = bytearray(data)
+    field = rng.randrange(4, max(5, n - 7))
+    pointers = [i for i in range(4, n - 7) if struct.unpack_from("<Q", data, at + i)[0] in starts]
+    if pointers and rng.random() < 0.5:   # an address of a structure: where loops are made
+        field = rng.choice(pointers)
+    if rng.random() < 0.5 and n > 12:
+        value = rng.choice([at, rng.choice(starts), len(data) + 4096, 2**64 - 1, 2**63, 0])
+        struct.pack_into("<Q", out, at + min(field, n - 8), value)
+        how = f"address {value}"
+    else:
+        value = rng.choice([0, 0xff, 0x80, 0x7f, 1])
+        out[at + field] = value
+        how = f"byte {value:#x}"
+    reseal(out, at, at + n)
+    return bytes(out), f"hdf5 {bytes(data[at:at + 4]).decode()}@{at}+{field} {how}, resealed"
+
+
+_LENGTHS = {}
+
+
+def _sealed_cached(data, at):
+    key = (hash(data), at)
+    if key not in _LENGTHS:
+        try:
+            _LENGTHS[key] = sealed_length(data, at, limit=4096)
+        except ValueError:
+            _LENGTHS[key] = None
+    if _LENGTHS[key] is None:
+        raise ValueError(at)
+    return _LENGTHS[key]

@@ -82,3 +82,19 @@ def test_object_header_continuations_in_a_loop_are_refused(tmp_path):
     block, size = struct.unpack_from("<QQ", data, at + 8)
     struct.pack_into("<QQ", data, at + 8, at, size)
     refused(tmp_path, "loop1.h5", bytes(data), "loop1.h5")
+
+
+# (structure, byte of its header, value, format, what the refusal says); HDF5 crashed on each
+HEADERS = [(b"BTHD", 10, 0, "<H", "holds records of 0 bytes"),          # SIGFPE
+           (b"BTHD", 5, 0, "<B", "is of type 0"),                        # SIGSEGV
+           (b"BTHD", 24, 0, "<H", "counts 0 records in its root and 44"),  # SIGSEGV
+           (b"BTHD", 26, 2**20, "<Q", "and 1,048,576 in all"),            # SIGSEGV
+           (b"FRHP", 110, 0, "<H", "has a table 0 blocks wide"),          # SIGSEGV
+           (b"FRHP", 112, 0, "<Q", "of blocks from 0 to"),                 # SIGFPE
+           (b"FRHP", 22, 0, "<Q", "HDF5")]   # an internal error as HDF5 closed the file
+
+
+@pytest.mark.parametrize("magic,offset,value,fmt,expected", HEADERS)
+def test_heap_and_b_tree_headers_hdf5_crashes_on_are_refused(tmp_path, magic, offset, value, fmt, expected):
+    data = h5v2.dense_group(tmp_path / "good.h5").read_bytes()
+    refused(tmp_path, "header.h5", h5v2.patch(data, data.find(magic), offset, value, fmt), expected)

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import InputError, UnsafeFileError
 from ..text import quote
 from .h5btree import check_btrees
+from .h5headers import check_headers
 from .h5heap import check_global_heaps
 from .h5objects import check_objects
 from .order import layer_order
@@ -39,17 +40,32 @@ KNOWN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
 def open_h5(source, where):
     """h5py.File opened read-only on a path or on bytes; InputError if it is not HDF5."""
     try:
-        if isinstance(source, bytes):
-            check_global_heaps(source, where)
-            check_btrees(source, where)
-            return h5py.File(io.BytesIO(source), "r")
-        if not h5py.is_hdf5(source):
+        if not isinstance(source, bytes) and not h5py.is_hdf5(source):
             raise InputError(f"{where}: not an HDF5 file")
-        check_global_heaps(source, where)
-        check_btrees(source, where)
-        return h5py.File(source, "r", locking=False)
+        for check in (check_global_heaps, check_btrees, check_headers):
+            check(source, where)
+        if isinstance(source, bytes):
+            return _File(io.BytesIO(source), "r", where=where)
+        return _File(source, "r", locking=False, where=where)
     except OSError as e:
         raise InputError(f"{where}: cannot open as HDF5: {quote(_one_line(e), 160)}") from None
+
+
+class _File(h5py.File):
+    """h5py.File whose close, failing on damaged metadata after the reading went well, is a
+    refusal of the file rather than an internal error."""
+
+    def __init__(self, *args, where, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.where = where
+
+    def __exit__(self, *exc):
+        try:
+            super().__exit__(*exc)
+        except (RuntimeError, OSError) as e:
+            if exc[0] is None:   # else the error that ended the reading is the one to tell
+                raise InputError(f"{self.where}: HDF5 cannot close the file, its metadata is "
+                                 f"damaged: {quote(_one_line(e), 160)}") from None
 
 
 def _one_line(e):

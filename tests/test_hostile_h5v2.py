@@ -98,3 +98,18 @@ HEADERS = [(b"BTHD", 10, 0, "<H", "holds records of 0 bytes"),          # SIGFPE
 def test_heap_and_b_tree_headers_hdf5_crashes_on_are_refused(tmp_path, magic, offset, value, fmt, expected):
     data = h5v2.dense_group(tmp_path / "good.h5").read_bytes()
     refused(tmp_path, "header.h5", h5v2.patch(data, data.find(magic), offset, value, fmt), expected)
+
+
+def test_object_headers_naming_the_whole_file_again_and_again_are_refused():
+    """A version 1 header of 100 continuations, each a chunk as long as the file: reading them
+    would take the file 100 times over (a file of thousands of such objects, minutes)."""
+    from scan2conv.errors import InputError
+    from scan2conv.formats import h5objects
+    data = bytearray(2**16)
+    count = 100
+    struct.pack_into("<BxHII", data, 0, 1, count, 1, 24 * count)
+    for i in range(count):
+        struct.pack_into("<HHB3xQQ", data, 16 + 24 * i, 0x10, 16, 0, 40 + 24 * i, len(data))
+    read = h5objects._counted(lambda at, n: bytes(data[at:at + n]), 2 * len(data) + 2**20, "f.h5")
+    with pytest.raises(InputError, match="object headers take more than 1,179,648 bytes in all"):
+        h5objects.check_object(read, len(data), 0, 0, "/W1", "f.h5")

@@ -26,7 +26,7 @@ MAX_CHUNKS = 4_096   # header chunks of one object; h5py's headers take one or t
 def messages(read_at, length, base, address):
     """[(type, flags, body)] of the object header at address, its continuation chunks followed
     each once; [] for what is not an object header (HDF5 then refuses it itself)."""
-    head = read_at(base + address, 32)
+    head = read_at(base + address, 48)   # signature to the first chunk's size: 34 bytes at most
     if head[:4] == b"OHDR" and len(head) >= 8:
         return _v2(read_at, length, base, address, head)
     if head[:1] == b"\x01" and len(head) >= 16:
@@ -133,5 +133,21 @@ def check_objects(f, targets, where):
     found = superblock(read_at, length, where)
     if found is None:
         return
+    counted = _counted(read_at, 2 * length + 2**20, where)
     for address, name in targets.items():
-        check_object(read_at, length, found[1], address, name, where)
+        check_object(counted, length, found[1], address, name, where)
+
+
+def _counted(read_at, most, where):
+    """read_at that refuses the file once it has read `most` bytes: the chunks of sound object
+    headers do not overlap, so they sum to less than the file; damaged ones may all name the
+    whole file, thousands of times."""
+    total = [0]
+
+    def read(at, n):
+        total[0] += n
+        if total[0] > most:
+            raise InputError(f"{where}: the HDF5 object headers take more than {most:,} bytes "
+                             "in all, more than the file holds; the file is damaged")
+        return read_at(at, n)
+    return read

@@ -4,8 +4,9 @@ Files of the newer layouts (libver="latest", dense groups and attributes, chunks
 version 2 B-tree) keep link names and attributes in fractal heaps ("FRHP") indexed by version 2
 B-trees ("BTHD"). HDF5 checks each header's checksum, then divides by, allocates and indexes
 with the numbers in it as they come: a record size or starting block size of 0 is a division
-by zero (SIGFPE), a table width of 0, an unknown B-tree type or a count of records that the
-tree cannot hold is a segmentation fault. Each header whose checksum holds (a real one: the
+by zero (SIGFPE), a table width of 0, an unknown B-tree type, a count of records that the
+tree cannot hold or a node of gigabytes (allocated whole as the header is read) is a
+segmentation fault. Each header whose checksum holds (a real one: the
 same bytes inside raw data are passed over) is held here to what HDF5 itself writes.
 """
 import re
@@ -19,6 +20,7 @@ _HEAP = struct.Struct("<4sBHHBI" + "8x" * 12 + "HQQHHQH")   # … table width at
 _HEAP_FILTERED = 8 + 4                      # a filtered root direct block's size and filter mask
 _NODE_PREFIX = 10                           # signature, version, type and checksum of a node
 _MAX_DEPTH = 48                             # 2^48 nodes would not fit in any file
+_SMALL_FILE = 2**16   # blocks and nodes up to this size are allowed in files smaller than it
 
 
 def lookup3(data, initval=0):
@@ -71,8 +73,8 @@ def _btree_fault(head, length):
      _) = _BTREE.unpack_from(head)
     if version != 0 or kind not in _BTREE_TYPES:
         return f"is of type {kind} (version {version})"
-    if record == 0 or (node - _NODE_PREFIX) // record < 1:
-        return f"holds records of {record} bytes in nodes of {node}"
+    if record == 0 or (node - _NODE_PREFIX) // record < 1 or node > max(length, _SMALL_FILE):
+        return f"holds records of {record:,} bytes in nodes of {node:,}"
     if depth > _MAX_DEPTH or not 0 < merge < split <= 100:
         return f"is {depth} levels deep, split at {split}% and merged at {merge}%"
     fits = (node - _NODE_PREFIX) // record
@@ -89,7 +91,8 @@ def _heap_fault(head, length):
     if version != 0 or id_length == 0:
         return f"has heap IDs of {id_length} bytes (version {version})"
     if not (_power_of_two(width) and _power_of_two(start) and _power_of_two(max_direct)
-            and start <= max_direct and 0 < max_bits <= 64 and max_direct < 2**max_bits):
+            and start <= min(max_direct, max(length, _SMALL_FILE)) and 0 < max_bits <= 64
+            and max_direct < 2**max_bits):
         return (f"has a table {width} blocks wide of blocks from {start:,} to {max_direct:,} "
                 f"bytes, in a heap of 2^{max_bits}")
     most = max_bits - start.bit_length() + 2   # rows of blocks, doubling from start to 2^max_bits

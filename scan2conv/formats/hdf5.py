@@ -11,17 +11,13 @@ Plain files: every numeric dataset at any depth, in natural order of its path (l
 layer10), a matrix before the vector of the same stem. Keras files are recognised here and
 read by keras.py.
 """
-import io
-
 import h5py
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
 from ..text import quote
-from .h5btree import check_btrees
-from .h5headers import check_headers
-from .h5heap import check_global_heaps
 from .h5objects import check_objects
+from .h5open import one_line, open_h5  # noqa: F401  (open_h5: the readers' way in)
 from .order import layer_order
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
@@ -37,41 +33,6 @@ MAX_CHUNK_BYTES = 64 * 2**20   # one chunk, inflated beside the array it fills (
 KNOWN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
 
 
-def open_h5(source, where):
-    """h5py.File opened read-only on a path or on bytes; InputError if it is not HDF5."""
-    try:
-        if not isinstance(source, bytes) and not h5py.is_hdf5(source):
-            raise InputError(f"{where}: not an HDF5 file")
-        for check in (check_global_heaps, check_btrees, check_headers):
-            check(source, where)
-        if isinstance(source, bytes):
-            return _File(io.BytesIO(source), "r", where=where)
-        return _File(source, "r", locking=False, where=where)
-    except OSError as e:
-        raise InputError(f"{where}: cannot open as HDF5: {quote(_one_line(e), 160)}") from None
-
-
-class _File(h5py.File):
-    """h5py.File whose close, failing on damaged metadata after the reading went well, is a
-    refusal of the file rather than an internal error."""
-
-    def __init__(self, *args, where, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.where = where
-
-    def __exit__(self, *exc):
-        try:
-            super().__exit__(*exc)
-        except (RuntimeError, OSError) as e:
-            if exc[0] is None:   # else the error that ended the reading is the one to tell
-                raise InputError(f"{self.where}: HDF5 cannot close the file, its metadata is "
-                                 f"damaged: {quote(_one_line(e), 160)}") from None
-
-
-def _one_line(e):
-    return " ".join(str(e).split()) or type(e).__name__
-
-
 def child(group, name, where):
     """The object a hard link names, or None for a soft link; refuses links out of the file."""
     try:
@@ -81,7 +42,7 @@ def child(group, name, where):
                          f"({quote(name)}); the file is damaged") from None
     except (TypeError, KeyError, OSError) as e:
         raise UnsafeFileError(f"{where}: link {quote(name)} in {quote(group.name)} has an unknown "
-                              f"type ({quote(_one_line(e))}); refused") from None
+                              f"type ({quote(one_line(e))}); refused") from None
     if isinstance(link, h5py.ExternalLink):
         raise UnsafeFileError(f"{where}: {quote(_join(group.name, name))} is an external link to "
                               f"{quote(link.filename)}:{quote(link.path)}; scan2conv reads only "
@@ -224,7 +185,7 @@ def read_dataset(ds, where, budget):
     try:
         return np.asarray(ds[()])
     except (OSError, ValueError, TypeError) as e:
-        raise InputError(f"{name}: cannot read: {quote(_one_line(e), 160)}") from None
+        raise InputError(f"{name}: cannot read: {quote(one_line(e), 160)}") from None
 
 
 def _check_filters(dcpl, name):
@@ -269,7 +230,7 @@ def attr(obj, name, where, default=None):
             raise InputError(f"{where}: {what} is over {MAX_ATTR_BYTES:,} bytes; refused")
         value = obj.attrs[name]
     except (OSError, TypeError, ValueError) as e:
-        raise InputError(f"{where}: cannot read {what}: {quote(_one_line(e), 160)}") from None
+        raise InputError(f"{where}: cannot read {what}: {quote(one_line(e), 160)}") from None
     return _text(value)
 
 
@@ -345,4 +306,4 @@ def read_h5(path, limit, source=None):
                 return keras.read_keras3(f, path, budget)
             return read_plain(f, path, budget)
         except (OSError, RuntimeError, KeyError, ValueError) as e:
-            raise InputError(f"{path}: cannot read HDF5 content: {quote(_one_line(e), 160)}") from None
+            raise InputError(f"{path}: cannot read HDF5 content: {quote(one_line(e), 160)}") from None

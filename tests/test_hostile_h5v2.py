@@ -115,3 +115,13 @@ def test_object_headers_naming_the_whole_file_again_and_again_are_refused():
     read = h5objects._counted(lambda at, n: bytes(data[at:at + n]), 2 * len(data) + 2**20, "f.h5")
     with pytest.raises(InputError, match="object headers take more than 1,179,648 bytes in all"):
         h5objects.check_object(read, len(data), 0, 0, "/W1", "f.h5")
+
+
+def test_chunks_of_no_axes_are_refused_not_a_crash(tmp_path):
+    # HDF5 divided by the sizes of the chunk's axes, of which there were none: SIGFPE
+    path = h5v2.chunk_indexes(tmp_path / "good.h5")
+    data = path.read_bytes()
+    header = h5v2.header_address(path, "b1")
+    layout = data.find(bytes([4, 2, 0, 2, 1]), header)   # version 4, chunked, rank 1 + 1, 1-byte sizes
+    refused(tmp_path, "shape.h5", h5v2.patch(data, header, layout - header + 3, 0, "<B"),
+            "dataset /b1: its chunks have 0 sizes")

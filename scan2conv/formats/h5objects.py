@@ -99,21 +99,32 @@ def _check_layout(read_at, length, base, body, label):
         raise UnsafeFileError(f"{label} is a virtual dataset (its data lives in other files); refused")
     if body[1] != 2:
         return
-    if body[0] == 3:   # chunks indexed by a version 1 B-tree: dimensionality, then its address
-        index, signature, at = 0, b"TREE", 3
-    else:
+    if body[0] == 3:   # chunks indexed by a version 1 B-tree: rank + 1, its address, the sizes
+        rank, width, at, sizes_at, index, signature = body[2] if len(body) > 2 else 0, 4, 3, 11, 0, b"TREE"
+    else:              # flags, rank + 1, bytes of a size, the sizes, index type and parameters
         flags, rank, width = body[2:5] if len(body) >= 5 else (0, 0, 0)
-        at = 5 + rank * width
+        sizes_at = at = 5
+        at += rank * width
         index = body[at] if at < len(body) else 0
         signature = _INDEX_SIGNATURE.get(index)
         at += 1 + _INDEX_PARAMS.get(index, 0) + (12 if index == 1 and flags & 0x02 else 0)
+    _check_chunk_shape(body, rank, width, sizes_at, label)
     if signature is None or at + 8 > len(body):
         return
     address, = struct.unpack_from("<Q", body, at)
     if address != _UNDEFINED and read_at(base + address, 4) != signature:
-        raise InputError(f"{label}: its chunk index at byte {address:,} holds no "
-                         f"{signature.decode()} structure; the file is damaged (HDF5 would "
-                         "crash on it); refused")
+        raise _damaged(label, f"its chunk index at byte {address:,} holds no {signature.decode()} structure")
+
+
+def _check_chunk_shape(body, rank, width, at, label):
+    """A chunk's sizes, the last its element's bytes: none may be 0 (HDF5 divides by them)."""
+    sizes = [int.from_bytes(body[at + i * width:at + (i + 1) * width], "little") for i in range(rank)]
+    if rank < 2 or not 1 <= width <= 8 or at + rank * width > len(body) or 0 in sizes:
+        raise _damaged(label, f"its chunks have {rank} sizes of {width} bytes: {sizes[:8]}")
+
+
+def _damaged(label, what):
+    return InputError(f"{label}: {what}; the file is damaged (HDF5 would crash on it); refused")
 
 
 def _reader(f):

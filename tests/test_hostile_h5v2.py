@@ -36,7 +36,7 @@ def test_a_chunk_index_address_holding_something_else_is_refused_not_a_crash(tmp
     path = h5v2.chunk_indexes(tmp_path / "good.h5")
     data = path.read_bytes()
     header, index = h5v2.header_address(path, dataset), data.find(signature)
-    for target in (header, len(data) + 4096):
+    for target in (header, len(data) + 4096, 2**63 + 8):   # the last: past where a file can seek
         refused(tmp_path, "index.h5", h5v2.repoint(data, header, index, target),
                 f"dataset /{dataset}: its chunk index at byte {target:,} holds no {signature.decode()}")
 

@@ -3,11 +3,12 @@
 HDF5 acts on an object header as it opens the object or asks about it: a virtual dataset of
 an unlimited mapping opens the source files it names as the dataset opens, before any question
 can be put to it; a chunk index whose address holds something other than the index crashes
-HDF5 (a B-tree never opened is closed) when it sums up the object's storage. So the header
-of every object a hard link names is read here first, chunk by continuation chunk (each chunk
-once: a loop of continuations ends), and the object is refused for a virtual layout, data in
-external files, or a chunk index address that does not hold its index. Addresses are relative to the base address; only 8-byte addresses are read (see
-h5btree).
+HDF5 (a B-tree never opened is closed) when it sums up the object's storage, and chunks of no
+axes make it divide by zero. So the header of every object a hard link names is read here
+first, chunk by continuation chunk (each chunk once: a loop of continuations ends), and the
+object is refused for a virtual layout, data in external files, chunks of no axes or of size
+0, or a chunk index address that does not hold its index. Addresses are relative to the base
+address; only 8-byte addresses are read (see h5btree).
 """
 import os
 import struct
@@ -15,6 +16,7 @@ import struct
 from ..errors import InputError, UnsafeFileError
 from ..text import quote
 from .h5btree import superblock
+from .h5heap import file_reader
 
 _UNDEFINED = 2**64 - 1
 _EXTERNAL, _LAYOUT, _CONTINUATION = 0x07, 0x08, 0x10
@@ -132,7 +134,7 @@ def _reader(f):
     a file opened on bytes."""
     if f.driver == "sec2":
         fd = f.id.get_vfd_handle()
-        return (lambda at, n: os.pread(fd, n, at)), os.fstat(fd).st_size
+        return file_reader(fd), os.fstat(fd).st_size
     image = f.id.get_file_image()
     return (lambda at, n: image[at:at + n]), len(image)
 

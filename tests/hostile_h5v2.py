@@ -76,6 +76,7 @@ def chunk_indexes(path):
         f.create_dataset("W2", data=W["W2"], chunks=(1, 2), compression="gzip")  # fixed array
         f.create_dataset("b2", data=W["b2"], chunks=(1,), maxshape=(None,))     # extensible array
         f.create_dataset("W3", data=W["W2"] * 2, chunks=(1, 1), maxshape=(None, None))  # v2 B-tree
+        f.create_dataset("W4", data=W["W2"] + 1, chunks=(2, 2), maxshape=(8, 4))   # fixed array, room to grow
     return _write(path, fill)
 
 
@@ -134,7 +135,7 @@ def expected(kind):
     if kind == "dense_group":
         return {f"net/{k}": v for k, v in W.items()}
     if kind == "chunk_indexes":
-        return dict(W, W3=W["W2"] * 2)
+        return dict(W, W3=W["W2"] * 2, W4=W["W2"] + 1)
     return dict(W)
 
 

@@ -125,3 +125,13 @@ def test_chunks_of_no_axes_are_refused_not_a_crash(tmp_path):
     layout = data.find(bytes([4, 2, 0, 2, 1]), header)   # version 4, chunked, rank 1 + 1, 1-byte sizes
     refused(tmp_path, "shape.h5", h5v2.patch(data, header, layout - header + 3, 0, "<B"),
             "dataset /b1: its chunks have 0 sizes")
+
+
+def test_a_shape_of_more_chunks_than_its_fixed_array_holds_is_refused_not_a_crash(tmp_path):
+    path = h5v2.chunk_indexes(tmp_path / "good.h5")
+    data = path.read_bytes()
+    header = h5v2.header_address(path, "W2")
+    space = data.find(bytes([2, 2, 1, 1]), header)   # dataspace version 2, rank 2, largest sizes given
+    largest = space + 4 + 2 * 8 + 8                  # the largest size of axis 1 (a fixed array's)
+    refused(tmp_path, "grown.h5", h5v2.patch(data, header, largest - header, 2 + 2**32),   # SIGSEGV
+            "dataset /W2: its shape (4, 4294967298) takes 8,589,934,596 chunks of (1, 2), its fixed array holds 4")

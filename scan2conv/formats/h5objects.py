@@ -19,7 +19,7 @@ from .h5btree import superblock
 from .h5heap import file_reader
 
 _UNDEFINED = 2**64 - 1
-_EXTERNAL, _LAYOUT, _CONTINUATION = 0x07, 0x08, 0x10
+_DATASPACE, _EXTERNAL, _LAYOUT, _CONTINUATION = 0x01, 0x07, 0x08, 0x10
 _INDEX_SIGNATURE = {3: b"FAHD", 4: b"EAHD", 5: b"BTHD"}   # fixed array, extensible array, v2 B-tree
 _INDEX_PARAMS = {1: 0, 2: 0, 3: 1, 4: 5, 5: 6}            # bytes of parameters before the address
 MAX_CHUNKS = 4_096   # header chunks of one object; h5py's headers take one or two
@@ -87,14 +87,24 @@ def _v2_messages(chunk, extra):
 def check_object(read_at, length, base, address, name, where):
     """Refuse the object at address (called name) for what HDF5 would do with it on opening."""
     label = f"{where}: dataset {quote(name)}"
-    for kind, flags, body in messages(read_at, length, base, address):
+    found = messages(read_at, length, base, address)
+    shape = next((_shape(body) for kind, _, body in found if kind == _DATASPACE), None)
+    for kind, _, body in found:
         if kind == _EXTERNAL:
             raise UnsafeFileError(f"{label} stores its data in external files; refused")
         if kind == _LAYOUT:
-            _check_layout(read_at, length, base, body, label)
+            _check_layout(read_at, base, body, shape, label)
 
 
-def _check_layout(read_at, length, base, body, label):
+def _shape(body):
+    """The largest sizes a dataspace message allows (what a fixed array is made for), or None."""
+    if len(body) < 3:
+        return None
+    rank, at = body[1], (8 if body[0] == 1 else 4) + (8 * body[1] if body[2] & 1 else 0)
+    return struct.unpack_from(f"<{rank}Q", body, at) if at + 8 * rank <= len(body) else None
+
+
+def _check_layout(read_at, base, body, shape, label):
     if len(body) < 2 or body[0] < 3:
         return
     if body[0] >= 4 and body[1] == 3:
@@ -110,12 +120,27 @@ def _check_layout(read_at, length, base, body, label):
         index = body[at] if at < len(body) else 0
         signature = _INDEX_SIGNATURE.get(index)
         at += 1 + _INDEX_PARAMS.get(index, 0) + (12 if index == 1 and flags & 0x02 else 0)
-    _check_chunk_shape(body, rank, width, sizes_at, label)
+    chunk = _check_chunk_shape(body, rank, width, sizes_at, label)[:-1]   # the last: element bytes
     if signature is None or at + 8 > len(body):
         return
     address, = struct.unpack_from("<Q", body, at)
-    if address != _UNDEFINED and read_at(base + address, 4) != signature:
+    if address == _UNDEFINED:
+        return
+    if read_at(base + address, 4) != signature:
         raise _damaged(label, f"its chunk index at byte {address:,} holds no {signature.decode()} structure")
+    if signature == b"FAHD" and shape is not None and len(shape) == len(chunk):
+        _check_fixed_array(read_at(base + address + 8, 8), shape, chunk, label)
+
+
+def _check_fixed_array(count, shape, chunk, label):
+    """A fixed array holds one entry a chunk; HDF5 reads past it for a shape of more chunks."""
+    slots = int.from_bytes(count, "little")
+    chunks = 1
+    for n, c in zip(shape, chunk):
+        chunks *= -(-n // c)
+    if chunks > slots:
+        raise _damaged(label, f"its shape {tuple(shape)} takes {chunks:,} chunks of {tuple(chunk)}, "
+                              f"its fixed array holds {slots:,}")
 
 
 def _check_chunk_shape(body, rank, width, at, label):
@@ -123,6 +148,7 @@ def _check_chunk_shape(body, rank, width, at, label):
     sizes = [int.from_bytes(body[at + i * width:at + (i + 1) * width], "little") for i in range(rank)]
     if rank < 2 or not 1 <= width <= 8 or at + rank * width > len(body) or 0 in sizes:
         raise _damaged(label, f"its chunks have {rank} sizes of {width} bytes: {sizes[:8]}")
+    return sizes
 
 
 def _damaged(label, what):

@@ -134,4 +134,5 @@ def test_a_shape_of_more_chunks_than_its_fixed_array_holds_is_refused_not_a_cras
     space = data.find(bytes([2, 2, 1, 1]), header)   # dataspace version 2, rank 2, largest sizes given
     largest = space + 4 + 2 * 8 + 8                  # the largest size of axis 1 (a fixed array's)
     refused(tmp_path, "grown.h5", h5v2.patch(data, header, largest - header, 2 + 2**32),   # SIGSEGV
-            "dataset /W2: its shape (4, 4294967298) takes 8,589,934,596 chunks of (1, 2), its fixed array holds 4")
+            "dataset /W2: its shape (4, 4294967298) takes 8,589,934,596 chunks of (1, 2), "
+            "its fixed array holds 4")

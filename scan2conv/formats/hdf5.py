@@ -4,8 +4,11 @@ Before anything is opened, HDF5's own visits (in C, each group's links once howe
 group is linked, so a file of 2^40 paths costs what its objects cost) count the links and
 objects and how deep they nest (HDF5's object visit slows with the length of every path), and judge every link that is not a hard link: soft links are skipped (they name
 objects reached anyway) unless they lead nowhere, external and user-defined links are refused.
-Virtual datasets and datasets whose data lives in external files are refused. Each dataset is
-counted, and its declared size and chunks charged to the file's one budget, before it is read.
+Then, before HDF5 opens or asks about any object, the header of every object a hard link names
+is read (h5objects): virtual datasets and datasets whose data lives in external files are
+refused there, before HDF5 opens a source file. Each dataset is counted, its filters checked
+(only HDF5's own and LZF: another would make HDF5 load plugin libraries), and its declared size
+and chunks charged to the file's one budget, before it is read.
 
 Plain files: every numeric dataset at any depth, in natural order of its path (layer2 before
 layer10), a matrix before the vector of the same stem. Keras files are recognised here and

@@ -383,3 +383,14 @@ def mutate(kind, data, other, rng):
     if rng.random() < 0.5:
         return MUTATORS[kind](data, rng, other)
     return mutate_bytes(data, rng, other)
+
+
+def mutate_hdf5_v2(data, rng, other):
+    """A field of a checksummed structure of the newer HDF5 layouts (object headers, fractal
+    heaps, version 2 B-trees, fixed and extensible arrays), the checksum written again so that
+    HDF5 reads the change instead of refusing a bad checksum; else as mutate_hdf5."""
+    from hostile_h5v2 import mutate_sealed
+    return mutate_sealed(data, rng, other) or mutate_hdf5(data, rng, other)
+
+
+MUTATORS["hdf5-v2"] = mutate_hdf5_v2

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import fuzzing  # noqa: E402
+import hostile_h5v2  # noqa: E402
 
 
 def parse_args():
@@ -74,7 +75,9 @@ def main():
     args = parse_args()
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        seeds = [s for s in fuzzing.build_seeds(Path(tmp) / "seeds") if args.only in s.name]
+        seeds = fuzzing.build_seeds(Path(tmp) / "seeds")
+        seeds += hostile_h5v2.fuzz_seeds(Path(tmp) / "seeds", seeds)   # the newer HDF5 layouts
+        seeds = [s for s in seeds if args.only in s.name]
         cases = fuzzing.make_cases(seeds, args.count, args.seed, Path(tmp) / "cases")
         print(f"{len(seeds)} seeds ({', '.join(s.name for s in seeds)}); missing libraries: "
               f"{', '.join(fuzzing.missing_libraries()) or 'none'}", flush=True)

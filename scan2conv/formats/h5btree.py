@@ -21,7 +21,7 @@ _GROUP = 0
 _GROUP_KEY = 8   # a group node's key: an offset into the local heap (8-byte lengths)
 
 
-def _base(read_at, length, where):
+def superblock(read_at, length, where):
     """(offset of the superblock, base address); InputError for addresses other than 8 bytes."""
     at = 0
     while at < length and read_at(at, 8) != _SIGNATURE:
@@ -95,7 +95,7 @@ def _check_children(read_at, nodes, base, where):
 
 
 def _check(read_at, length, where):
-    found = _base(read_at, length, where)
+    found = superblock(read_at, length, where)
     if found is None:
         return
     base = found[1]

@@ -70,7 +70,13 @@ def with_reader(source, check, where):
         check(lambda at, n: bytes(source[at:at + n]), len(source), where)
         return
     with open(source, "rb") as fp:
-        check(lambda at, n: os.pread(fp.fileno(), n, at), os.fstat(fp.fileno()).st_size, where)
+        check(file_reader(fp.fileno()), os.fstat(fp.fileno()).st_size, where)
+
+
+def file_reader(fd):
+    """read_at(offset, n) on a file descriptor; b"" past the end, wherever an address in a
+    damaged file points (os.pread cannot seek past 2^63)."""
+    return lambda at, n: os.pread(fd, n, at) if 0 <= at < 2**62 and n > 0 else b""
 
 
 def check_global_heaps(source, where):

@@ -4,22 +4,23 @@ Before anything is opened, HDF5's own visits (in C, each group's links once howe
 group is linked, so a file of 2^40 paths costs what its objects cost) count the links and
 objects and how deep they nest (HDF5's object visit slows with the length of every path), and judge every link that is not a hard link: soft links are skipped (they name
 objects reached anyway) unless they lead nowhere, external and user-defined links are refused.
-Virtual datasets and datasets whose data lives in external files are refused. Each dataset is
-counted, and its declared size and chunks charged to the file's one budget, before it is read.
+Then, before HDF5 opens or asks about any object, the header of every object a hard link names
+is read (h5objects): virtual datasets and datasets whose data lives in external files are
+refused there, before HDF5 opens a source file. Each dataset is counted, its filters checked
+(only HDF5's own and LZF: another would make HDF5 load plugin libraries), and its declared size
+and chunks charged to the file's one budget, before it is read.
 
 Plain files: every numeric dataset at any depth, in natural order of its path (layer2 before
 layer10), a matrix before the vector of the same stem. Keras files are recognised here and
 read by keras.py.
 """
-import io
-
 import h5py
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
 from ..text import quote
-from .h5btree import check_btrees
-from .h5heap import check_global_heaps
+from .h5objects import check_objects
+from .h5open import one_line, open_h5  # noqa: F401  (open_h5: the readers' way in)
 from .order import layer_order
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
@@ -31,26 +32,8 @@ MAX_ATTR_BYTES = 16 * 2**20
 MAX_ATTR_PARTS = 1_000     # layer_names0, layer_names1, …
 MAX_CHUNKS = 65_536       # chunks the datasets of one file may be cut into
 MAX_CHUNK_BYTES = 64 * 2**20   # one chunk, inflated beside the array it fills (h5py cuts 1 MiB)
-
-
-def open_h5(source, where):
-    """h5py.File opened read-only on a path or on bytes; InputError if it is not HDF5."""
-    try:
-        if isinstance(source, bytes):
-            check_global_heaps(source, where)
-            check_btrees(source, where)
-            return h5py.File(io.BytesIO(source), "r")
-        if not h5py.is_hdf5(source):
-            raise InputError(f"{where}: not an HDF5 file")
-        check_global_heaps(source, where)
-        check_btrees(source, where)
-        return h5py.File(source, "r", locking=False)
-    except OSError as e:
-        raise InputError(f"{where}: cannot open as HDF5: {quote(_one_line(e), 160)}") from None
-
-
-def _one_line(e):
-    return " ".join(str(e).split()) or type(e).__name__
+# deflate, shuffle, Fletcher-32, SZIP, N-bit, scale-offset (HDF5's own), LZF (h5py's own)
+KNOWN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
 
 
 def child(group, name, where):
@@ -62,7 +45,7 @@ def child(group, name, where):
                          f"({quote(name)}); the file is damaged") from None
     except (TypeError, KeyError, OSError) as e:
         raise UnsafeFileError(f"{where}: link {quote(name)} in {quote(group.name)} has an unknown "
-                              f"type ({quote(_one_line(e))}); refused") from None
+                              f"type ({quote(one_line(e))}); refused") from None
     if isinstance(link, h5py.ExternalLink):
         raise UnsafeFileError(f"{where}: {quote(_join(group.name, name))} is an external link to "
                               f"{quote(link.filename)}:{quote(link.path)}; scan2conv reads only "
@@ -108,8 +91,11 @@ def resolve(group, path, where):
 def census(f, where, budget):
     """Judge every link that is not a hard link (`child` refuses external and unknown ones and
     checks where soft ones lead) and count the file's objects; refuse a file of more links or
-    objects, or more datasets, than may be read, before anything is opened."""
-    for parent, name in _links_to_judge(f, where):
+    objects, or more datasets, than may be read, before anything is opened; and, before HDF5
+    opens or asks about any object, read the object headers that HDF5 would act on."""
+    links, targets = _links_to_judge(f, where)
+    check_objects(f, targets, where)
+    for parent, name in links:
         child(f[parent] if parent else f, name, where)
     datasets = sum(is_dataset for _, is_dataset in objects_under(f, where))
     if datasets > budget.max_arrays:
@@ -142,16 +128,18 @@ def walk(f, where, budget):
 
 
 def _links_to_judge(f, where):
-    """[(parent path, name)] of every soft, external or user-defined link (HDF5's own visit, each
-    group's links once); InputError past MAX_OBJECTS links, or past MAX_DEPTH levels or MAX_STEPS
+    """([(parent path, name)] of every soft, external or user-defined link, {address: path} of
+    the objects hard links name) (HDF5's own visit, each group's links once); InputError past MAX_OBJECTS links, or past MAX_DEPTH levels or MAX_STEPS
     links in all paths (the object visit that follows takes time for each link of each path)."""
-    links, steps, deepest, found = [0], [0], [0], []
+    links, steps, deepest, found, targets = [0], [0], [0], [], {}
 
     def visit(name, info):
         depth = name.count(b"/") + 1
         links[0], steps[0], deepest[0] = links[0] + 1, steps[0] + depth, max(deepest[0], depth)
         if info.type != h5py.h5l.TYPE_HARD:
             found.append(name)
+        else:
+            targets.setdefault(info.u, name)
         # True stops the visit
         return True if links[0] > MAX_OBJECTS or depth > MAX_DEPTH or steps[0] > MAX_STEPS else None
 
@@ -163,7 +151,8 @@ def _links_to_judge(f, where):
     if steps[0] > MAX_STEPS:
         raise InputError(f"{where}: the paths to its objects take more than {MAX_STEPS:,} links in "
                          "all (groups nested deep, each holding many); not a weight file")
-    return [tuple(_decoded(n, where).rpartition("/")[::2]) for n in found]
+    return ([tuple(_decoded(n, where).rpartition("/")[::2]) for n in found],
+            {address: "/" + _decoded(n, where) for address, n in targets.items()})
 
 
 def _decoded(name, where):
@@ -187,8 +176,10 @@ def read_dataset(ds, where, budget):
         raise InputError(f"{where}: {quote(ds.name)} is a {type(ds).__name__.lower()}, not a dataset")
     if ds.is_virtual:
         raise UnsafeFileError(f"{name} is a virtual dataset (its data lives in other files); refused")
-    if ds.id.get_create_plist().get_external_count() > 0:
+    dcpl = ds.id.get_create_plist()
+    if dcpl.get_external_count() > 0:
         raise UnsafeFileError(f"{name} stores its data in external files; refused")
+    _check_filters(dcpl, name)
     if ds.shape is None:
         raise InputError(f"{name} has no data (null dataspace)")
     check_size(ds.shape, ds.dtype, name, budget.max_bytes)   # alone, then with the rest
@@ -197,7 +188,18 @@ def read_dataset(ds, where, budget):
     try:
         return np.asarray(ds[()])
     except (OSError, ValueError, TypeError) as e:
-        raise InputError(f"{name}: cannot read: {quote(_one_line(e), 160)}") from None
+        raise InputError(f"{name}: cannot read: {quote(one_line(e), 160)}") from None
+
+
+def _check_filters(dcpl, name):
+    """Refuse a filter that HDF5 does not hold itself: to read it, HDF5 would load every
+    library in its plugin folders, code from outside the file."""
+    for i in range(dcpl.get_nfilters()):
+        fid = dcpl.get_filter(i)[0]
+        if fid not in KNOWN_FILTERS:
+            raise UnsafeFileError(f"{name} is compressed with HDF5 filter {fid}, which HDF5 would "
+                                  "look for among plugin libraries; scan2conv reads only HDF5's "
+                                  "own filters and LZF")
 
 
 def _check_chunks(ds, name, budget):
@@ -231,7 +233,7 @@ def attr(obj, name, where, default=None):
             raise InputError(f"{where}: {what} is over {MAX_ATTR_BYTES:,} bytes; refused")
         value = obj.attrs[name]
     except (OSError, TypeError, ValueError) as e:
-        raise InputError(f"{where}: cannot read {what}: {quote(_one_line(e), 160)}") from None
+        raise InputError(f"{where}: cannot read {what}: {quote(one_line(e), 160)}") from None
     return _text(value)
 
 
@@ -307,4 +309,4 @@ def read_h5(path, limit, source=None):
                 return keras.read_keras3(f, path, budget)
             return read_plain(f, path, budget)
         except (OSError, RuntimeError, KeyError, ValueError) as e:
-            raise InputError(f"{path}: cannot read HDF5 content: {quote(_one_line(e), 160)}") from None
+            raise InputError(f"{path}: cannot read HDF5 content: {quote(one_line(e), 160)}") from None

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zipfile
 
+import h5py
 import numpy as np
 import pytest
 
@@ -36,7 +37,7 @@ def swap_after(module, name):
     real = getattr(module, name)
     def checked_then_swapped(path, *args, **kwargs):
         result = real(path, *args, **kwargs)
-        fifo_in_place_of(str(path))
+        fifo_in_place_of(str(getattr(path, "name", path)))   # a path, or a file opened on it
         return result
     setattr(module, name, checked_then_swapped)
     return lambda: setattr(module, name, real)
@@ -80,6 +81,7 @@ CASES = {
     "keras archive": (("scan2conv.formats", "sniff"), READ, "w.keras"),
     "torch archive": (("scan2conv.formats", "sniff"), READ, "w.pt"),
     "onnx": (("scan2conv.formats", "sniff"), READ, "w.onnx"),
+    "hdf5": (("scan2conv.formats", "sniff"), READ, "w.h5"),
     "text input": (("scan2conv.inputs", "sniff"), "m('scan2conv.inputs').read_input(path)", "x.asc"),
     "npy input": (("scan2conv.inputs", "sniff"), "m('scan2conv.inputs').read_input(path)", "x.npy"),
     # swapped after the npy header was read: the source's descriptor for the frames meets it
@@ -96,7 +98,11 @@ CASES = {
     "keras conv archive": (None, "m('scan2conv.keras_conv')._archive(path, 10**6)", "w.keras"),
     "onnx conv nodes": (None, "m('scan2conv.foreign').layers_from_onnx(path, None)", "w.onnx"),
     "torch load": (None, "m('scan2conv.formats.torch_io')._load(m('torch'), path)", "w.pt"),
+    "hdf5 open": (None, "m('scan2conv.formats.h5open').open_h5(path, path)", "w.h5"),
 }
+# swapped after scan2conv's own checks of an HDF5 file: HDF5 opens the file those checks read
+AFTER_CHECKS = {"hdf5 after its checks": (("scan2conv.formats.h5open", "check_headers"),
+                                          "len(" + READ + ".arrays)", "checked.h5")}
 
 
 def write_inputs(folder):
@@ -114,13 +120,17 @@ def write_inputs(folder):
     np.save(folder / "x.npy", np.ones((5, 2)))
     np.save(folder / "img.npy", np.ones((4, 4, 3)))
     (folder / "list.txt").write_text("w.npy\n")
+    for name in ("w.h5", "checked.h5"):
+        with h5py.File(folder / name, "w") as f:
+            f["W1"] = w
 
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fifo")
     write_inputs(folder)
-    cases = {label: (swap, call, str(folder / name)) for label, (swap, call, name) in CASES.items()}
+    cases = {label: (swap, call, str(folder / name))
+             for label, (swap, call, name) in {**CASES, **AFTER_CHECKS}.items()}
     p = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cases)], capture_output=True,
                        text=True, timeout=150)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -133,6 +143,11 @@ def test_a_fifo_at_the_open_is_refused_not_read(outcomes, label):
     assert results[label] == f"{cases[label][2]}: {NOT_REGULAR}; save the data to a file first" \
         or (label == "batch list" and results[label].endswith("(given to --from-list)")
             and NOT_REGULAR in results[label]), results[label]
+
+
+def test_hdf5_reads_the_file_its_checks_read(outcomes):
+    """The path turned into a fifo after scan2conv checked the file: HDF5 reads that file."""
+    assert outcomes[0]["hdf5 after its checks"] == "returned", outcomes[0]["hdf5 after its checks"]
 
 
 def test_command_line_refuses_a_file_swapped_for_a_fifo(tmp_path):

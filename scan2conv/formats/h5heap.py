@@ -12,6 +12,7 @@ import os
 import struct
 
 from ..errors import InputError
+from .infile import open_input
 
 _MAGIC = b"GCOL"
 _MIN_SIZE = 4096    # HDF5 never writes a smaller collection: anything smaller is not one
@@ -65,12 +66,14 @@ def _collections(read_at, length):
 
 
 def with_reader(source, check, where):
-    """check(read_at, length, where) on source: a path or the bytes of a file."""
+    """check(read_at, length, where) on source: a path, an open file or the bytes of a file."""
     if isinstance(source, (bytes, bytearray)):
         check(lambda at, n: bytes(source[at:at + n]), len(source), where)
-        return
-    with open(source, "rb") as fp:
-        check(file_reader(fp.fileno()), os.fstat(fp.fileno()).st_size, where)
+    elif hasattr(source, "fileno"):
+        check(file_reader(source.fileno()), os.fstat(source.fileno()).st_size, where)
+    else:
+        with open_input(source) as fp:
+            with_reader(fp, check, where)
 
 
 def file_reader(fd):

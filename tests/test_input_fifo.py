@@ -100,7 +100,7 @@ CASES = {
     "torch load": (None, "m('scan2conv.formats.torch_io')._load(m('torch'), path)", "w.pt"),
     "hdf5 open": (None, "m('scan2conv.formats.h5open').open_h5(path, path)", "w.h5"),
 }
-# swapped after scan2conv's own checks of an HDF5 file: HDF5 opens the file those checks read
+# swapped after scan2conv's own checks of an HDF5 file, before HDF5 opens it by path
 AFTER_CHECKS = {"hdf5 after its checks": (("scan2conv.formats.h5open", "check_headers"),
                                           "len(" + READ + ".arrays)", "checked.h5")}
 
@@ -145,9 +145,11 @@ def test_a_fifo_at_the_open_is_refused_not_read(outcomes, label):
             and NOT_REGULAR in results[label]), results[label]
 
 
-def test_hdf5_reads_the_file_its_checks_read(outcomes):
-    """The path turned into a fifo after scan2conv checked the file: HDF5 reads that file."""
-    assert outcomes[0]["hdf5 after its checks"] == "returned", outcomes[0]["hdf5 after its checks"]
+def test_hdf5_opens_only_the_file_its_checks_read(outcomes):
+    """The path turned into a fifo after scan2conv's checks of the file: refused before HDF5
+    opens the path (its open of a fifo would wait for a writer)."""
+    assert outcomes[0]["hdf5 after its checks"].endswith(
+        "checked.h5: the file was replaced while it was read; refused"), outcomes[0]["hdf5 after its checks"]
 
 
 def test_command_line_refuses_a_file_swapped_for_a_fifo(tmp_path):

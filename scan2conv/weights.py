@@ -112,7 +112,7 @@ def _clean(w, where, notes):
     nan = np.isnan(w)
     if nan.any():
         notes.append(f"{where}: {int(nan.sum())} NaN entries read as 0 (no connection)")
-        w = np.where(nan, 0, w).astype(w.dtype)
+        w = np.where(nan, w.dtype.type(0), w)   # one new array, of w's precision
     return w
 
 

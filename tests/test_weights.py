@@ -59,6 +59,17 @@ def test_nan_is_no_connection_and_reported():
     assert mlp.notes == ["m.npz: layer 1 (arr_0): 3 NaN entries read as 0 (no connection)"]
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, ">f8"])
+def test_nan_read_as_zero_keeps_the_precision_and_the_file_array(dtype):
+    w = W[0].astype(dtype)
+    w[2, 1] = np.nan
+    mlp = build_mlp(wf([("arr_0", w)]), channels=3)
+    assert mlp.layers[0].w.dtype == np.dtype(dtype).newbyteorder("=")
+    assert mlp.layers[0].w[2, 1] == 0 and np.isnan(w[2, 1])   # the file's array left as read
+    assert np.array_equal(np.delete(mlp.layers[0].w.ravel(), 2 * w.shape[1] + 1),
+                          np.delete(w.ravel(), 2 * w.shape[1] + 1))
+
+
 def test_inf_and_nan_bias_are_refused():
     w = W[0].copy()
     w[1, 1] = np.inf
@@ -92,3 +103,17 @@ def test_default_activations_and_override():
 def test_arrays_that_cannot_be_weights(array, message):
     with pytest.raises(InputError, match=message):
         build_mlp(wf([("arr_0", array)]), channels=1)
+
+
+def test_nan_read_as_zero_makes_one_copy():
+    """Reading NaN as 0 allocates one array of the weight's size (and the NaN mask), not two."""
+    import tracemalloc
+    w = np.ones((1000, 1000))
+    w[::7, ::3] = np.nan
+    tracemalloc.start()
+    try:
+        build_mlp(wf([("arr_0", w), ("arr_1", np.ones((1000, 2)))], ordered=True), channels=10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * w.nbytes, peak / w.nbytes

@@ -289,7 +289,7 @@ class TextSource:
     def __init__(self, path, max_bytes=None):
         self.where, self.fp = path, open_input(path, "r", encoding="ascii")
         self.max_bytes = max_bytes
-        self.total, self.done = os.path.getsize(path), 0
+        self.total, self.done = os.fstat(self.fp.fileno()).st_size, 0
         self.buf, self.start, self.line, self.width = np.zeros((0, 0)), 0, 0, None
         self.frames, self.n, self.eof = None, 1, False
         try:

@@ -33,8 +33,11 @@ def printable(text):
 def one_line(message, limit=400):
     """message as one line of at most limit characters: runs of whitespace (newlines, tabs)
     folded to one space, other control characters escaped, the middle cut out ('…') when too
-    long, so that both the start (what, where) and the end (the flag that fixes it) remain."""
+    long, so that both the start (what, where) and the end (the flag that fixes it) remain; an
+    exception that says nothing is named by its type."""
     text = "".join(_escaped(ch) for ch in " ".join(str(message).split()))
+    if not text and isinstance(message, BaseException):
+        text = type(message).__name__
     if len(text) <= limit:
         return text
     head = (limit - 1) * 2 // 3

@@ -123,14 +123,15 @@ def _activations(wf, count, override):
     names = override or wf.activations or ["relu"] * (count - 1) + ["identity"]
     if len(names) != count:
         raise InputError(f"{wf.path}: records {len(names)} activations for {count} layers")
+    known = []
     for i, name in enumerate(names, start=1):
         try:
-            activations.canonical(name)
+            known.append(activations.canonical(name))
         except ValueError as e:
             if override:   # a name typed on the command line
                 raise OptionNeeded(f"--activations: {e}") from None
             raise InputError(f"{wf.path}: layer {i}: {e}{_leaky_hint(names)}") from None
-    return [activations.canonical(a) for a in names]
+    return known
 
 
 def _known(name):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from cli_errors import one_error, run
 from scan2conv.cli import main
 from scan2conv.errors import InputError, UnsafeFileError
 from scan2conv.formats import read_weights
@@ -72,15 +73,12 @@ def test_without_torch_the_message_says_what_to_install(tmp_path, monkeypatch):
 def test_a_damaged_archive_is_named_in_torchs_words_without_its_plea_or_stack(tmp_path):
     """torch's C++ errors end with a request to report the message and where it was raised;
     the one line keeps only what is wrong with the file."""
-    torch = pytest.importorskip("torch")
     good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
     torch.save({"0.weight": torch.ones(2, 4), "0.bias": torch.zeros(2)}, good)
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
         for item in src.infolist():
             name = item.filename.replace("/version", "/renamed")
             dst.writestr(name, src.read(item.filename))
-    r = CliRunner().invoke(main, ["inspect", str(bad), "--channels", "4"])
-    assert r.exit_code == 3, r.output
-    message = r.stderr.strip()
+    message = one_error(run("inspect", bad, "--channels", "4"), 3)
     assert "not a readable PyTorch file" in message and "version" in message
     assert "Could this error message" not in message and "Exception raised from" not in message

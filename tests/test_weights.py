@@ -5,6 +5,7 @@ import pytest
 from scan2conv.errors import InputError, OptionNeeded
 from scan2conv.formats.weightfile import WeightFile, natural_key
 from scan2conv.weights import build_mlp
+from test_size_limits import peak_bytes
 
 RNG = np.random.default_rng(0)
 W = [RNG.standard_normal(s) for s in [(12, 5), (5, 7), (7, 2)]]
@@ -107,13 +108,9 @@ def test_arrays_that_cannot_be_weights(array, message):
 
 def test_nan_read_as_zero_makes_one_copy():
     """Reading NaN as 0 allocates one array of the weight's size (and the NaN mask), not two."""
-    import tracemalloc
     w = np.ones((1000, 1000))
     w[::7, ::3] = np.nan
-    tracemalloc.start()
-    try:
-        build_mlp(wf([("arr_0", w), ("arr_1", np.ones((1000, 2)))], ordered=True), channels=10)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    mlp, peak = peak_bytes(lambda: build_mlp(wf([("arr_0", w), ("arr_1", np.ones((1000, 2)))],
+                                                 ordered=True), channels=10))
+    assert mlp.widths == [1000, 1000, 2]
     assert peak < 1.5 * w.nbytes, peak / w.nbytes

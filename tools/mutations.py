@@ -134,8 +134,8 @@ MUTATIONS = [
       "a gradient disagreement does not fail verify"),
     # ---- reading an MLP, its input, and settling the geometry ------------------------------
     M("scan2conv/weights.py",
-      "w = np.where(nan, 0, w).astype(w.dtype)",
-      "w = np.where(nan, 1, w).astype(w.dtype)",
+      "w = np.where(nan, w.dtype.type(0), w)",
+      "w = np.where(nan, w.dtype.type(1), w)",
       "tests/test_weights.py", "NaN (no connection) read as 1, not 0"),
     M("scan2conv/weights.py",
       "    if np.isinf(w).any():",

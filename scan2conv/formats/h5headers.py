@@ -9,10 +9,10 @@ tree cannot hold or a node of gigabytes (allocated whole as the header is read) 
 segmentation fault. Each header whose checksum holds (a real one: the
 same bytes inside raw data are passed over) is held here to what HDF5 itself writes.
 """
-import re
 import struct
 
 from ..errors import InputError
+from .h5heap import find_all, with_reader
 
 _BTREE = struct.Struct("<4sBBIHHBBQHQI")    # … type, node size, record size, depth, split, merge,
 _BTREE_TYPES = range(1, 12)                 # root address, root records, all records, checksum
@@ -119,17 +119,12 @@ def _check_at(read_at, at, magic, length, where):
 
 
 def _check(read_at, length, where):
-    at, step = 0, 1 << 18
-    while at < length:
-        chunk = read_at(at, step + 3)
-        for m in re.finditer(b"BTHD|FRHP", chunk):
-            if m.start() < step:
-                _check_at(read_at, at + m.start(), m.group(), length, where)
-        at += step
+    for magic in (b"BTHD", b"FRHP"):
+        for at in find_all(read_at, length, magic):
+            _check_at(read_at, at, magic, length, where)
 
 
 def check_headers(source, where):
     """InputError when a fractal heap or version 2 B-tree header in source (a path or bytes)
     holds numbers HDF5 would crash on."""
-    from .h5heap import with_reader
     with_reader(source, _check, where)

@@ -161,7 +161,9 @@ def _reader(f):
     if f.driver == "sec2":
         fd = f.id.get_vfd_handle()
         return file_reader(fd), os.fstat(fd).st_size
-    image = f.id.get_file_image()
+    image = getattr(f, "image", None)
+    if image is None:
+        image = f.id.get_file_image()
     return (lambda at, n: image[at:at + n]), len(image)
 
 

@@ -7,7 +7,7 @@ import stat
 import h5py
 
 from ..errors import InputError
-from ..text import quote
+from ..text import one_line, quote
 from .h5btree import check_btrees, superblock
 from .h5headers import check_headers
 from .h5heap import check_global_heaps, file_reader
@@ -23,7 +23,7 @@ def open_h5(source, where):
     try:
         if isinstance(source, bytes):
             _checked(source, lambda at, n: source[at:at + n] if at >= 0 else b"", len(source), where)
-            return _File(io.BytesIO(source), "r", where=where)
+            return _File(io.BytesIO(source), "r", where=where, image=source)
         with open_input(source) as fp:
             st = os.fstat(fp.fileno())
             _checked(fp, file_reader(fp.fileno()), st.st_size, where)
@@ -50,9 +50,9 @@ class _File(h5py.File):
     """h5py.File whose close, failing on damaged metadata after the reading went well, is a
     refusal of the file rather than an internal error."""
 
-    def __init__(self, *args, where, **kwargs):
+    def __init__(self, *args, where, image=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.where = where
+        self.where, self.image = where, image   # image: the bytes a file in memory was opened on
 
     def __exit__(self, *exc):
         try:
@@ -62,7 +62,3 @@ class _File(h5py.File):
                 raise InputError(f"{self.where}: HDF5 cannot close the file, its metadata is "
                                  f"damaged: {quote(one_line(e), 160)}") from None
 
-
-def one_line(e):
-    """An exception's text on one line."""
-    return " ".join(str(e).split()) or type(e).__name__

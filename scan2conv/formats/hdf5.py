@@ -18,9 +18,9 @@ import h5py
 import numpy as np
 
 from ..errors import InputError, UnsafeFileError
-from ..text import quote
+from ..text import one_line, quote
 from .h5objects import check_objects
-from .h5open import one_line, open_h5  # noqa: F401  (open_h5: the readers' way in)
+from .h5open import open_h5  # noqa: F401  (open_h5: the readers' way in)
 from .order import layer_order
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
 
@@ -174,6 +174,7 @@ def read_dataset(ds, where, budget):
     name = f"{where}: dataset {quote(ds.name)}"
     if not isinstance(ds, h5py.Dataset):
         raise InputError(f"{where}: {quote(ds.name)} is a {type(ds).__name__.lower()}, not a dataset")
+    # a second line: census() has refused both from the object headers before HDF5 opened them
     if ds.is_virtual:
         raise UnsafeFileError(f"{name} is a virtual dataset (its data lives in other files); refused")
     dcpl = ds.id.get_create_plist()

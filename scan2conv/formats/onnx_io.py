@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import axes as ax
 from ..errors import InputError, OutputError, UnsafeFileError
-from ..text import quote
+from ..text import one_line, quote
 from .infile import open_input
 from .stackfile import AXIS_NAMES
 from .onnx_mlp import constants, is_mlp_graph, mlp_layers
@@ -133,7 +133,7 @@ def read_onnx(path, limit):
         try:
             model = onnx.load(fp, load_external_data=False)
         except Exception as e:   # parsing only: however it fails, it is the file's fault
-            raise InputError(f"{path}: not a readable ONNX model: {quote(' '.join(str(e).split()), 200)}") from None
+            raise InputError(f"{path}: not a readable ONNX model: {quote(one_line(e), 200)}") from None
     meta = _metadata(model, path)
     budget.count(len(model.graph.initializer), path)
     arrays = [_initializer(onnx, t, path, budget) for t in model.graph.initializer]

@@ -239,6 +239,10 @@ def test_a_forked_child_shares_its_blocks_among_its_own_threads(shared):
     x, w = rng.standard_normal((4, 3, 60)), rng.standard_normal((2, 3, 3))
     expected = conv_naive(x, w)
     np.testing.assert_allclose(conv.conv(x, w), expected, rtol=0, atol=1e-10)    # parent's pool
+    # both of the parent's threads started and now idle: a child given that pool would hand its
+    # blocks to threads it does not have and wait for ever
+    both = __import__("threading").Barrier(2)
+    workers.run(lambda part: both.wait(timeout=10), [0, 1])
     pid = os.fork()
     if pid == 0:     # the child: exit 0 only when its own threads computed the right numbers
         ok = np.allclose(conv.conv(x, w), expected, rtol=0, atol=1e-10)

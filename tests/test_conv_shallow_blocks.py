@@ -54,7 +54,11 @@ def test_a_shallow_image_forward_across_blocks_matches_the_oracle(monkeypatch):
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((2, 2, 19, 17)), rng.standard_normal((3, 2, 3, 3))
     monkeypatch.setattr(conv, "SHALLOW_BYTES", 1)      # the least: 64 windows a block
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 2**30)
     monkeypatch.setattr(conv, "FOLD_MIN", 1)
+    seen = _blocks_filled(monkeypatch)
     for stride in (1, 2, 3):
         np.testing.assert_allclose(conv.conv(x, w, None, stride), conv_naive(x, w, None, stride),
                                    rtol=1e-12, atol=1e-12)
+    # at stride 2 a sample has 9 rows of 8 windows: blocks of 64 windows hold 8 rows, then 1
+    assert sorted({j1 - j0 for i0, i1, j0, j1 in seen if i1 - i0 == 1}) == [1, 8]

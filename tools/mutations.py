@@ -806,4 +806,9 @@ MUTATIONS += [
       "        w = np.where(nan, w.dtype.type(0), w)   # one new array, of w's precision",
       "        w = np.where(nan, 0, w).astype(w.dtype)",
       "tests/test_weights.py", "a weight holding NaN copied twice on its way into the MLP"),
+    # ---- engine tests that can fail --------------------------------------------------------
+    M("scan2conv/workers.py",
+      "    return _pool_of(count, os.getpid())",
+      "    return _pool_of(count, 0)",
+      "tests/test_conv_fold_threads.py", "a forked child handed its parent's pool, whose threads it does not have"),
 ]

@@ -70,7 +70,7 @@ class Layer:
 
 def _copies(k, stride):
     """Whether a layer's windows would be copied: not read in place in at most PIECES pieces."""
-    return len(_pieces(Layer(None, None, k, stride, "identity", 1, 0))) > PIECES
+    return len(_pieces(k, stride)) > PIECES
 
 
 def fold_weight(w, f):
@@ -141,10 +141,11 @@ def _copied_products(h, layer, p, y):
         np.matmul(cols.reshape(n, b1 - b0, rows * layer.q, width), layer.w_kc, out=y[:, b0:b1])
 
 
-def _pieces(layer):
-    """(tap row, first column, columns) of each piece of a window read in place: a tap row cut
-    into runs of at most s_w columns, so that no two windows' runs overlap."""
-    (k_h, k_w), s_w = layer.k, layer.stride[1]
+def _pieces(k, stride):
+    """(tap row, first column, columns) of each piece of a window of a layer of kernel k and
+    stride read in place: a tap row cut into runs of at most s_w columns, so that no two
+    windows' runs overlap."""
+    (k_h, k_w), s_w = k, stride[1]
     return [(i, j, min(s_w, k_w - j)) for i in range(k_h) for j in range(0, k_w, s_w)]
 
 
@@ -153,7 +154,7 @@ def _piece_products(h, layer, p, y):
     (_pieces), each (q, columns·c) read in place · its rows of w_kc, summed in piece order."""
     n, _, w, c = h.shape
     (k_h, k_w), (s_h, s_w), item, q = layer.k, layer.stride, h.itemsize, layer.q
-    taps, pieces = layer.w_kc.reshape(k_h, k_w * c, -1), _pieces(layer)
+    taps, pieces = layer.w_kc.reshape(k_h, k_w * c, -1), _pieces(layer.k, layer.stride)
     part = np.empty_like(y) if len(pieces) > 1 else None
     for at, (i, j, cols) in enumerate(pieces):
         run = as_strided(h[:, i:, j:], (n, p, q, cols * c),

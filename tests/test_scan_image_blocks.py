@@ -42,7 +42,7 @@ def naive(stack, x):
 
 
 def path_of(layer):
-    pieces = len(image_blocks._pieces(layer))
+    pieces = len(image_blocks._pieces(layer.k, layer.stride))
     return "one piece" if pieces == 1 else "pieces" if pieces <= image_blocks.PIECES else "copied"
 
 

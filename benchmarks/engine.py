@@ -75,10 +75,6 @@ class Product(namedtuple("Product", "m depth cols a_t b_t")):
         return 2 * self.m * self.depth * self.cols
 
 
-class _Shape(namedtuple("_Shape", "shape")):
-    """An array's shape alone, for the engine's plans that read nothing else."""
-
-
 def products(table, case, pass_):
     """The multiplies the engine reduces a case's pass to, each over all of its positions."""
     (n, c_in, *size), k, stride, c_out, _ = table.cases[case]
@@ -90,14 +86,14 @@ def products(table, case, pass_):
     if pass_ == "forward":
         return [forward]
     # conv_backward's plan: the stride folded into channels, then dx by col2im or transposed
-    f = engine_conv._fold(_Shape((n, c_in, *size)), kk, ss, out)
+    f = engine_conv._fold((n, c_in, *size), kk, ss, out)
     folded = (n, c_in, *size)
     if f:
         span = [(o - 1) * s + ka for o, s, ka in zip(out, ss, kk)]
         kk, ss = tuple(ka // fa for ka, fa in zip(kk, f)), tuple(s // fa for s, fa in zip(ss, f))
         folded = (n, c_in * prod(f), *(v // fa for v, fa in zip(span, f)))
     dw = Product(c_out, positions, depth, False, True)
-    if engine_conv._transposed(_Shape(folded), kk, ss, out):
+    if engine_conv._transposed(folded, kk, ss, out):
         # dy padded k − 1 each side convolved with the flipped weights: x's positions, c_out deep
         return [Product(folded[1], c_out * prod(kk), n * prod(folded[2:]), False, False), dw]
     return [Product(depth, c_out, positions, True, False), dw]
@@ -160,8 +156,8 @@ def check(ours, theirs, dtype):
 
 
 def timings(table, case, dtype, rounds, threads=1):
-    """{pass: (ours s, torch s, peak s, bare multiplies s)} for one case, after checking the
-    numbers agree."""
+    """{pass: (ours s, torch s, peak s, bare multiplies s, their FLOPs)} for one case, after
+    checking the numbers agree."""
     import torch
     shape, k, stride, c_out, number = table.cases[case]
     (x, w, b, dy), (tx, tw, tb, tdy) = operands(shape, k, stride, c_out, dtype)
@@ -183,10 +179,10 @@ def timings(table, case, dtype, rounds, threads=1):
     result = {}
     for pass_, ours, theirs in (("forward", lambda: conv(x, w, b, stride), torch_forward),
                                 ("backward", lambda: conv_backward(x, w, dy, stride), torch_backward)):
-        ways, _ = bare(products(table, case, pass_), dtype, threads)
+        ways, bare_work = bare(products(table, case, pass_), dtype, threads)
         times = interleaved([ours, theirs, peak, *ways], rounds,
                             [number, number, 1] + [number] * len(ways))
-        result[pass_] = (*times[:3], min(times[3:]))
+        result[pass_] = (*times[:3], min(times[3:]), bare_work)
         del ways
     return result
 
@@ -215,10 +211,9 @@ def measure(table, cases, dtypes, thread_counts, rounds, show=None):
         with blas_threads(threads):
             for case in cases:
                 for dtype in dtypes:
-                    for pass_, (ours, theirs, t_peak, t_bare) in timings(table, case, dtype, rounds,
-                                                                         threads).items():
+                    measured = timings(table, case, dtype, rounds, threads)
+                    for pass_, (ours, theirs, t_peak, t_bare, bare_work) in measured.items():
                         work = flops(table, case) * (2 if pass_ == "backward" else 1)
-                        bare_work = sum(p.flops() for p in products(table, case, pass_))
                         key = (threads, np.dtype(dtype).name)
                         peaks[key] = max(peaks.get(key, 0), gemm(dtype)[1] / t_peak / 1e9,
                                          work / ours / 1e9, bare_work / t_bare / 1e9)

@@ -111,7 +111,7 @@ def conv(x, w, b=None, stride=1, padding=0, rows=None):
     if rows:
         _forward_fixed(x, _matrix(w).astype(dtype, copy=False), k, stride, y, rows)
     elif y.size:
-        f = _fold(x, k, stride, out)
+        f = _fold(x.shape, k, stride, out)
         if f:
             x, w, k, stride = fo.folded(x, w, f, k, stride, out)
         _forward(x, _matrix(w).astype(dtype, copy=False), k, stride, y)
@@ -124,13 +124,14 @@ def conv(x, w, b=None, stride=1, padding=0, rows=None):
 FOLD_MIN = 2**16
 
 
-def _fold(x, k, stride, out):
-    """Per-axis space-to-depth folds (scan2conv.fold) worth making, or None.
+def _fold(shape, k, stride, out):
+    """Per-axis space-to-depth folds (scan2conv.fold) worth making on an input of shape
+    (n, c, *size), or None.
 
     Only on images: one axis's windows are whole runs of the first axis already, which numpy
     copies well, and folding a sequence costs more than it saves.
     """
-    if len(k) < 2 or x.shape[0] * x.shape[1] * prod(out) * prod(k) < FOLD_MIN:
+    if len(k) < 2 or shape[0] * shape[1] * prod(out) * prod(k) < FOLD_MIN:
         return None
     return fo.folds(k, stride)
 
@@ -249,12 +250,12 @@ def conv_backward(x, w, dy, stride=1, padding=0):
     x = _padded(x, padding)
     dtype = np.result_type(x, w, dy)
     whole = x.shape[2:]
-    f = _fold(x, k, stride, dy.shape[2:]) if dy.size else None
+    f = _fold(x.shape, k, stride, dy.shape[2:]) if dy.size else None
     if f:
         x, w, k, stride = fo.folded(x, w, f, k, stride, dy.shape[2:])
     w_kc = _matrix(w).astype(dtype, copy=False)
     dw = np.zeros(w_kc.shape, dtype)
-    transposed = _transposed(x, k, stride, dy.shape[2:])
+    transposed = _transposed(x.shape, k, stride, dy.shape[2:])
     dx = None if transposed else np.zeros(x.shape, dtype)
     if dy.size:
         _backward(x, w_kc, dy.astype(dtype, copy=False), k, stride, dx, dw)
@@ -274,12 +275,13 @@ def conv_backward(x, w, dy, stride=1, padding=0):
     return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db
 
 
-def _transposed(x, k, stride, out):
-    """Whether dx is computed as a forward convolution of dy (an image at stride 1, a kernel
-    wider than 1, more than a few windows): there col2im's shallow multiply (c_out deep) and
-    strided adds cost more than that forward's copies; on one axis they do not."""
+def _transposed(shape, k, stride, out):
+    """Whether dx, of shape (n, c, *size), is computed as a forward convolution of dy (an
+    image at stride 1, a kernel wider than 1, more than a few windows): there col2im's shallow
+    multiply (c_out deep) and strided adds cost more than that forward's copies; on one axis
+    they do not."""
     return (len(k) > 1 and all(s == 1 for s in stride) and any(ka > 1 for ka in k)
-            and x.shape[0] * x.shape[1] * prod(out) * prod(k) >= FOLD_MIN)
+            and shape[0] * shape[1] * prod(out) * prod(k) >= FOLD_MIN)
 
 
 def _backward(x, w_kc, dy, k, stride, dx, dw):

@@ -264,5 +264,5 @@ def test_a_forked_child_shares_its_blocks_among_its_own_threads(shared):
 def test_sequences_scatter_their_input_gradient(monkeypatch):
     monkeypatch.setattr(conv, "FOLD_MIN", 0)
     x = np.zeros((2, 3, 20))
-    assert not conv._transposed(x, (4,), (1,), (17,))
-    assert conv._transposed(x[..., None], (4, 1), (1, 1), (17, 1))
+    assert not conv._transposed(x.shape, (4,), (1,), (17,))
+    assert conv._transposed(x[..., None].shape, (4, 1), (1, 1), (17, 1))

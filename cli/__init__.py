@@ -1,6 +1,7 @@
 """The scan2conv command line: turn a scanning MLP into Conv1d (or, over images, Conv2d) stacks
 and prove they agree."""
 import importlib
+import os
 import sys
 import warnings
 
@@ -8,7 +9,7 @@ import click
 
 from scan2conv.text import numeric_trouble, one_line
 
-from .common import EXIT_CODES, INTERNAL_ERROR, FallbackStream, needs_fallback
+from .common import EXIT_CODES, INTERNAL_ERROR, OutputLost, StandardStream
 
 
 # command → module of this package defining it, imported only when that command runs, so
@@ -37,9 +38,10 @@ class Group(click.Group):
         return super().parse_args(ctx, args)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        _fill_closed_descriptors()
         streams = sys.stdout, sys.stderr
-        # a console or log that cannot encode → × ■ gets ASCII fall-backs instead of a crash
-        sys.stdout, sys.stderr = (FallbackStream(s) if needs_fallback(s) else s for s in streams)
+        # ASCII fall-backs on a console that cannot encode → × ■; a failed write is exit 4
+        sys.stdout, sys.stderr = StandardStream(streams[0], "output"), StandardStream(streams[1], "error")
         try:
             # numpy's numeric warnings (overflow, invalid value, complex parts dropped) are
             # errors that the commands report as bad input; every other warning is chatter
@@ -47,10 +49,11 @@ class Group(click.Group):
                 warnings.simplefilter("ignore")
                 warnings.simplefilter("error", RuntimeWarning)
                 code = self._run(args, prog_name, complete_var, **extra)
+            try:
+                sys.stdout.flush()
+            except OutputLost as e:
+                code = _lost(e)
         finally:
-            for new in (sys.stdout, sys.stderr):
-                if isinstance(new, FallbackStream):
-                    new.flush()
             sys.stdout, sys.stderr = streams
         if standalone_mode:
             sys.exit(code)
@@ -60,6 +63,8 @@ class Group(click.Group):
         try:
             code = super().main(args, prog_name or "scan2conv", complete_var,
                                 standalone_mode=False, **extra)
+        except OutputLost as e:
+            code = _lost(e)
         except click.ClickException as e:
             echo_error(e.format_message(), " (see --help)" if isinstance(e, click.UsageError) else "")
             code = e.exit_code
@@ -77,8 +82,31 @@ class Group(click.Group):
 
 def echo_error(message, hint=""):
     """The one way an error reaches the user: `error: …` on stderr as one line of at most a
-    few hundred characters, control characters escaped."""
-    click.echo(f"error: {one_line(message)}{hint}", err=True)
+    few hundred characters, control characters escaped (none where stderr cannot be written:
+    the exit code still tells)."""
+    try:
+        click.echo(f"error: {one_line(message)}{hint}", err=True)
+    except OutputLost:
+        pass
+
+
+def _fill_closed_descriptors():
+    """Standard input, output and error that the caller closed opened on the null device, so
+    that no file the command opens takes their numbers (and what a library prints to them
+    never lands in an output file)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:        # a lower number was free after all
+                os.close(opened)
+
+
+def _lost(error):
+    """Exit 4 for standard output or error that could not be written."""
+    echo_error(str(error))
+    return 4
 
 
 @click.group(cls=Group, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})

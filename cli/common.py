@@ -108,31 +108,53 @@ def encodable(text, encoding):
     return "".join(out)
 
 
-class FallbackStream(io.TextIOBase):
-    """A text stream that prints what its encoding cannot hold as ASCII fall-backs.
+class OutputLost(Exception):
+    """Standard output or error could not be written (closed, full, a reader gone): the output
+    is lost, which is exit 4, never a bug."""
+
+    def __init__(self, name, reason):
+        super().__init__(f"cannot write to standard {name}: {reason}")
+        self.name = name
+
+
+class StandardStream(io.TextIOBase):
+    """sys.stdout or sys.stderr as the commands write them: what its encoding cannot hold as
+    ASCII fall-backs (a cp1252 or ASCII console), and a failed write (a closed stream, a full
+    disk, a pipe whose reader left) raised as OutputLost.
 
     It has no binary buffer, so click writes to it as it is instead of re-wrapping an ASCII
     stream as UTF-8."""
 
-    def __init__(self, stream):
-        self.stream = stream
+    def __init__(self, stream, name):
+        self.stream, self.name = stream, name
+        self.fallback = stream is not None and needs_fallback(stream)
 
     @property
     def encoding(self):
-        return self.stream.encoding
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def _do(self, action):
+        if self.stream is None:      # Python found the descriptor closed when it started
+            raise OutputLost(self.name, "it is closed")
+        try:
+            return action()
+        except OSError as e:
+            raise OutputLost(self.name, e.strerror or type(e).__name__) from None
 
     def write(self, text):
-        self.stream.write(encodable(text, self.stream.encoding or "ascii"))
+        text_out = encodable(text, self.encoding) if self.fallback else text
+        self._do(lambda: self.stream.write(text_out))
         return len(text)
 
     def flush(self):
-        self.stream.flush()
+        if self.stream is not None:
+            self._do(self.stream.flush)
 
     def isatty(self):
-        return self.stream.isatty()
+        return self.stream is not None and self.stream.isatty()
 
     def fileno(self):
-        return self.stream.fileno()
+        return self._do(self.stream.fileno)
 
 
 def needs_fallback(stream):
@@ -165,7 +187,7 @@ def reports_errors(command):
                  (mlp[0] if len(mlp) == 1 else None)} if "mlp" in kwargs else None
         try:
             return command(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, OutputLost):
             raise
         except Scan2ConvError as e:
             _traceback(kwargs)

@@ -811,4 +811,13 @@ MUTATIONS += [
       "    return _pool_of(count, os.getpid())",
       "    return _pool_of(count, 0)",
       "tests/test_conv_fold_threads.py", "a forked child handed its parent's pool, whose threads it does not have"),
+    # ---- standard streams that cannot be written ----------------------------------------
+    M("cli/common.py",
+      "            raise OutputLost(self.name, e.strerror or type(e).__name__) from None",
+      "            raise",
+      "tests/test_standard_streams.py", "a full disk or a gone reader under stdout reported as a bug (exit 70)"),
+    M("cli/__init__.py",
+      "            opened = os.open(os.devnull, os.O_RDWR)",
+      "            break",
+      "tests/test_standard_streams.py", "a closed descriptor 1 or 2 handed to the next file opened"),
 ]

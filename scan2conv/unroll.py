@@ -6,11 +6,13 @@ filter's block B_l (k_l·c_{l−1}, c_l) once per output position j, on the rows
 positions j·s_l … j·s_l + k_l − 1, and "no connection" (NaN or 0) everywhere else.
 """
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 
 from .convert import filter_to_block
 from .distributed import scatter_block
+from .errors import InputError
 from .mlp import MLP, Dense
 from . import axes as ax
 from .spec import LayerSpec, ScanSpec
@@ -23,10 +25,15 @@ def stack_spec(stack):
     return ScanSpec(tuple(LayerSpec(l.c_in, l.c_out, l.kernel, l.stride) for l in stack.layers))
 
 
+def _dtype(w, fill):
+    """The precision of a layer's dense matrix: the filter's, float64 for integers with NaN."""
+    return w.dtype if w.dtype.kind == "f" or fill == 0 else np.dtype(np.float64)
+
+
 def unroll_layer(w, b, g_in, stride, fill=np.nan):
     """Filter w (c_out, c_in, *k), bias b (c_out,) over g_in positions (per axis) →
     W (Π g_in·c_in, Π g·c_out), b (Π g·c_out,), g = (g_in − k) // stride + 1 per axis."""
-    dtype = w.dtype if w.dtype.kind == "f" or fill == 0 else np.float64
+    dtype = _dtype(w, fill)
     block = filter_to_block(w)                       # (Π k·c_in, c_out), rows (taps…, channel)
     big = scatter_block(block, g_in, w.shape[1], w.shape[2:], stride, fill, dtype)
     return big, np.tile(b, big.shape[1] // len(b))
@@ -55,9 +62,23 @@ class Unrolled:
         return [self.weights[0].shape[0]] + [w.shape[1] for w in self.weights]
 
 
-def unroll(stack, off_block="nan"):
-    """Stack → Unrolled: K = the receptive field, S = Π_l s_l (the natural scan stride)."""
+def unrolled_bytes(stack, off_block="nan"):
+    """The bytes of the dense matrices unroll(stack) makes: Σ_l Π g_{l−1}·c_{l−1} · Π g_l·c_l
+    numbers, which grow with the patch while the filters do not (a few kilobytes of filters
+    in a deep stack unroll to terabytes)."""
+    g = stack_spec(stack).grids()
+    return sum(prod(g_in) * l.c_in * prod(g_out) * l.c_out * _dtype(l.w, OFF_BLOCK[off_block]).itemsize
+               for l, g_in, g_out in zip(stack.layers, g, g[1:]))
+
+
+def unroll(stack, off_block="nan", max_bytes=None):
+    """Stack → Unrolled: K = the receptive field, S = Π_l s_l (the natural scan stride).
+    max_bytes: the most the dense matrices may take (InputError beyond; None: no limit)."""
     spec = stack_spec(stack)
+    if max_bytes is not None and (size := unrolled_bytes(stack, off_block)) > max_bytes:
+        raise InputError(f"the scanning MLP of this stack (receptive field K="
+                         f"{ax.show(spec.receptive_field)}) would take {size:,} bytes, over the "
+                         f"limit of {max_bytes:,} (raise it with --max-size)")
     g = spec.grids()
     weights, biases = [], []
     for layer, g_in in zip(stack.layers, g):

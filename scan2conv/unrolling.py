@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import axes as ax
-from .errors import OptionNeeded
+from .errors import InputError, OptionNeeded
 
 
 def _report(stack, info, u, output, fmt, transposed, off_block, reference, input_name, y, notes):
@@ -42,7 +42,10 @@ def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, 
     else:   # a Stack or ConvertedStack in memory: its strides are its own
         stack = getattr(stack_path, "stack", stack_path)
         info = {"layout": "scan2conv stack", "stride_source": "the stack", "source": "stack"}
-    u = unroll(stack, off_block)
+    try:
+        u = unroll(stack, off_block, max_bytes)
+    except InputError as e:
+        raise InputError(f"{stack_path}: {e}" if isinstance(stack_path, str) else str(e)) from None
     y = input_name = None
     if reference:
         from .inputs import read_input

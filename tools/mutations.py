@@ -820,4 +820,9 @@ MUTATIONS += [
       "            opened = os.open(os.devnull, os.O_RDWR)",
       "            break",
       "tests/test_standard_streams.py", "a closed descriptor 1 or 2 handed to the next file opened"),
+    # ---- unroll counts its matrices first ------------------------------------------------
+    M("scan2conv/unroll.py",
+      "    if max_bytes is not None and (size := unrolled_bytes(stack, off_block)) > max_bytes:",
+      "    if False and (size := unrolled_bytes(stack, off_block)) > max_bytes:",
+      "tests/test_unroll_size.py", "a deep stack's scanning MLP allocated whatever its size"),
 ]

@@ -162,8 +162,9 @@ def layers_from_onnx(path, wf):
     from .formats.infile import open_input
     with open_input(path) as fp:   # read_weights has vetted the file; this open checks it again
         model = onnx.load(fp, load_external_data=False)
-    arrays, layers = dict(wf.arrays), []
-    for node in model.graph.node:
+    from .formats.onnx_mlp import data_nodes
+    arrays, layers, on_data = dict(wf.arrays), [], data_nodes(model.graph)
+    for node in (n for i, n in enumerate(model.graph.node) if i in on_data):   # shapes skipped
         if node.op_type == "Conv":
             a = _onnx_attrs(node)
             padded = any(a.get("pads", [])) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")

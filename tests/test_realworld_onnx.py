@@ -119,14 +119,56 @@ def test_float16_weights_read_exactly(tmp_path):
     np.testing.assert_array_equal(arrays["b1"], stored["b1"])
 
 
-def test_external_data_refused(tmp_path):
-    model = helper_mlp("gemm")
-    onnx.save_model(model, tmp_path / "ext.onnx", save_as_external_data=True,
+def external_model(folder, location="ext.data"):
+    """helper_mlp saved with every initializer in the file `location` names: the model's path."""
+    onnx.save_model(helper_mlp("gemm"), folder / "ext.onnx", save_as_external_data=True,
                     all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
-    line = one_error(run("inspect", tmp_path / "ext.onnx"), 3)
-    assert line == (f"error: {tmp_path / 'ext.onnx'}: initializer 'w0' keeps its data in another "
-                    "file; scan2conv reads only the file it is given: save the model with its "
-                    "weights inside (onnx.save_model(model, path, save_as_external_data=False))")
+    if location != "ext.data":   # the location rewritten, as a hostile model names it
+        model = onnx.load(folder / "ext.onnx", load_external_data=False)
+        for t in model.graph.initializer:
+            for e in t.external_data:
+                e.value = location if e.key == "location" else e.value
+        onnx.save_model(model, folder / "ext.onnx")
+    return folder / "ext.onnx"
+
+
+def test_external_data_beside_the_model_read(tmp_path):
+    """The data file a model names plainly in its own folder is read, and said to be."""
+    path = external_model(tmp_path)
+    report = verify_mlp(tmp_path, str(path), ort_forward(path))
+    assert "weights read from ext.data beside the model (ONNX external data)" in report["mlp"]["notes"]
+
+
+@pytest.mark.parametrize("where", ["outside", "absolute", "link"])
+def test_external_data_elsewhere_refused_unread(tmp_path, where):
+    """A location outside the model's folder, or a link from inside it to a file outside, is
+    refused, though the file it names holds the right weights."""
+    inner = tmp_path / "model"
+    inner.mkdir()
+    secret = tmp_path / "secret.data"
+    external_model(inner).with_name("ext.data").rename(secret)
+    location = {"outside": "../secret.data", "absolute": str(secret), "link": "ext.data"}[where]
+    path = external_model(inner, location)
+    (inner / "ext.data").unlink()
+    if where == "link":
+        (inner / "ext.data").symlink_to(secret)
+    line = one_error(run("inspect", path), 3)
+    why = ("which is a symbolic link, which could lead anywhere" if where == "link"
+           else "not a file beside the model (only those are read)")
+    assert line == (f"error: {path}: initializer 'w0' keeps its data in '{location}', {why}; save "
+                    "it with its weights inside (onnx.save_model(model, path, save_as_external_data=False))")
+
+
+@pytest.mark.parametrize("damage, found", [
+    ("missing", "which is missing beside the model"),
+    ("short", "has external data at offset 0, length 288 in 'ext.data' (40 bytes); its shape "
+              "needs 288 bytes inside the file")])
+def test_external_data_missing_or_short_refused(tmp_path, damage, found):
+    path = external_model(tmp_path)
+    data = tmp_path / "ext.data"
+    data.unlink() if damage == "missing" else data.write_bytes(data.read_bytes()[:40])
+    line = one_error(run("verify", path, "--channels", C, "--stride", S), 3)
+    assert line.startswith(f"error: {path}: initializer 'w0' ") and found in line
 
 
 def test_graph_with_an_unknown_operation_refused(tmp_path):

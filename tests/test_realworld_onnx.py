@@ -119,11 +119,11 @@ def test_float16_weights_read_exactly(tmp_path):
     np.testing.assert_array_equal(arrays["b1"], stored["b1"])
 
 
-def external_model(folder, location="ext.data"):
+def external_model(folder, location="ext.onnx.data"):
     """helper_mlp saved with every initializer in the file `location` names: the model's path."""
     onnx.save_model(helper_mlp("gemm"), folder / "ext.onnx", save_as_external_data=True,
-                    all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
-    if location != "ext.data":   # the location rewritten, as a hostile model names it
+                    all_tensors_to_one_file=True, location="ext.onnx.data", size_threshold=0)
+    if location != "ext.onnx.data":   # the location rewritten, as a hostile model names it
         model = onnx.load(folder / "ext.onnx", load_external_data=False)
         for t in model.graph.initializer:
             for e in t.external_data:
@@ -132,40 +132,54 @@ def external_model(folder, location="ext.data"):
     return folder / "ext.onnx"
 
 
-def test_external_data_beside_the_model_read(tmp_path):
-    """The data file a model names plainly in its own folder is read, and said to be."""
+def test_external_data_in_the_models_own_data_file_read(tmp_path):
+    """model.onnx.data beside model.onnx (torch.onnx.export's name for it) is read, and said to be."""
     path = external_model(tmp_path)
     report = verify_mlp(tmp_path, str(path), ort_forward(path))
-    assert "weights read from ext.data beside the model (ONNX external data)" in report["mlp"]["notes"]
+    assert ("weights read from ext.onnx.data beside the model (ONNX external data)"
+            in report["mlp"]["notes"])
 
 
-@pytest.mark.parametrize("where", ["outside", "absolute", "link"])
-def test_external_data_elsewhere_refused_unread(tmp_path, where):
-    """A location outside the model's folder, or a link from inside it to a file outside, is
-    refused, though the file it names holds the right weights."""
+INSIDE = "save it with its weights inside (onnx.save_model(model, path, save_as_external_data=False))"
+
+
+@pytest.mark.parametrize("where", ["outside", "absolute", "other_name"])
+def test_external_data_elsewhere_refused(tmp_path, where):
+    """Any other location is refused, though the file it names holds the right weights (ONNX
+    Runtime runs the model whose data file has another name beside it)."""
+    inner = tmp_path / "model"
+    inner.mkdir()
+    secret = tmp_path / "secret.data" if where != "other_name" else inner / "secret.data"
+    external_model(inner).with_name("ext.onnx.data").rename(secret)
+    location = {"outside": "../secret.data", "absolute": str(secret), "other_name": "secret.data"}[where]
+    path = external_model(inner, location)
+    (inner / "ext.onnx.data").unlink()
+    if where == "other_name":
+        ort_forward(path)
+    line = one_error(run("inspect", path), 3)
+    assert line == (f"error: {path}: initializer 'w0' keeps its data in another file, '{location}'; "
+                    f"scan2conv reads only 'ext.onnx.data' beside the model (as torch.onnx.export "
+                    f"names it): {INSIDE}")
+
+
+def test_external_data_through_a_link_refused(tmp_path):
     inner = tmp_path / "model"
     inner.mkdir()
     secret = tmp_path / "secret.data"
-    external_model(inner).with_name("ext.data").rename(secret)
-    location = {"outside": "../secret.data", "absolute": str(secret), "link": "ext.data"}[where]
-    path = external_model(inner, location)
-    (inner / "ext.data").unlink()
-    if where == "link":
-        (inner / "ext.data").symlink_to(secret)
-    line = one_error(run("inspect", path), 3)
-    why = ("which is a symbolic link, which could lead anywhere" if where == "link"
-           else "not a file beside the model (only those are read)")
-    assert line == (f"error: {path}: initializer 'w0' keeps its data in '{location}', {why}; save "
-                    "it with its weights inside (onnx.save_model(model, path, save_as_external_data=False))")
+    external_model(inner).with_name("ext.onnx.data").rename(secret)
+    (inner / "ext.onnx.data").symlink_to(secret)
+    line = one_error(run("inspect", inner / "ext.onnx"), 3)
+    assert line == (f"error: {inner / 'ext.onnx'}: initializer 'w0' keeps its data in "
+                    f"'ext.onnx.data', which is a symbolic link, which could lead anywhere; {INSIDE}")
 
 
 @pytest.mark.parametrize("damage, found", [
     ("missing", "which is missing beside the model"),
-    ("short", "has external data at offset 0, length 288 in 'ext.data' (40 bytes); its shape "
-              "needs 288 bytes inside the file")])
+    ("short", "has external data at offset 0, length 288 in 'ext.onnx.data' (40 bytes); its "
+              "shape needs 288 bytes inside the file")])
 def test_external_data_missing_or_short_refused(tmp_path, damage, found):
     path = external_model(tmp_path)
-    data = tmp_path / "ext.data"
+    data = tmp_path / "ext.onnx.data"
     data.unlink() if damage == "missing" else data.write_bytes(data.read_bytes()[:40])
     line = one_error(run("verify", path, "--channels", C, "--stride", S), 3)
     assert line.startswith(f"error: {path}: initializer 'w0' ") and found in line

@@ -1,12 +1,13 @@
-"""ONNX weights kept in another file (external data), read only from the model's own folder.
+"""ONNX weights kept in another file (external data), read only from the model's own data file.
 
-torch.onnx.export(dynamo=True) writes every weight into `<model>.onnx.data` beside the model
-by default, and onnx.save_model(save_as_external_data=True) under a location the caller
-names. That location is text inside the model, so it is untrusted: scan2conv reads it only
-when it is a plain file name (no folder part, no '..', not absolute) of a regular file in the
-folder of the model it was given, opened without following a symbolic link, each tensor's
-bytes inside that file. Any other location is refused, named: a model must not make scan2conv
-read a file elsewhere (a path outside the folder, a link to one, a device).
+torch.onnx.export(dynamo=True) writes every weight into `<model file>.data` beside the model
+by default; onnx.save_model(save_as_external_data=True) writes them wherever its caller says.
+That location is text inside the model, so it is untrusted. scan2conv reads external data
+only from the file the path it was given names by that convention — `model.onnx` → the
+regular file `model.onnx.data` in the same folder, opened without following a symbolic link —
+and each tensor's bytes only from inside it. Any other location (another name, a path
+elsewhere, a link, a device) is refused and named: a model must not make scan2conv read a
+file the user did not hand it.
 """
 import errno
 import os
@@ -19,17 +20,12 @@ _FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 INSIDE = "save it with its weights inside (onnx.save_model(model, path, save_as_external_data=False))"
 
 
-def plain_name(location):
-    """True for a file name with no folder part: what can only name a file beside the model."""
-    return (isinstance(location, str) and location not in ("", ".", "..") and "/" not in location
-            and "\\" not in location and "\0" not in location and not os.path.isabs(location))
-
-
 class ExternalData:
     """The data files one model names, each opened once; close() when the model is read."""
 
     def __init__(self, model_path):
-        self.folder = os.path.dirname(os.fspath(model_path)) or "."
+        self.folder, name = os.path.split(os.fspath(model_path))
+        self.own = f"{name}.data"
         self.files, self.used = {}, []
 
     def close(self):
@@ -47,11 +43,12 @@ class ExternalData:
         if location in self.files:
             return self.files[location]
         shown = quote(location, 120)
-        if not plain_name(location):
-            raise UnsafeFileError(f"{at} keeps its data in {shown!r}, not a file beside the model "
-                                  f"(only those are read); {INSIDE}")
+        if location != self.own:
+            raise UnsafeFileError(f"{at} keeps its data in another file, {shown!r}; scan2conv reads "
+                                  f"only {self.own!r} beside the model (as torch.onnx.export names "
+                                  f"it): {INSIDE}")
         try:
-            fd = os.open(os.path.join(self.folder, location), _FLAGS)
+            fd = os.open(os.path.join(self.folder or ".", location), _FLAGS)
         except OSError as e:
             why = ("is a symbolic link, which could lead anywhere" if e.errno == errno.ELOOP
                    else "is missing beside the model" if e.errno == errno.ENOENT

@@ -64,4 +64,5 @@ def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, 
 def _meta(stack, u):
     """The axes an unrolled MLP's file records: its patches are flattened channels last."""
     from .formats.mlpmeta import mlp_meta
-    return mlp_meta(stack.channels, u.kernel, u.stride, "tc" if isinstance(u.kernel, int) else "hwc")
+    return mlp_meta(stack.channels, u.kernel, u.stride, "tc" if isinstance(u.kernel, int) else "hwc",
+                    [l.activation for l in stack.layers])

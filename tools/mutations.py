@@ -806,4 +806,22 @@ MUTATIONS += [
       "        w = np.where(nan, w.dtype.type(0), w)   # one new array, of w's precision",
       "        w = np.where(nan, 0, w).astype(w.dtype)",
       "tests/test_weights.py", "a weight holding NaN copied twice on its way into the MLP"),
+    # ---- exporters' files: ONNX external data, dynamo's shape arithmetic, unrolled activations --
+    M("scan2conv/formats/onnx_external.py",
+      "        if location != self.own:",
+      "        if False:",
+      "tests/test_realworld_onnx.py", "realworld: ONNX external data read from any location the model names"),
+    M("scan2conv/formats/onnx_external.py",
+      "getattr(os, \"O_CLOEXEC\", 0) | os.O_NOFOLLOW",
+      "getattr(os, \"O_CLOEXEC\", 0)",
+      "tests/test_realworld_onnx.py", "realworld: ONNX external data read through a symbolic link"),
+    M("scan2conv/formats/onnx_mlp.py",
+      "        if node.op_type not in SHAPE_OF and any(name in data for name in inputs):",
+      "        if any(name in data for name in inputs):",
+      "tests/test_realworld_dynamo.py", "realworld: dynamo's shape arithmetic read as part of the model"),
+    M("scan2conv/formats/mlpmeta.py",
+      "        acts = meta[\"activations\"]",
+      "        pass",
+      "tests/test_mlpmeta_activations.py", "realworld: an unrolled MLP's recorded activations ignored"),
+
 ]

@@ -156,6 +156,19 @@ def _onnx_attrs(node):
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _plain_conv(node, a, path):
+    """InputError naming what makes a Conv node more than a scan's plain windows."""
+    found = [f"auto_pad {a['auto_pad'].decode(errors='replace')}"
+             for _ in [0] if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")]
+    found += [f"{key} {list(a[key])}" for key, plain in (("pads", 0), ("dilations", 1))
+              if any(v != plain for v in a.get(key, []))]
+    found += [f"group {a['group']}"] if a.get("group", 1) != 1 else []
+    if found:
+        raise InputError(f"{path}: Conv node {node.name!r} has {', '.join(found)}; a scan reads "
+                         "whole windows with plain filters (no padding, dilation or groups): "
+                         "export the model with padding=0, dilation=1 and groups=1")
+
+
 def layers_from_onnx(path, wf):
     """Conv nodes in graph order with their strides; Relu/Tanh/… after a Conv is its activation."""
     import onnx
@@ -167,10 +180,7 @@ def layers_from_onnx(path, wf):
     for node in (n for i, n in enumerate(model.graph.node) if i in on_data):   # shapes skipped
         if node.op_type == "Conv":
             a = _onnx_attrs(node)
-            padded = any(a.get("pads", [])) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")
-            if padded or any(d != 1 for d in a.get("dilations", [1])) or a.get("group", 1) != 1:
-                raise InputError(f"{path}: Conv node {node.name!r} pads, dilates or groups; a scan "
-                                 "reads whole windows with plain filters")
+            _plain_conv(node, a, path)
             w = arrays.get(node.input[1]) if len(node.input) > 1 else None
             n = w.ndim - 2 if w is not None else 0
             strides = list(a.get("strides") or [1] * n)

@@ -230,12 +230,62 @@ def test_conv_graph_with_pooling_or_normalization_refused(tmp_path, extra, op):
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_conv_node_with_auto_pad_refused(tmp_path):
-    w = numpy_helper.from_array(np.ones((2, C, 3), np.float32), "w")
-    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", auto_pad="SAME_UPPER", strides=[1])
+@pytest.mark.parametrize("attrs, found", [
+    ({"auto_pad": "SAME_UPPER"}, "auto_pad SAME_UPPER"),
+    ({"pads": [1, 1]}, "pads [1, 1]"),
+    ({"dilations": [2]}, "dilations [2]"),
+    ({"group": 3}, "group 3"),
+    ({"pads": [0, 1], "dilations": [2], "group": 3}, "pads [0, 1], dilations [2], group 3")])
+def test_conv_node_that_is_not_a_plain_scan_refused(tmp_path, attrs, found):
+    """What ONNX Runtime runs but a scan is not: each such attribute named."""
+    w = numpy_helper.from_array(np.ones((3, C // attrs.get("group", 1), 3), np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", strides=[1], **attrs)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, C, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8])], [w])
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "s.onnx")
-    line = one_error(run("unroll", tmp_path / "s.onnx", "-o", tmp_path / "m.npz"), 3)
-    assert line.endswith("Conv node 'conv' pads, dilates or groups; a scan reads whole windows "
-                         "with plain filters")
+    ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    sample(tmp_path, (16, C))
+    for verb in (("unroll", "-o", tmp_path / "m.npz"), ("scan", tmp_path / "x.npy", "-o", tmp_path / "y.npy")):
+        line = one_error(run(verb[0], tmp_path / "s.onnx", *verb[1:]), 3)
+        assert line == (f"error: {tmp_path / 's.onnx'}: Conv node 'conv' has {found}; a scan reads "
+                        "whole windows with plain filters (no padding, dilation or groups): export "
+                        "the model with padding=0, dilation=1 and groups=1")
+    assert not (tmp_path / "m.npz").exists() and not (tmp_path / "y.npy").exists()
+
+
+def test_gemm_with_transposed_input_refused(tmp_path):
+    """Gemm(transA=1) takes its input as columns (features × batch): not a layer of rows, named."""
+    w, b = np.ones((K * C, 2), np.float32), np.zeros(2, np.float32)
+    node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transA=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [K * C, "n"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "t.onnx")
+    ort.InferenceSession(str(tmp_path / "t.onnx"), providers=["CPUExecutionProvider"])
+    line = one_error(run("verify", tmp_path / "t.onnx", "--channels", C, "--stride", S), 3)
+    assert line == (f"error: {tmp_path / 't.onnx'}: Gemm node 'fc' transposes its input (transA=1); "
+                    "a layer multiplies rows of inputs")
+
+
+@pytest.mark.parametrize("opset", [11, 13, 17])
+@pytest.mark.parametrize("form", ["no_bias", "flatten_first"])
+def test_torch_onnx_export_opsets(tmp_path, opset, form):
+    """The TorchScript exporter at several opsets: Linear(bias=False) as MatMul with the
+    transposed weight stored, a Flatten of (n, K, C) windows first."""
+    torch.manual_seed(opset)
+    if form == "no_bias":
+        net, example = nn.Sequential(nn.Linear(K * C, 6, bias=False), nn.Sigmoid(),
+                                     nn.Linear(6, 2, bias=False)), torch.randn(1, K * C)
+    else:
+        net, example = nn.Sequential(nn.Flatten(), nn.Linear(K * C, 6), nn.LeakyReLU(),
+                                     nn.Linear(6, 2)), torch.randn(1, K, C)
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=opset,
+                      input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def forward(v):
+        v = v.reshape(len(v), *example.shape[1:]).astype(np.float32)
+        return session.run(None, {"x": v})[0].astype(np.float64)
+    report = verify_mlp(tmp_path, str(path), forward)
+    assert report["mlp"]["activations"][0] == ("sigmoid" if form == "no_bias" else "leaky_relu")

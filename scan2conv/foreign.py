@@ -177,6 +177,9 @@ def layers_from_onnx(path, wf):
         model = onnx.load(fp, load_external_data=False)
     from .formats.onnx_mlp import data_nodes
     arrays, layers, on_data = dict(wf.arrays), [], data_nodes(model.graph)
+    for node in model.graph.node:   # a weight passed on by an Identity (exporters share one so)
+        if node.op_type == "Identity" and node.input and node.output and node.input[0] in arrays:
+            arrays[node.output[0]] = arrays[node.input[0]]
     for node in (n for i, n in enumerate(model.graph.node) if i in on_data):   # shapes skipped
         if node.op_type == "Conv":
             a = _onnx_attrs(node)

@@ -289,3 +289,41 @@ def test_torch_onnx_export_opsets(tmp_path, opset, form):
         return session.run(None, {"x": v})[0].astype(np.float64)
     report = verify_mlp(tmp_path, str(path), forward)
     assert report["mlp"]["activations"][0] == ("sigmoid" if form == "no_bias" else "leaky_relu")
+
+
+def helper_conv(form, dtype=np.float32):
+    """A Conv1d stack (C→2, k2, s2), Relu, (2→2, k2, s2) built with onnx.helper; the first
+    filter and bias a Constant node's, or the filter passed through an Identity node."""
+    rng = np.random.default_rng(5)
+    w1, b1, w2 = (rng.standard_normal(s).astype(dtype) for s in [(2, C, 2), (2,), (2, 2, 2)])
+    inits, nodes, first = [numpy_helper.from_array(w2, "w2")], [], "w1"
+    if form == "constant":
+        nodes = [helper.make_node("Constant", [], ["w1"], value=numpy_helper.from_array(w1, "c1")),
+                 helper.make_node("Constant", [], ["b1"], value=numpy_helper.from_array(b1, "c2"))]
+    else:
+        inits += [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(b1, "b1")]
+    if form == "identity":
+        nodes, first = [helper.make_node("Identity", ["w1"], ["w1_shared"])], "w1_shared"
+    nodes += [helper.make_node("Conv", ["x", first, "b1"], ["c1"], name="c1", strides=[2]),
+              helper.make_node("Relu", ["c1"], ["r1"]),
+              helper.make_node("Conv", ["r1", "w2"], ["y"], name="c2", strides=[2])]
+    elem = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", elem, [1, C, "l"])],
+                              [helper.make_tensor_value_info("y", elem, [1, 2, "m"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("form, dtype, tol", [("constant", np.float32, 1e-5),
+                                              ("identity", np.float32, 1e-5),
+                                              ("initializer", np.float16, 1e-2)])
+def test_helper_conv_graphs_in_exporters_forms(tmp_path, form, dtype, tol):
+    onnx.save(helper_conv(form, dtype), tmp_path / "s.onnx")
+    xpath, x = sample(tmp_path, (20, C))
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    y = flat(session.run(None, {"x": x.T[None].astype(dtype)})[0])
+    mlp, ref = unroll_reference(tmp_path, str(tmp_path / "s.onnx"), xpath)
+    np.testing.assert_allclose(ref, y, rtol=tol, atol=tol)
+    graded(str(tmp_path / "s.onnx"), mlp, xpath)

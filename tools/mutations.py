@@ -661,7 +661,7 @@ MUTATIONS += [
       "    if any(p[1:2] == [\"code\"] or p[-1] == \"constants.pkl\" for p in parts):",
       "    if False:",
       "tests/test_realworld_torch.py", "a TorchScript archive handed to torch.load"),
-    M("scan2conv/formats/keras.py",
+    M("scan2conv/formats/keras_config.py",
       "        elif cls not in PASS_THROUGH and cls not in CONV_LAYERS:",
       "        elif False:",
       "tests/test_realworld_keras.py", "a Keras Lambda or Rescaling layer skipped, another model read"),

@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from cli_errors import run
 from conftest import FIXTURES
 from realworld import flat, graded, sample, unroll_reference, verify_mlp
 
@@ -59,6 +60,9 @@ def test_dynamo_conv_stack_scanned_unrolled_and_graded(tmp_path, name, shape):
     xpath, x = sample(tmp_path, shape)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     y = flat(session.run(None, {"x": np.moveaxis(x, -1, 0)[None].astype(np.float32)})[0])
+    r = run("scan", path, xpath, "-o", tmp_path / "y.npy")
+    assert r.exit_code == 0, r.stderr
+    np.testing.assert_allclose(flat(np.load(tmp_path / "y.npy")[None]), y, rtol=1e-5, atol=1e-5)
     mlp, ref = unroll_reference(tmp_path, str(path), xpath)
     np.testing.assert_allclose(ref, y, rtol=1e-5, atol=1e-5)
     report = graded(str(path), mlp, xpath)

@@ -77,10 +77,13 @@ def test_legacy_non_zip_format(tmp_path):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_weights(tmp_path, dtype):
-    """Half weights widen exactly to float32; torch's reference runs on the same values in float64."""
+    """Half weights (torch.save and safetensors' save_file) widen exactly to float32; torch's
+    reference runs on the same values in float64."""
     net = sequential(dtype)
     torch.save(net.state_dict(), tmp_path / "half.pt")
-    verify_mlp(tmp_path, str(tmp_path / "half.pt"), forward_of(net.double()), *ACTS)
+    save_file(net.state_dict(), str(tmp_path / "half.safetensors"))
+    for name in ("half.pt", "half.safetensors"):
+        verify_mlp(tmp_path, str(tmp_path / name), forward_of(net.double()), *ACTS)
 
 
 def test_tensors_that_are_views_of_one_storage(tmp_path):

@@ -55,6 +55,10 @@ def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, 
         if fmt == "npy" and isinstance(u.kernel, tuple):
             notes.append(f"the .npy form records no axes: read it with --kernel {typed(u.kernel)} "
                          f"--stride {typed(u.stride)} (npz, h5 and safetensors record them)")
+        acts = [l.activation for l in stack.layers]
+        if fmt == "npy" and acts != ["relu"] * (len(acts) - 1) + ["identity"]:
+            notes.append(f"the .npy form records no activations: read it with --activations "
+                         f"{','.join(acts)} (npz, h5 and safetensors record them)")
     if y is not None:
         write_atomic(reference, lambda fp: np.save(fp, y), force)
     return _report(stack, info, u, output, fmt, transposed, off_block, reference, input_name, y,

@@ -56,3 +56,15 @@ def test_activations_that_do_not_fit_the_layers_refused(tmp_path):
              __meta__=np.array(json.dumps(meta)))
     line = one_error(run("verify", tmp_path / "m.npz", "--channels", C, "--stride", 2), 3)
     assert line.startswith(f"error: {tmp_path / 'm.npz'}: layer 2: ") and "softplus" in line
+
+
+def test_npy_form_says_how_to_read_its_activations(tmp_path, stack_file):
+    """The homework's .npy has no room for them: unroll says which --activations reads it."""
+    r = run("unroll", stack_file, "-o", tmp_path / "mlp.npy", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["mlp"]["notes"] == [
+        "the .npy form records no activations: read it with --activations sigmoid,tanh,identity "
+        "(npz, h5 and safetensors record them)"]
+    r = run("verify", tmp_path / "mlp.npy", "--stack", stack_file, "--input", tmp_path / "x.npy",
+            "--channels", C, "--kernel", 4, "--stride", 4, "--activations", "sigmoid,tanh,identity")
+    assert r.exit_code == 0, r.stdout + r.stderr

@@ -190,7 +190,12 @@ def layers_from_onnx(path, wf):
             if w is None or not 1 <= n <= MAX_AXES or w.size == 0 or len(strides) != n or min(strides) < 1:
                 raise InputError(f"{path}: Conv node {node.name!r} is not a convolution with "
                                  "a filter initializer and one positive stride per axis")
-            b = arrays.get(node.input[2]) if len(node.input) > 2 else None
+            bias = node.input[2] if len(node.input) > 2 else ""
+            if bias and bias not in arrays:   # dropped, it would read as 0 whatever it holds
+                raise InputError(f"{path}: Conv node {node.name!r} takes its bias from {bias!r}, "
+                                 "which the graph computes; scan2conv reads biases stored in it: "
+                                 "export with the default optimize=True, which stores them")
+            b = arrays.get(bias)
             layers.append(ForeignLayer(node.input[1], w, b, ax.plain(map(int, strides)), "identity"))
         elif node.op_type in ONNX_ACTIVATIONS and layers:
             layers[-1].activation = ONNX_ACTIVATIONS[node.op_type]

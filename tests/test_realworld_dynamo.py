@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from cli_errors import run
+from cli_errors import one_error, run
 from conftest import FIXTURES
 from realworld import flat, graded, sample, unroll_reference, verify_mlp
 
@@ -67,3 +67,17 @@ def test_dynamo_conv_stack_scanned_unrolled_and_graded(tmp_path, name, shape):
     np.testing.assert_allclose(ref, y, rtol=1e-5, atol=1e-5)
     report = graded(str(path), mlp, xpath)
     assert report["stacks"][-1]["agree"]
+
+
+def test_dynamo_unoptimized_conv_with_a_computed_bias_refused(tmp_path):
+    """optimize=False leaves a layer without bias computing zeros (Expand of a CastLike of a
+    Constant) as its bias: a bias the graph computes is named, never read as 0 unseen; the
+    shape arithmetic's Constant nodes of plain numbers are no weights and pass."""
+    path = copied(tmp_path, "conv1d_unoptimized")
+    xpath, _ = sample(tmp_path, (20, 3))
+    for verb in (("scan", xpath, "-o", tmp_path / "y.npy"), ("unroll", "-o", tmp_path / "m.npz")):
+        line = one_error(run(verb[0], path, *verb[1:]), 3)
+        assert line == (f"error: {path}: Conv node 'node_conv1d_1' takes its bias from 'val_8', "
+                        "which the graph computes; scan2conv reads biases stored in it: export "
+                        "with the default optimize=True, which stores them")
+    assert not (tmp_path / "y.npy").exists() and not (tmp_path / "m.npz").exists()

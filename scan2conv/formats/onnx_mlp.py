@@ -20,7 +20,8 @@ LAYER_OPS = {"Gemm", "MatMul"}
 
 
 SHAPE_OF = {"Shape", "Size"}        # read a value's shape, not its numbers
-DATA_INPUTS = {"Reshape": 1, "Expand": 1, "Squeeze": 1, "Unsqueeze": 1}   # the rest are shapes
+# inputs that carry data; the rest give a shape, or (CastLike) a type
+DATA_INPUTS = {"Reshape": 1, "Expand": 1, "Squeeze": 1, "Unsqueeze": 1, "CastLike": 1}
 
 
 def data_nodes(graph):
@@ -48,7 +49,7 @@ def constants(graph, where, to_array):
     initializer reader, so the same budget and size checks apply)."""
     out = {}
     for node in graph.node:
-        if node.op_type == "Constant":
+        if node.op_type == "Constant" and not _listed(node):
             value = next((a.t for a in node.attribute if a.name == "value"), None)
             if value is None or not node.output:
                 raise InputError(f"{where}: Constant node {quote(node.name)!r} holds no tensor "
@@ -57,6 +58,15 @@ def constants(graph, where, to_array):
                 value.name = node.output[0]
             out[node.output[0]] = to_array(value)[1]
     return out
+
+
+LISTED = {"value_int", "value_ints", "value_float", "value_floats"}   # shapes, axes, scalars
+
+
+def _listed(node):
+    """True for a Constant of plain numbers (value_ints: a shape torch.onnx.export computes
+    with), no weight: a layer that takes one is told its weight is not stored."""
+    return len(node.attribute) == 1 and node.attribute[0].name in LISTED
 
 
 def _scaled(a, factor):

@@ -156,27 +156,46 @@ def _onnx_attrs(node):
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _plain_conv(node, a, path):
+    """InputError naming what makes a Conv node more than a scan's plain windows."""
+    found = [f"auto_pad {a['auto_pad'].decode(errors='replace')}"
+             for _ in [0] if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")]
+    found += [f"{key} {list(a[key])}" for key, plain in (("pads", 0), ("dilations", 1))
+              if any(v != plain for v in a.get(key, []))]
+    found += [f"group {a['group']}"] if a.get("group", 1) != 1 else []
+    if found:
+        raise InputError(f"{path}: Conv node {node.name!r} has {', '.join(found)}; a scan reads "
+                         "whole windows with plain filters (no padding, dilation or groups): "
+                         "export the model with padding=0, dilation=1 and groups=1")
+
+
 def layers_from_onnx(path, wf):
     """Conv nodes in graph order with their strides; Relu/Tanh/… after a Conv is its activation."""
     import onnx
     from .formats.infile import open_input
     with open_input(path) as fp:   # read_weights has vetted the file; this open checks it again
         model = onnx.load(fp, load_external_data=False)
-    arrays, layers = dict(wf.arrays), []
-    for node in model.graph.node:
+    from .formats.onnx_mlp import data_nodes
+    arrays, layers, on_data = dict(wf.arrays), [], data_nodes(model.graph)
+    for node in model.graph.node:   # a weight passed on by an Identity (exporters share one so)
+        if node.op_type == "Identity" and node.input and node.output and node.input[0] in arrays:
+            arrays[node.output[0]] = arrays[node.input[0]]
+    for node in (n for i, n in enumerate(model.graph.node) if i in on_data):   # shapes skipped
         if node.op_type == "Conv":
             a = _onnx_attrs(node)
-            padded = any(a.get("pads", [])) or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID")
-            if padded or any(d != 1 for d in a.get("dilations", [1])) or a.get("group", 1) != 1:
-                raise InputError(f"{path}: Conv node {node.name!r} pads, dilates or groups; a scan "
-                                 "reads whole windows with plain filters")
+            _plain_conv(node, a, path)
             w = arrays.get(node.input[1]) if len(node.input) > 1 else None
             n = w.ndim - 2 if w is not None else 0
             strides = list(a.get("strides") or [1] * n)
             if w is None or not 1 <= n <= MAX_AXES or w.size == 0 or len(strides) != n or min(strides) < 1:
                 raise InputError(f"{path}: Conv node {node.name!r} is not a convolution with "
                                  "a filter initializer and one positive stride per axis")
-            b = arrays.get(node.input[2]) if len(node.input) > 2 else None
+            bias = node.input[2] if len(node.input) > 2 else ""
+            if bias and bias not in arrays:   # dropped, it would read as 0 whatever it holds
+                raise InputError(f"{path}: Conv node {node.name!r} takes its bias from {bias!r}, "
+                                 "which the graph computes; scan2conv reads biases stored in it: "
+                                 "export with the default optimize=True, which stores them")
+            b = arrays.get(bias)
             layers.append(ForeignLayer(node.input[1], w, b, ax.plain(map(int, strides)), "identity"))
         elif node.op_type in ONNX_ACTIVATIONS and layers:
             layers[-1].activation = ONNX_ACTIVATIONS[node.op_type]

@@ -11,7 +11,7 @@ import zlib
 
 from . import axes as ax
 from .errors import InputError
-from .formats import keras
+from .formats import keras, keras_config
 from .formats.infile import open_input
 from .formats.hdf5 import STACK_ATTR, attr, census, open_h5, read_dataset, resolve
 from .formats.jsontext import parse_json
@@ -29,13 +29,13 @@ def conv_entries(config, prefix="layers/", where=None):
     order; an activation layer after a conv is its activation. stride: an int on one axis, a
     tuple per axis on more."""
     used, out = {}, []
-    for layer in keras._layers_of(config) or []:
+    for layer in keras_config.layers_of(config) or []:
         if not isinstance(layer, dict) or layer.get("class_name") == "InputLayer":
             continue
         cls = str(layer.get("class_name", ""))
         cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
-        path = f"{prefix}{keras._unique(keras.snake_case(cls), used)}"
-        act = keras._activation_layer(cls, cfg)
+        path = f"{prefix}{keras_config.unique_name(keras_config.snake_case(cls), used)}"
+        act = keras_config.activation_layer(cls, cfg)
         if cls in CONVS:
             d, name = CONVS[cls], quote(cfg.get("name", path))
             at = f"{where}: layer {name!r}" if where else f"layer {name!r}"
@@ -43,16 +43,16 @@ def conv_entries(config, prefix="layers/", where=None):
                 raise InputError(f"{at} pads or dilates; a scan reads whole windows (padding='valid')")
             out.append({"path": path, "name": name, "ndim": d,
                         "stride": ax.plain(_sizes(cfg, "strides", d, at)),
-                        "activation": keras._act_name(cfg.get("activation"))})
+                        "activation": keras_config.act_name(cfg.get("activation"))})
         elif act is not None and out and out[-1]["activation"] == "linear":
             out[-1]["activation"] = act
-        elif act is None and cls not in keras.PASS_THROUGH | {"Permute"}:   # pooling, normalization
+        elif act is None and cls not in keras_config.PASS_THROUGH | {"Permute"}:   # pooling, normalization
             at = f"{where}: layer {quote(cfg.get('name', path))!r}" if where else f"layer {path!r}"
             if cls == "Dense":
                 raise InputError(f"{at} is a Dense layer among the convolutions; a conv stack is "
                                  "Conv1D or Conv2D layers only: save the convolutions as a model of "
                                  "their own")
-            raise keras.not_readable(at, quote(cls))
+            raise keras_config.not_readable(at, quote(cls))
     return out
 
 

@@ -58,6 +58,10 @@ def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, 
         if fmt == "npy" and isinstance(u.kernel, tuple):
             notes.append(f"the .npy form records no axes: read it with --kernel {typed(u.kernel)} "
                          f"--stride {typed(u.stride)} (npz, h5 and safetensors record them)")
+        acts = [l.activation for l in stack.layers]
+        if fmt == "npy" and acts != ["relu"] * (len(acts) - 1) + ["identity"]:
+            notes.append(f"the .npy form records no activations: read it with --activations "
+                         f"{','.join(acts)} (npz, h5 and safetensors record them)")
     if y is not None:
         write_atomic(reference, lambda fp: np.save(fp, y), force)
     return _report(stack, info, u, output, fmt, transposed, off_block, reference, input_name, y,
@@ -67,4 +71,5 @@ def unroll_file(stack_path, output, fmt, transposed, off_block, layers, kernel, 
 def _meta(stack, u):
     """The axes an unrolled MLP's file records: its patches are flattened channels last."""
     from .formats.mlpmeta import mlp_meta
-    return mlp_meta(stack.channels, u.kernel, u.stride, "tc" if isinstance(u.kernel, int) else "hwc")
+    return mlp_meta(stack.channels, u.kernel, u.stride, "tc" if isinstance(u.kernel, int) else "hwc",
+                    [l.activation for l in stack.layers])

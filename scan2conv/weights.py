@@ -158,7 +158,8 @@ def build_mlp(wf, channels=None, orientation=None, activation_names=None):
     """WeightFile → MLP with (in, out) weights, zero biases where the file has none (the
     scan2conv MLP metadata an npz may carry is not a layer)."""
     from .formats.mlpmeta import without_meta
-    layers = group_layers(without_meta(wf))
+    wf = without_meta(wf)   # the activations its metadata records, too
+    layers = group_layers(wf)
     orient = choose_orientation(wf, layers, channels, orientation)
     acts = _activations(wf, len(layers), activation_names)
     # what the reader noticed (order guessed, activations not recorded) travels with the MLP;

@@ -250,8 +250,9 @@ def test_onnx_padded_conv_is_refused(case, tmp_path):
     onnx.save(model, str(tmp_path / "s.onnx"))
     code, err = verify(folder, tmp_path / "s.onnx")
     assert code == 3
-    assert err["error"].endswith("s.onnx: Conv node '' pads, dilates or groups; a scan reads whole "
-                                 "windows with plain filters")
+    assert err["error"].endswith("s.onnx: Conv node '' has pads [1, 1]; a scan reads whole windows "
+                                 "with plain filters (no padding, dilation or groups): export the "
+                                 "model with padding=0, dilation=1 and groups=1")
 
 
 @pytest.mark.parametrize("kind", ["keras", "h5"])

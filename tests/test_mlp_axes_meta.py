@@ -148,7 +148,7 @@ def _changed(path, value):
     (_changed(["version"], 2), "version 2 is not supported"),
     (json.dumps({**GOOD, "format": "scan2conv-mlp", "pad": "x" * 5000}), "over the limit of 4,096"),
     ('{"format": "scan2conv-mlp", ' + "[" * 5, "not valid JSON"),
-    ('{"format": "scan2conv-mlp", "x": ' + "[" * 100 + "]" * 100 + "}", "over the limit of 64"),
+    ('{"format": "scan2conv-mlp", "x": [' + "0," * 1500 + "0]}", "over the limit of 1,024"),
     ('{"format": "scan2conv-mlp", "x": ' + "[" * 30 + "]" * 30 + "}", "nests deeper"),
 ])
 def test_metadata_is_untrusted(tmp_path, text, says):
@@ -162,7 +162,8 @@ def test_metadata_is_untrusted(tmp_path, text, says):
 def test_the_good_metadata_reads(tmp_path):
     path = _with_meta(tmp_path, json.dumps(GOOD))
     meta, wf = split(read_weights(str(path)), "npz")
-    assert meta == {"channels": 3, "kernel": (8, 8), "stride": (4, 4), "patch": "hwc"}
+    assert meta == {"channels": 3, "kernel": (8, 8), "stride": (4, 4), "patch": "hwc",
+                    "activations": None}
     assert [n for n, _ in wf.arrays] == ["W1", "W2", "W3"]
     with pytest.raises(InputError, match="not a string"):
         parse_mlp_meta(None, "here")

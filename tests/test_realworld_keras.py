@@ -193,3 +193,71 @@ def test_subclassed_model_refused(keras, tmp_path, saver):
     line = one_error(run("verify", path, "--channels", C, "--stride", 2), 3)
     assert line.endswith("a subclassed keras.Model, whose file does not record the order its "
                          "layers run in; save its layers as a Sequential or functional model")
+
+
+@pytest.mark.parametrize("saver", SAVERS)
+@pytest.mark.parametrize("ndim, data_format", [(1, "channels_first"), (2, "channels_first"),
+                                               (1, "channels_last")])
+def test_conv_models_with_their_own_activations(keras, tmp_path, saver, ndim, data_format):
+    """An explicit InputLayer, data_format either way (the kernel is (*k, c_in, c_out) both
+    ways), tanh and sigmoid, a layer without bias: unrolled, the MLP file keeps the
+    activations and the model grades correct against it."""
+    keras.utils.set_random_seed(6)
+    L, conv = keras.layers, (keras.layers.Conv1D if ndim == 1 else keras.layers.Conv2D)
+    first = data_format == "channels_first"
+    shape = (C, *(None,) * ndim) if first else (*(None,) * ndim, C)
+    model = keras.Sequential([
+        L.InputLayer(shape=shape),
+        conv(2, 2, strides=2, activation="tanh", data_format=data_format),
+        conv(4, 2, strides=2, use_bias=False, data_format=data_format), L.Activation("sigmoid"),
+        conv(2, 1, data_format=data_format)])
+    path = save(model, tmp_path, saver)
+    xpath, x = sample(tmp_path, (20, C) if ndim == 1 else (12, 16, C))
+    layers = {1: "2:2,2:2,1:1", 2: "2x2:2x2,2x2:2x2,1x1:1x1"}[ndim]
+    options = ("--layers", layers) if saver == "weights.h5" else ()
+    if saver == "weights.h5":   # it records no activations: the stack runs relu, relu, identity
+        return _weights_only_runs_the_default(tmp_path, path, xpath, options)
+    mlp, ref = unroll_reference(tmp_path, path, xpath, *options)
+    x_in = np.moveaxis(x, -1, 0)[None] if first else x[None]
+    y = keras.ops.convert_to_numpy(model(x_in.astype(np.float32)))
+    np.testing.assert_allclose(ref, flat(y if first else np.moveaxis(y, -1, 1)), rtol=1e-5, atol=1e-5)
+    graded(path, mlp, xpath)
+
+
+def _weights_only_runs_the_default(tmp_path, path, xpath, options):
+    import json
+
+    from cli_errors import run
+    r = run("unroll", path, "-o", tmp_path / "m.npz", *options, "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [l["activation"] for l in json.loads(r.stdout)["stack"]["layers"]] == ["relu", "relu", "identity"]
+    graded(path, str(tmp_path / "m.npz"), xpath, *options)
+
+
+def test_mixed_precision_conv_model(keras, tmp_path):
+    """mixed_float16: float32 kernels, float16 compute; Keras' rounding sets the tolerance."""
+    keras.utils.set_random_seed(7)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        L = keras.layers
+        model = keras.Sequential([keras.Input((None, C)), L.Conv1D(2, 2, strides=2, activation="relu"),
+                                  L.Conv1D(2, 2, strides=2)])
+        path = save(model, tmp_path, "keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    xpath, x = sample(tmp_path, (20, C))
+    mlp, ref = unroll_reference(tmp_path, path, xpath)
+    y = keras.ops.convert_to_numpy(model(x[None].astype(np.float32))).astype(np.float64)
+    np.testing.assert_allclose(ref, flat(np.moveaxis(y, -1, 1)), rtol=1e-2, atol=1e-2)
+    graded(path, mlp, xpath)
+
+
+@pytest.mark.parametrize("saver", SAVERS)
+def test_sequential_with_an_input_layer_and_relu_layers(keras, tmp_path, saver):
+    """An explicit InputLayer, ReLU and LeakyReLU layers after Dense layers without biases."""
+    keras.utils.set_random_seed(8)
+    L = keras.layers
+    model = keras.Sequential([L.InputLayer(shape=(K * C,)), L.Dense(6, use_bias=False), L.ReLU(),
+                              L.Dense(5), L.LeakyReLU(negative_slope=0.01), L.Dense(2, use_bias=False)])
+    verify_mlp(tmp_path, save(model, tmp_path, saver), forward_of(keras, model),
+               *acts_for(saver, "relu,leaky_relu,identity"))

@@ -119,14 +119,70 @@ def test_float16_weights_read_exactly(tmp_path):
     np.testing.assert_array_equal(arrays["b1"], stored["b1"])
 
 
-def test_external_data_refused(tmp_path):
-    model = helper_mlp("gemm")
-    onnx.save_model(model, tmp_path / "ext.onnx", save_as_external_data=True,
-                    all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
-    line = one_error(run("inspect", tmp_path / "ext.onnx"), 3)
-    assert line == (f"error: {tmp_path / 'ext.onnx'}: initializer 'w0' keeps its data in another "
-                    "file; scan2conv reads only the file it is given: save the model with its "
-                    "weights inside (onnx.save_model(model, path, save_as_external_data=False))")
+def external_model(folder, location="ext.onnx.data"):
+    """helper_mlp saved with every initializer in the file `location` names: the model's path."""
+    onnx.save_model(helper_mlp("gemm"), folder / "ext.onnx", save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="ext.onnx.data", size_threshold=0)
+    if location != "ext.onnx.data":   # the location rewritten, as a hostile model names it
+        model = onnx.load(folder / "ext.onnx", load_external_data=False)
+        for t in model.graph.initializer:
+            for e in t.external_data:
+                e.value = location if e.key == "location" else e.value
+        onnx.save_model(model, folder / "ext.onnx")
+    return folder / "ext.onnx"
+
+
+def test_external_data_in_the_models_own_data_file_read(tmp_path):
+    """model.onnx.data beside model.onnx (torch.onnx.export's name for it) is read, and said to be."""
+    path = external_model(tmp_path)
+    report = verify_mlp(tmp_path, str(path), ort_forward(path))
+    assert ("weights read from ext.onnx.data beside the model (ONNX external data)"
+            in report["mlp"]["notes"])
+
+
+INSIDE = "save it with its weights inside (onnx.save_model(model, path, save_as_external_data=False))"
+
+
+@pytest.mark.parametrize("where", ["outside", "absolute", "other_name"])
+def test_external_data_elsewhere_refused(tmp_path, where):
+    """Any other location is refused, though the file it names holds the right weights (ONNX
+    Runtime runs the model whose data file has another name beside it)."""
+    inner = tmp_path / "model"
+    inner.mkdir()
+    secret = tmp_path / "secret.data" if where != "other_name" else inner / "secret.data"
+    external_model(inner).with_name("ext.onnx.data").rename(secret)
+    location = {"outside": "../secret.data", "absolute": str(secret), "other_name": "secret.data"}[where]
+    path = external_model(inner, location)
+    (inner / "ext.onnx.data").unlink()
+    if where == "other_name":
+        ort_forward(path)
+    line = one_error(run("inspect", path), 3)
+    assert line == (f"error: {path}: initializer 'w0' keeps its data in another file, '{location}'; "
+                    f"scan2conv reads only 'ext.onnx.data' beside the model (as torch.onnx.export "
+                    f"names it): {INSIDE}")
+
+
+def test_external_data_through_a_link_refused(tmp_path):
+    inner = tmp_path / "model"
+    inner.mkdir()
+    secret = tmp_path / "secret.data"
+    external_model(inner).with_name("ext.onnx.data").rename(secret)
+    (inner / "ext.onnx.data").symlink_to(secret)
+    line = one_error(run("inspect", inner / "ext.onnx"), 3)
+    assert line == (f"error: {inner / 'ext.onnx'}: initializer 'w0' keeps its data in "
+                    f"'ext.onnx.data', which is a symbolic link, which could lead anywhere; {INSIDE}")
+
+
+@pytest.mark.parametrize("damage, found", [
+    ("missing", "which is missing beside the model"),
+    ("short", "has external data at offset 0, length 288 in 'ext.onnx.data' (40 bytes); its "
+              "shape needs 288 bytes inside the file")])
+def test_external_data_missing_or_short_refused(tmp_path, damage, found):
+    path = external_model(tmp_path)
+    data = tmp_path / "ext.onnx.data"
+    data.unlink() if damage == "missing" else data.write_bytes(data.read_bytes()[:40])
+    line = one_error(run("verify", path, "--channels", C, "--stride", S), 3)
+    assert line.startswith(f"error: {path}: initializer 'w0' ") and found in line
 
 
 def test_graph_with_an_unknown_operation_refused(tmp_path):
@@ -174,12 +230,100 @@ def test_conv_graph_with_pooling_or_normalization_refused(tmp_path, extra, op):
     assert not (tmp_path / "m.npz").exists()
 
 
-def test_conv_node_with_auto_pad_refused(tmp_path):
-    w = numpy_helper.from_array(np.ones((2, C, 3), np.float32), "w")
-    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", auto_pad="SAME_UPPER", strides=[1])
+@pytest.mark.parametrize("attrs, found", [
+    ({"auto_pad": "SAME_UPPER"}, "auto_pad SAME_UPPER"),
+    ({"pads": [1, 1]}, "pads [1, 1]"),
+    ({"dilations": [2]}, "dilations [2]"),
+    ({"group": 3}, "group 3"),
+    ({"pads": [0, 1], "dilations": [2], "group": 3}, "pads [0, 1], dilations [2], group 3")])
+def test_conv_node_that_is_not_a_plain_scan_refused(tmp_path, attrs, found):
+    """What ONNX Runtime runs but a scan is not: each such attribute named."""
+    w = numpy_helper.from_array(np.ones((3, C // attrs.get("group", 1), 3), np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", strides=[1], **attrs)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, C, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 8])], [w])
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "s.onnx")
-    line = one_error(run("unroll", tmp_path / "s.onnx", "-o", tmp_path / "m.npz"), 3)
-    assert line.endswith("Conv node 'conv' pads, dilates or groups; a scan reads whole windows "
-                         "with plain filters")
+    ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    sample(tmp_path, (16, C))
+    for verb in (("unroll", "-o", tmp_path / "m.npz"), ("scan", tmp_path / "x.npy", "-o", tmp_path / "y.npy")):
+        line = one_error(run(verb[0], tmp_path / "s.onnx", *verb[1:]), 3)
+        assert line == (f"error: {tmp_path / 's.onnx'}: Conv node 'conv' has {found}; a scan reads "
+                        "whole windows with plain filters (no padding, dilation or groups): export "
+                        "the model with padding=0, dilation=1 and groups=1")
+    assert not (tmp_path / "m.npz").exists() and not (tmp_path / "y.npy").exists()
+
+
+def test_gemm_with_transposed_input_refused(tmp_path):
+    """Gemm(transA=1) takes its input as columns (features × batch): not a layer of rows, named."""
+    w, b = np.ones((K * C, 2), np.float32), np.zeros(2, np.float32)
+    node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transA=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [K * C, "n"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "t.onnx")
+    ort.InferenceSession(str(tmp_path / "t.onnx"), providers=["CPUExecutionProvider"])
+    line = one_error(run("verify", tmp_path / "t.onnx", "--channels", C, "--stride", S), 3)
+    assert line == (f"error: {tmp_path / 't.onnx'}: Gemm node 'fc' transposes its input (transA=1); "
+                    "a layer multiplies rows of inputs")
+
+
+@pytest.mark.parametrize("opset", [11, 13, 17])
+@pytest.mark.parametrize("form", ["no_bias", "flatten_first"])
+def test_torch_onnx_export_opsets(tmp_path, opset, form):
+    """The TorchScript exporter at several opsets: Linear(bias=False) as MatMul with the
+    transposed weight stored, a Flatten of (n, K, C) windows first."""
+    torch.manual_seed(opset)
+    if form == "no_bias":
+        net, example = nn.Sequential(nn.Linear(K * C, 6, bias=False), nn.Sigmoid(),
+                                     nn.Linear(6, 2, bias=False)), torch.randn(1, K * C)
+    else:
+        net, example = nn.Sequential(nn.Flatten(), nn.Linear(K * C, 6), nn.LeakyReLU(),
+                                     nn.Linear(6, 2)), torch.randn(1, K, C)
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=opset,
+                      input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def forward(v):
+        v = v.reshape(len(v), *example.shape[1:]).astype(np.float32)
+        return session.run(None, {"x": v})[0].astype(np.float64)
+    report = verify_mlp(tmp_path, str(path), forward)
+    assert report["mlp"]["activations"][0] == ("sigmoid" if form == "no_bias" else "leaky_relu")
+
+
+def helper_conv(form, dtype=np.float32):
+    """A Conv1d stack (C→2, k2, s2), Relu, (2→2, k2, s2) built with onnx.helper; the first
+    filter and bias a Constant node's, or the filter passed through an Identity node."""
+    rng = np.random.default_rng(5)
+    w1, b1, w2 = (rng.standard_normal(s).astype(dtype) for s in [(2, C, 2), (2,), (2, 2, 2)])
+    inits, nodes, first = [numpy_helper.from_array(w2, "w2")], [], "w1"
+    if form == "constant":
+        nodes = [helper.make_node("Constant", [], ["w1"], value=numpy_helper.from_array(w1, "c1")),
+                 helper.make_node("Constant", [], ["b1"], value=numpy_helper.from_array(b1, "c2"))]
+    else:
+        inits += [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(b1, "b1")]
+    if form == "identity":
+        nodes, first = [helper.make_node("Identity", ["w1"], ["w1_shared"])], "w1_shared"
+    nodes += [helper.make_node("Conv", ["x", first, "b1"], ["c1"], name="c1", strides=[2]),
+              helper.make_node("Relu", ["c1"], ["r1"]),
+              helper.make_node("Conv", ["r1", "w2"], ["y"], name="c2", strides=[2])]
+    elem = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", elem, [1, C, "l"])],
+                              [helper.make_tensor_value_info("y", elem, [1, 2, "m"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("form, dtype, tol", [("constant", np.float32, 1e-5),
+                                              ("identity", np.float32, 1e-5),
+                                              ("initializer", np.float16, 1e-2)])
+def test_helper_conv_graphs_in_exporters_forms(tmp_path, form, dtype, tol):
+    onnx.save(helper_conv(form, dtype), tmp_path / "s.onnx")
+    xpath, x = sample(tmp_path, (20, C))
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    y = flat(session.run(None, {"x": x.T[None].astype(dtype)})[0])
+    mlp, ref = unroll_reference(tmp_path, str(tmp_path / "s.onnx"), xpath)
+    np.testing.assert_allclose(ref, y, rtol=tol, atol=tol)
+    graded(str(tmp_path / "s.onnx"), mlp, xpath)

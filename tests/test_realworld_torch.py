@@ -77,10 +77,13 @@ def test_legacy_non_zip_format(tmp_path):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_weights(tmp_path, dtype):
-    """Half weights widen exactly to float32; torch's reference runs on the same values in float64."""
+    """Half weights (torch.save and safetensors' save_file) widen exactly to float32; torch's
+    reference runs on the same values in float64."""
     net = sequential(dtype)
     torch.save(net.state_dict(), tmp_path / "half.pt")
-    verify_mlp(tmp_path, str(tmp_path / "half.pt"), forward_of(net.double()), *ACTS)
+    save_file(net.state_dict(), str(tmp_path / "half.safetensors"))
+    for name in ("half.pt", "half.safetensors"):
+        verify_mlp(tmp_path, str(tmp_path / name), forward_of(net.double()), *ACTS)
 
 
 def test_tensors_that_are_views_of_one_storage(tmp_path):
@@ -325,3 +328,30 @@ def test_converted_stack_runs_like_the_torch_model(tmp_path):
     y = session.run(None, {"x": x.astype(np.float32)})[0]
     expected = forward_of(net)(windows(x[0].T)).T.reshape(1, -1)   # (O, P) channel-major
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mistake, says", [
+    ("flip", "layer 1: the kernel flipped in time (a convolution; PyTorch's Conv1d is a "
+             "cross-correlation); drop the [:, :, ::-1]: W1.T.reshape(6, 4, 3).transpose(0, 2, 1)"),
+    ("reshape", "layer 1: the MLP weight reshaped straight to (6, 3, 4); use "
+                "W1.T.reshape(6, 4, 3).transpose(0, 2, 1)")])
+def test_a_students_torch_conversion_diagnosed(tmp_path, mistake, says):
+    """A Flatten-first Linear MLP without biases, and a student's Conv1d stack of it saved by
+    torch with a classic mistake in the first filter: graded wrong, the mistake named."""
+    torch.manual_seed(12)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(K * C, 6, bias=False), nn.ReLU(),
+                        nn.Linear(6, 2, bias=False)).double()
+    torch.save(net.state_dict(), tmp_path / "mlp.pt")
+    w1, w2 = net[1].weight.detach().numpy(), net[3].weight.detach().numpy()
+    filters = w1.reshape(6, K, C).transpose(0, 2, 1)
+    filters = filters[:, :, ::-1] if mistake == "flip" else w1.reshape(6, C, K)
+    student = nn.Sequential(nn.Conv1d(C, 6, K, stride=S, bias=False), nn.ReLU(),
+                            nn.Conv1d(6, 2, 1, bias=False)).double()
+    student.load_state_dict({"0.weight": torch.from_numpy(filters.copy()),
+                             "2.weight": torch.from_numpy(w2[:, :, None].copy())})
+    torch.save(student.state_dict(), tmp_path / "student.pt")
+    xpath, _ = sample(tmp_path)
+    r = run("verify", tmp_path / "mlp.pt", "--stack", tmp_path / "student.pt", "--input", xpath,
+            "--channels", C, "--stride", S)
+    assert r.exit_code == 1, r.stderr
+    assert f"mistake       {says}" in r.stdout.splitlines()

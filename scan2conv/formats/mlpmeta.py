@@ -1,5 +1,6 @@
 """What an MLP file written by scan2conv says about its scan: input channels, the patch per axis
-(kernel), the scan stride and the patch's flatten order.
+(kernel), the scan stride and the patch's flatten order; and the activation of each layer,
+which no matrix shows (a stack of sigmoid layers unrolls to matrices that read as relu's).
 
 A weight file's shapes give K only as a count of positions: 64 pixels may be 8×8 or 4×16, and
 one axis or two. `unroll` therefore writes the axes beside the matrices, as JSON:
@@ -21,14 +22,20 @@ FORMAT = "scan2conv-mlp"
 VERSION = 1
 KEY = "scan2conv_mlp"       # the HDF5 attribute and safetensors metadata key
 ORDERS = ("tc", "ct", "hwc", "chw")
-MAX_TEXT = 4096             # the JSON a few numbers need, with room to spare
+MAX_TEXT = 4096             # the JSON a few numbers and names need, with room to spare
+MAX_NAME = 80               # one activation's name
+MAX_VALUES = 1024           # JSON values: a few numbers and a name per layer
 
 
-def mlp_meta(channels, kernel, stride, patch):
-    """The metadata dict written beside an MLP's matrices; kernel, stride: ints or per-axis tuples."""
+def mlp_meta(channels, kernel, stride, patch, activations=None):
+    """The metadata dict written beside an MLP's matrices; kernel, stride: ints or per-axis
+    tuples; activations: one name per layer, or None."""
     as_json = (lambda v: list(v) if isinstance(v, tuple) else v)
-    return {"format": FORMAT, "version": VERSION, "channels": int(channels),
+    meta = {"format": FORMAT, "version": VERSION, "channels": int(channels),
             "scan": {"kernel": as_json(kernel), "stride": as_json(stride), "patch": patch}}
+    if activations is not None:
+        meta["activations"] = list(activations)
+    return meta
 
 
 def meta_text(meta):
@@ -43,7 +50,7 @@ def parse_mlp_meta(text, where):
     if len(text) > MAX_TEXT:
         raise InputError(f"{where}: the scan2conv MLP metadata holds {len(text):,} characters, "
                          f"over the limit of {MAX_TEXT:,}; refused")
-    meta = parse_json(text, where, "the MLP metadata", max_values=64, max_depth=4)
+    meta = parse_json(text, where, "the MLP metadata", max_values=MAX_VALUES, max_depth=4)
     found = meta.get("format") if isinstance(meta, dict) else None
     if found != FORMAT:
         raise InputError(f"{where}: the MLP metadata format is {quote(json.dumps(found), 40)}; "
@@ -72,13 +79,27 @@ def _checked(meta, where):
         raise _bad(where, "scan.patch", patch, " or ".join(map(repr, allowed)))
     shape = (lambda v: tuple(v) if isinstance(v, list) else v)
     return {"channels": meta["channels"], "kernel": shape(kernel),
-            "stride": None if stride is None else shape(stride), "patch": patch}
+            "stride": None if stride is None else shape(stride), "patch": patch,
+            "activations": _activations(meta, where)}
+
+
+def _activations(meta, where):
+    """The activation names, or None when the metadata records none (the weights' reader
+    checks each name, and that there is one per layer)."""
+    found = meta.get("activations")
+    if found is None:
+        return None
+    if not (isinstance(found, list) and found
+            and all(isinstance(a, str) and 0 < len(a) <= MAX_NAME for a in found)):
+        raise InputError(f"{where}: MLP metadata activations is {quote(json.dumps(found), 60)}; "
+                         f"expected a list of names of at most {MAX_NAME} characters")
+    return found
 
 
 def split(wf, family):
-    """(the checked MLP metadata or None, wf without the `__meta__` entry). A stack's metadata
-    stays in the WeightFile, for the caller to say what the file is."""
-    from dataclasses import replace
+    """(the checked MLP metadata or None, wf without the `__meta__` entry and with the
+    activations the metadata records). A stack's metadata stays in the WeightFile, for the
+    caller to say what the file is."""
     rest = [(n, a) for n, a in wf.arrays if n != META_KEY]
     entry = [a for n, a in wf.arrays if n == META_KEY]
     if entry:
@@ -88,13 +109,22 @@ def split(wf, family):
                              "expected a JSON string")
         if f'"{FORMAT}"' not in str(a):   # a stack's: its reader checks it
             return None, wf
-        return parse_mlp_meta(str(a), wf.path), replace(wf, arrays=rest)
+        return _with_activations(parse_mlp_meta(str(a), wf.path), wf, rest)
     text = wf.meta.get(KEY)
     if text is None and family == "hdf5":
         text = read_h5_text(wf.path)
         if text is not None:
             wf.meta[KEY] = text   # kept with the arrays, as the other formats keep it
-    return (None if text is None else parse_mlp_meta(text, wf.path)), wf
+    return _with_activations(None if text is None else parse_mlp_meta(text, wf.path), wf, wf.arrays)
+
+
+def _with_activations(meta, wf, arrays):
+    """(meta, wf holding arrays), the activations meta records given to wf unless it has its own."""
+    from dataclasses import replace
+    acts = wf.activations
+    if meta is not None and acts is None and meta["activations"] is not None:
+        acts = meta["activations"]
+    return meta, replace(wf, arrays=arrays, activations=acts)
 
 
 def without_meta(wf):

@@ -1,8 +1,9 @@
 """ONNX: a stack as a Conv / activation / Flatten graph, and its initializers read back.
 
 Graphs are built with onnx.helper and checked with onnx.checker. Weights are written as
-float32: ONNX Runtime's CPU Conv has no float64 kernel. Reading never loads external data:
-an initializer stored outside the file is refused.
+float32: ONNX Runtime's CPU Conv has no float64 kernel. onnx never loads external data here:
+an initializer stored outside the file is read by onnx_external.py, from the model's own
+folder only, or refused.
 """
 import json
 import os
@@ -10,9 +11,10 @@ import os
 import numpy as np
 
 from .. import axes as ax
-from ..errors import InputError, OutputError, UnsafeFileError
+from ..errors import InputError, OutputError
 from ..text import one_line, quote
 from .infile import open_input
+from .onnx_external import ExternalData, inlined
 from .stackfile import AXIS_NAMES
 from .onnx_mlp import constants, is_mlp_graph, mlp_layers
 from .weightfile import WeightFile, array_bytes, as_budget, check_size
@@ -87,14 +89,10 @@ def _text(value, where, what):
     return value
 
 
-def _initializer(onnx, t, where, budget):
+def _initializer(onnx, t, where, budget, external):
     from onnx import helper, numpy_helper
     name = _text(t.name, where, "an initializer name")
     at = f"{where}: initializer {quote(name)!r}"
-    if t.data_location == onnx.TensorProto.EXTERNAL:
-        raise UnsafeFileError(f"{at} keeps its data in another file; scan2conv reads only the "
-                              "file it is given: save the model with its weights inside "
-                              "(onnx.save_model(model, path, save_as_external_data=False))")
     try:
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
     except (KeyError, ValueError, TypeError):
@@ -106,6 +104,8 @@ def _initializer(onnx, t, where, budget):
         raise InputError(f"{at} has a negative dimension in {quote(dims)}")
     check_size(dims, dtype, at, budget.max_bytes)   # alone, then with the rest
     budget.take(array_bytes(dims, dtype), at)
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        t = inlined(t, external.read(t, array_bytes(dims, dtype), at))
     try:
         return name, numpy_helper.to_array(t)
     except (ValueError, TypeError) as e:
@@ -134,12 +134,20 @@ def read_onnx(path, limit):
             model = onnx.load(fp, load_external_data=False)
         except Exception as e:   # parsing only: however it fails, it is the file's fault
             raise InputError(f"{path}: not a readable ONNX model: {quote(one_line(e), 200)}") from None
+    with ExternalData(path) as external:
+        wf = _weight_file(onnx, model, path, budget, external)
+    if external.note():
+        wf.notes.append(external.note())
+    return wf
+
+
+def _weight_file(onnx, model, path, budget, external):
     meta = _metadata(model, path)
     budget.count(len(model.graph.initializer), path)
-    arrays = [_initializer(onnx, t, path, budget) for t in model.graph.initializer]
+    read = lambda t: _initializer(onnx, t, path, budget, external)   # noqa: E731
+    arrays = [read(t) for t in model.graph.initializer]
     if STACK_KEY in meta:
         return WeightFile(path, "scan2conv stack (ONNX)", _some(arrays, path), True, meta=meta)
-    read = lambda t: _initializer(onnx, t, path, budget)   # noqa: E731
     arrays += constants(model.graph, path, read).items()
     if is_mlp_graph(model.graph):
         layers, acts = mlp_layers(model.graph, dict(arrays), path)

@@ -6,6 +6,8 @@ and onnx.helper users write MatMul(x, W) with W (in, out). Weights may be initia
 Constant nodes, passed through Identity nodes. Each layer is taken in graph order
 (ONNX stores nodes topologically sorted), turned to (in, out), with the activation node that
 follows it; Flatten, Reshape, Identity and Dropout pass values through unchanged.
+Nodes that compute only shapes (Shape and what is built from it, as torch.onnx.export with
+dynamic sizes writes for a Flatten) are not on the data's path and are skipped.
 """
 import numpy as np
 
@@ -15,6 +17,25 @@ from ..text import quote
 ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu"}
 PASS_THROUGH = {"Flatten", "Reshape", "Identity", "Dropout", "Cast", "Squeeze", "Unsqueeze"}
 LAYER_OPS = {"Gemm", "MatMul"}
+
+
+SHAPE_OF = {"Shape", "Size"}        # read a value's shape, not its numbers
+# inputs that carry data; the rest give a shape, or (CastLike) a type
+DATA_INPUTS = {"Reshape": 1, "Expand": 1, "Squeeze": 1, "Unsqueeze": 1, "CastLike": 1}
+
+
+def data_nodes(graph):
+    """The indices of the nodes that compute on the numbers flowing from the graph's inputs:
+    neither shape arithmetic nor what transforms a stored weight."""
+    stored = {t.name for t in graph.initializer}
+    data = {i.name for i in graph.input if i.name not in stored}
+    found = set()
+    for i, node in enumerate(graph.node):
+        inputs = node.input[:DATA_INPUTS.get(node.op_type, len(node.input))]
+        if node.op_type not in SHAPE_OF and any(name in data for name in inputs):
+            data.update(node.output)
+            found.add(i)
+    return found
 
 
 def is_mlp_graph(graph):
@@ -28,7 +49,7 @@ def constants(graph, where, to_array):
     initializer reader, so the same budget and size checks apply)."""
     out = {}
     for node in graph.node:
-        if node.op_type == "Constant":
+        if node.op_type == "Constant" and not _listed(node):
             value = next((a.t for a in node.attribute if a.name == "value"), None)
             if value is None or not node.output:
                 raise InputError(f"{where}: Constant node {quote(node.name)!r} holds no tensor "
@@ -37,6 +58,15 @@ def constants(graph, where, to_array):
                 value.name = node.output[0]
             out[node.output[0]] = to_array(value)[1]
     return out
+
+
+LISTED = {"value_int", "value_ints", "value_float", "value_floats"}   # shapes, axes, scalars
+
+
+def _listed(node):
+    """True for a Constant of plain numbers (value_ints: a shape torch.onnx.export computes
+    with), no weight: a layer that takes one is told its weight is not stored."""
+    return len(node.attribute) == 1 and node.attribute[0].name in LISTED
 
 
 def _scaled(a, factor):
@@ -124,7 +154,8 @@ class _Reader:
     def stored(self, node):
         """True when node is a Transpose or Identity of a stored weight, whose output is then
         stored too (exporters write W.T as Transpose(W), a shared weight as Identity(W))."""
-        if node.op_type not in ("Transpose", "Identity") or node.input[0] not in self.values:
+        if (node.op_type not in ("Transpose", "Identity") or not node.input or not node.output
+                or node.input[0] not in self.values):
             return False
         a = np.asarray(self.values[node.input[0]])
         if node.op_type == "Transpose":
@@ -162,9 +193,12 @@ class _Reader:
 
 def mlp_layers(graph, values, where):
     """([(name, array)] of (in, out) weights each with its bias, [activation per layer])."""
-    reader = _Reader(where, values)
-    for node in graph.node:
-        reader.visit(node)
+    reader, on_data = _Reader(where, values), data_nodes(graph)
+    for i, node in enumerate(graph.node):
+        reader.visit(node) if i in on_data else reader.stored(node)
+    if not reader.layers:
+        raise InputError(f"{where}: no Gemm or MatMul node computes on the graph's input; an MLP "
+                         "read from ONNX is a chain of them from the input to the output")
     arrays = []
     for layer in reader.layers:
         b = layer["b"]

@@ -77,11 +77,15 @@ def _read_array(path, max_bytes):
                      f"name the input one of {', '.join(_NPZ_KEYS)}")
 
 
-def as_network_input(a, path, channels=None, ndim=None):
+def as_network_input(a, path, channels=None, ndim=None, max_bytes=None):
     """(frames, features) or (n, c, l) → x (n, c, l) float64, checked against channels; an
-    image (H, W, C) (ndim 2) or (N, H, W, C) → x (n, c, h, w)."""
+    image (H, W, C) (ndim 2) or (N, H, W, C) → x (n, c, h, w). With max_bytes, x as float64
+    (8 bytes a value, whatever the file stores) must fit it."""
     if a.dtype.kind not in "iuf":
         raise InputError(f"{path}: input has dtype {a.dtype}; expected numbers")
+    if max_bytes is not None and a.size * 8 > max_bytes:
+        raise InputError(f"{path}: input of shape {a.shape} takes {a.size * 8:,} bytes as float64, "
+                         f"over the limit of {max_bytes:,} (raise it with --max-size)")
     if a.ndim == 1 and channels == 1:
         a = a[:, None]
     if a.ndim == 4 or (ndim == 2 and a.ndim == 3):
@@ -95,6 +99,7 @@ def as_network_input(a, path, channels=None, ndim=None):
         x = a
     else:
         raise InputError(f"{path}: input has shape {a.shape}; expected (frames, features) or (n, c, l)")
+    _refuse_empty(x, path)
     if channels and x.shape[1] != channels:
         hint = " (is it stored features × frames? transpose it)" if a.ndim == 2 and a.shape[0] == channels else ""
         hint = " (an image is stored channels last: (H, W, C))" if x.ndim == 4 else hint
@@ -106,10 +111,21 @@ def as_network_input(a, path, channels=None, ndim=None):
     return x
 
 
+def _refuse_empty(x, path):
+    """An input of no samples or no features: a scan of it compares nothing, and no patch
+    width can be derived from 0 features."""
+    what = "images" if x.ndim == 4 else "samples"
+    if x.shape[0] == 0:
+        raise InputError(f"{path}: input is a batch of 0 {what}: nothing to scan")
+    if x.shape[1] == 0:
+        per = "channels per pixel" if x.ndim == 4 else "features per frame"
+        raise InputError(f"{path}: input has 0 {per}: nothing to scan")
+
+
 def read_input(path, channels=None, max_bytes=DEFAULT_MAX_BYTES, ndim=None):
     """Read a sample input file → x (n, c, l) float64 (an image: (n, c, h, w))."""
     open_checked(path)
     try:
-        return as_network_input(_read_array(path, max_bytes), path, channels, ndim)
+        return as_network_input(_read_array(path, max_bytes), path, channels, ndim, max_bytes)
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError
 from .text import one_line
-from .formats import DEFAULT_MAX_BYTES, FAMILY_NAMES, open_checked, open_input, sniff
+from .formats import DEFAULT_MAX_BYTES, FAMILY_NAMES, open_input, sniff
 
 _NPZ_KEYS = ("x", "input", "data", "arr_0")
 _MAX_LINE = 2**20   # characters: a frame of ~100,000 numbers
@@ -124,7 +124,6 @@ def _refuse_empty(x, path):
 
 def read_input(path, channels=None, max_bytes=DEFAULT_MAX_BYTES, ndim=None):
     """Read a sample input file → x (n, c, l) float64 (an image: (n, c, h, w))."""
-    open_checked(path)
     try:
         return as_network_input(_read_array(path, max_bytes), path, channels, ndim, max_bytes)
     except OSError as e:

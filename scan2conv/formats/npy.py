@@ -136,20 +136,12 @@ def _check_entry(info, duplicate, where, budget, before):
 
 
 def read_npz(path, limit):
-    budget, arrays = as_budget(limit), []
+    budget = as_budget(limit)
     try:
-        check_zip_directory(path)
-        with open_input(path) as archive, zipfile.ZipFile(archive) as zf:
-            seen, before = set(), 0
-            for info in zf.infolist():
-                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                where = f"{path}: entry {name!r}"
-                _check_entry(info, name in seen, where, budget, before)
-                seen.add(name)
-                before += info.file_size
-                with zf.open(info) as fp:
-                    obj = read_stream(fp, where, budget, info.file_size)
-                arrays.extend(arrays_of(obj, where) if obj.dtype == object else [(name, obj)])
+        with open_input(path) as archive:   # one open: the directory checked is the one read
+            check_zip_directory(archive, path)
+            with zipfile.ZipFile(archive) as zf:
+                arrays = _read_entries(zf, path, budget)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
             NotImplementedError, ValueError) as e:   # ValueError: e.g. names that are not UTF-8
         raise InputError(f"{path}: corrupt npz archive: {quote(e, 200)}") from None
@@ -158,3 +150,18 @@ def read_npz(path, limit):
     if not arrays:
         raise InputError(f"{path}: the npz archive holds no arrays")
     return WeightFile(path, "npz", arrays, ordered=False)
+
+
+def _read_entries(zf, path, budget):
+    """[(name, array)] of every entry of the open archive, in the archive's order."""
+    arrays, seen, before = [], set(), 0
+    for info in zf.infolist():
+        name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        where = f"{path}: entry {name!r}"
+        _check_entry(info, name in seen, where, budget, before)
+        seen.add(name)
+        before += info.file_size
+        with zf.open(info) as fp:
+            obj = read_stream(fp, where, budget, info.file_size)
+        arrays.extend(arrays_of(obj, where) if obj.dtype == object else [(name, obj)])
+    return arrays

@@ -111,15 +111,17 @@ def as_network_input(a, path, channels=None, ndim=None, max_bytes=None):
     return x
 
 
+_AXES = {3: ("samples", "features per frame", "frames"),
+         4: ("images", "channels per pixel", "rows", "columns")}
+
+
 def _refuse_empty(x, path):
-    """An input of no samples or no features: a scan of it compares nothing, and no patch
-    width can be derived from 0 features."""
-    what = "images" if x.ndim == 4 else "samples"
-    if x.shape[0] == 0:
-        raise InputError(f"{path}: input is a batch of 0 {what}: nothing to scan")
-    if x.shape[1] == 0:
-        per = "channels per pixel" if x.ndim == 4 else "features per frame"
-        raise InputError(f"{path}: input has 0 {per}: nothing to scan")
+    """An input with an axis of length 0 (no samples, features, frames, rows or columns): a
+    scan of it compares nothing, and no patch width or layout can be derived from a 0."""
+    for size, name in zip(x.shape, _AXES[x.ndim]):
+        if size == 0:
+            what = f"is a batch of 0 {name}" if name in ("samples", "images") else f"has 0 {name}"
+            raise InputError(f"{path}: input {what}: nothing to scan")
 
 
 def read_input(path, channels=None, max_bytes=DEFAULT_MAX_BYTES, ndim=None):

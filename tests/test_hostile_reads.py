@@ -25,6 +25,7 @@ def _npy(path, descr, shape, body=b""):
 @pytest.mark.parametrize("shape, message", [
     ((0, 3, 2**40), "a batch of 0 samples: nothing to scan"),
     ((20, 0), "0 features per frame: nothing to scan"),
+    ((2, 3, 0), "0 frames: nothing to scan"),
 ])
 def test_an_input_of_no_samples_or_no_features_is_refused(tmp_path, shape, message):
     """Neither is a scan: an empty batch made verify report agreement on nothing, and 0
@@ -37,6 +38,8 @@ def test_an_input_of_no_samples_or_no_features_is_refused(tmp_path, shape, messa
 @pytest.mark.parametrize("shape, message", [
     ((0, 20, 16, 3), "a batch of 0 images: nothing to scan"),
     ((16, 16, 0), "0 channels per pixel: nothing to scan"),
+    ((0, 16, 2**31), "0 rows: nothing to scan"),        # as (H, W, C): 2**31 channels beside it
+    ((1, 16, 0, 3), "0 columns: nothing to scan"),
 ])
 def test_an_image_of_no_images_or_no_channels_is_refused(tmp_path, shape, message):
     m = defaults.default_image_mlp()

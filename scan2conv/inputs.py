@@ -70,6 +70,9 @@ def _read_array(path, max_bytes):
     named = dict(wf.arrays)
     if len(wf.arrays) == 1:
         return wf.arrays[0][1]
+    if family == "npy":   # an object array of arrays: its arr_0, arr_1, … are no names it chose
+        raise InputError(f"{path}: a pickled object array of {len(wf.arrays)} arrays (weights, "
+                         "like the homework's mlp_weights files), not a sample input")
     for key in _NPZ_KEYS:
         if key in named:
             return named[key]

@@ -95,3 +95,22 @@ def test_a_safetensors_shape_beside_a_zero_is_checked_like_any_shape(tmp_path):
 
 def test_the_good_input_still_reads():
     assert run("verify", MLP, "--input", INPUT, "--stride", "2").exit_code == 0
+
+
+@pytest.mark.parametrize("flag", ["--input", "--expect"])
+def test_a_pickled_weight_file_given_as_sample_data_is_named(fixtures, flag):
+    """Its elements are named arr_0, arr_1, … by the reader, and arr_0 is a name an input
+    may have: the homework's first weight matrix was read as 192 frames × 8 features."""
+    weights = str(fixtures / "mlp_weights_part_b.npy")
+    args = ["--input", str(fixtures / "data.asc")] if flag == "--expect" else []
+    line = one_error(run("verify", weights, "--stride", "4", *args, flag, weights), 3)
+    assert line.endswith("mlp_weights_part_b.npy: a pickled object array of 3 arrays (weights, "
+                         "like the homework's mlp_weights files), not a sample input")
+
+
+def test_an_empty_torch_state_dict_is_named_so(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.save({}, tmp_path / "empty.pt")
+    line = one_error(run("inspect", tmp_path / "empty.pt"), 3)
+    assert line.endswith("empty.pt: an empty dict, not a state dict of tensors; save it with "
+                         "torch.save(model.state_dict(), path)")

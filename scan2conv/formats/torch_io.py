@@ -120,8 +120,8 @@ def state_dict(torch, obj, path):
         for key in NESTED_KEYS:
             if _is_tensor_dict(torch, obj.get(key)):
                 return list(obj[key].items()), f"state dict taken from the checkpoint's {key!r} entry"
-        keys = ", ".join(map(str, list(obj)[:8]))
-        raise InputError(f"{path}: a dict with keys {keys}, not a state dict of tensors; save it "
+        keys = f"a dict with keys {', '.join(map(str, list(obj)[:8]))}" if obj else "an empty dict"
+        raise InputError(f"{path}: {keys}, not a state dict of tensors; save it "
                          "with torch.save(model.state_dict(), path)")
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(t, torch.Tensor) for t in obj):
         return [(f"arr_{i}", t) for i, t in enumerate(obj)], None

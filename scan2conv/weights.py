@@ -5,12 +5,14 @@ import numpy as np
 
 from . import activations
 from .errors import InputError, OptionNeeded
-from .formats.order import layer_order, stem
+from .formats.order import stem
+from .formats.weightfile import natural_key
 from .mlp import MLP, Dense
 
 MAX_LAYERS = 256   # far beyond any scanning MLP; the structure search is per layer
 
 ORIENTATIONS = ("in_out", "out_in")
+
 
 def _check_array(name, a, where):
     if a.dtype.kind not in "iuf" or a.dtype.itemsize > 8:
@@ -23,7 +25,7 @@ def _check_array(name, a, where):
 def group_layers(wf):
     """[(name, w, b or None)]: 2-D arrays start layers; a 1-D array is the bias of the weight
     with the same stem, else of the weight before it."""
-    items = wf.arrays if wf.ordered else layer_order(wf.arrays)   # formats/order.py's policy
+    items = wf.arrays if wf.ordered else sorted(wf.arrays, key=lambda kv: natural_key(kv[0]))
     for name, a in items:
         _check_array(name, a, wf.path)
     layers = [[name, a, None] for name, a in items if a.ndim == 2]

@@ -1,22 +1,26 @@
-"""One order policy for files that keep no order (formats/order.py): npz names are ordered by
-their layer stems like HDF5 and safetensors names, not by the whole name."""
+"""The layer-order policy of formats/order.py: an order the file keeps is kept; names are
+ordered naturally where it keeps none, the same for an npz as for HDF5 and safetensors."""
 import numpy as np
+import pytest
 
 from scan2conv.formats.order import layer_order
 from scan2conv.formats.weightfile import WeightFile
 from scan2conv.weights import group_layers
 
+NAMES = [["W1", "b1", "W2", "b2", "W10", "b10"],
+         ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc10.weight", "fc10.bias"],
+         ["layer2/kernel", "layer2/bias", "layer10/kernel", "layer10/bias"],
+         ["arr_0", "arr_1", "arr_2", "arr_10"]]
 
-def test_npz_names_mixing_role_words_are_ordered_by_layer():
-    """'kernel_2' sorts before 'w_1' as a whole name; by layer (the stem left once the role
-    word is gone) w_1 comes first. Sorted whole, the two chained backwards as (out, in)."""
-    w1, b1, w2 = np.ones((16, 6)), np.zeros(6), np.ones((6, 2))
-    arrays = [("kernel_2", w2), ("b_1", b1), ("w_1", w1)]
-    wf = WeightFile("m.npz", "npz", arrays, ordered=False)
-    layers = group_layers(wf)
-    assert [name for name, _, _ in layers] == ["w_1", "kernel_2"]
-    assert layers[0][2] is b1 and layers[1][2] is None
-    assert [n for n, _ in layer_order(arrays)] == ["w_1", "b_1", "kernel_2"]
+
+@pytest.mark.parametrize("names", NAMES)
+def test_npz_names_sort_into_the_layers_hdf5_and_safetensors_names_do(names):
+    arrays = [(n, np.ones((2, 2)) if i % 2 == 0 or n.startswith("arr") else np.ones(2))
+              for i, n in enumerate(names)]
+    shuffled = [arrays[i] for i in np.random.default_rng(1).permutation(len(arrays))]
+    by_stem = [n for n, a in layer_order(shuffled) if a.ndim == 2]
+    npz = group_layers(WeightFile("m.npz", "npz", shuffled, ordered=False))
+    assert [name for name, _, _ in npz] == by_stem == [n for n, a in arrays if a.ndim == 2]
 
 
 def test_an_order_the_file_keeps_is_kept():

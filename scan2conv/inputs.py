@@ -102,7 +102,7 @@ def as_network_input(a, path, channels=None, ndim=None, max_bytes=None):
         x = a
     else:
         raise InputError(f"{path}: input has shape {a.shape}; expected (frames, features) or (n, c, l)")
-    _refuse_empty(x, path)
+    refuse_empty(x.shape, path)
     if channels and x.shape[1] != channels:
         hint = " (is it stored features × frames? transpose it)" if a.ndim == 2 and a.shape[0] == channels else ""
         hint = " (an image is stored channels last: (H, W, C))" if x.ndim == 4 else hint
@@ -118,10 +118,12 @@ _AXES = {3: ("samples", "features per frame", "frames"),
          4: ("images", "channels per pixel", "rows", "columns")}
 
 
-def _refuse_empty(x, path):
-    """An input with an axis of length 0 (no samples, features, frames, rows or columns): a
-    scan of it compares nothing, and no patch width or layout can be derived from a 0."""
-    for size, name in zip(x.shape, _AXES[x.ndim]):
+def refuse_empty(shape, path):
+    """InputError for an input of shape (n, c, l) or (n, c, h, w) with an axis of length 0 (no
+    samples, features, frames, rows or columns): a scan of it compares nothing, and no patch
+    width, layout or engine can be sized from a 0 (an image of 0 rows and 2**31 columns had
+    its engine built for every column)."""
+    for size, name in zip(shape, _AXES[len(shape)]):
         if size == 0:
             what = f"is a batch of 0 {name}" if name in ("samples", "images") else f"has 0 {name}"
             raise InputError(f"{path}: input {what}: nothing to scan")

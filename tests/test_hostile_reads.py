@@ -4,6 +4,7 @@ and a safetensors shape whose zero hides dimensions no array can have."""
 import io
 import json
 import struct
+import zipfile
 
 import numpy as np
 import pytest
@@ -114,3 +115,35 @@ def test_an_empty_torch_state_dict_is_named_so(tmp_path):
     line = one_error(run("inspect", tmp_path / "empty.pt"), 3)
     assert line.endswith("empty.pt: an empty dict, not a state dict of tensors; save it with "
                          "torch.save(model.state_dict(), path)")
+
+
+def test_an_image_with_an_axis_of_0_is_refused_before_the_engine_is_built(tmp_path):
+    """0 rows of 2**31 columns hold no bytes, so the file is complete; the image engine was
+    then sized for every column (16 GiB) before the rows were counted."""
+    from scan2conv.image_sources import check_image
+    with pytest.raises(InputError, match="x.npy: input has 0 rows: nothing to scan"):
+        check_image(np.dtype("<f8"), (0, 2**31, 3), "x.npy")
+    with pytest.raises(InputError, match="input is a batch of 0 images: nothing to scan"):
+        check_image(np.dtype("<f8"), (0, 8, 2**31, 3), "x.npy")
+    m = defaults.default_image_mlp()
+    mlp, stack = tmp_path / "img.npz", tmp_path / "stack.npz"
+    np.savez(mlp, **{f"W{i}": layer.w for i, layer in enumerate(m.layers)})
+    assert run("convert", mlp, "--kernel", "8x8", "-o", stack).exit_code == 0
+    x = _npy(tmp_path / "x.npy", "<f8", (0, 64, 3))
+    line = one_error(run("scan", stack, x, "-o", tmp_path / "y.npy"), 3)
+    assert line.endswith("x.npy: input has 0 rows: nothing to scan")
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_an_npz_member_that_claims_lzma_is_refused_as_corrupt(tmp_path):
+    """zipfile hands the bytes to the decompressor the directory names; LZMA's complaint about
+    properties it cannot decode is an LZMAError, not one of zlib's or bzip2's."""
+    path = tmp_path / "m.npz"
+    with zipfile.ZipFile(path, "w") as zf:   # stored, then relabelled as LZMA
+        zf.writestr("W1.npy", b"\x09\x04\x05\x00" + b"\xff" * 60)
+    data = bytearray(path.read_bytes())
+    for signature, at in ((b"PK\x01\x02", 10), (b"PK\x03\x04", 8)):
+        struct.pack_into("<H", data, data.find(signature) + at, 14)   # method 14: LZMA
+    path.write_bytes(bytes(data))
+    line = one_error(run("inspect", path), 3)
+    assert line.endswith("m.npz: corrupt npz archive: Invalid or unsupported options")

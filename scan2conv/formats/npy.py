@@ -1,5 +1,6 @@
 """npy and npz: plain arrays, and pickled object arrays read through the safe unpickler."""
 import io
+import lzma
 import warnings
 import zipfile
 import zlib
@@ -142,8 +143,9 @@ def read_npz(path, limit):
             check_zip_directory(archive, path)
             with zipfile.ZipFile(archive) as zf:
                 arrays = _read_entries(zf, path, budget)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
-            NotImplementedError, ValueError) as e:   # ValueError: e.g. names that are not UTF-8
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError,
+            OSError, NotImplementedError, ValueError) as e:   # ValueError: e.g. names that are not UTF-8
+        # each compression method fails its own way: zlib.error, LZMAError, OSError (bzip2)
         raise InputError(f"{path}: corrupt npz archive: {quote(e, 200)}") from None
     except RuntimeError as e:  # zipfile raises it for encrypted members
         raise InputError(f"{path}: unreadable npz entry: {quote(e, 200)}") from None

@@ -1,4 +1,5 @@
 """Where a batch writes: one output per input file inside one folder, named after the file."""
+import collections
 import os
 
 from .batch import refuse_overwrites, refuse_repeats
@@ -24,7 +25,8 @@ def _names(folder, files, ext):
     """{MLP file: folder/<its name><ext>}; files whose names clash (the same name in several
     submission folders) are named after their path below the folders' common parent."""
     names = {f: os.path.basename(_stem(f)) for f in files}
-    clashing = [f for f in files if list(names.values()).count(names[f]) > 1]
+    uses = collections.Counter(names.values())   # counted once: a list of 10^5 files stays linear
+    clashing = [f for f in files if uses[names[f]] > 1]
     if clashing:
         top = os.path.commonpath([os.path.abspath(f) for f in clashing])
         for f in clashing:

@@ -10,17 +10,21 @@ import numpy as np
 
 from .errors import InputError
 from .formats import open_input
+from .inputs import refuse_empty
 from .scanner import NpySource, cast, check_finite, npy_layout
 
 
 def check_image(dtype, shape, where):
-    """InputError unless an array of this dtype and shape is an image or a batch of them."""
+    """InputError unless an array of this dtype and shape is an image or a batch of them, none
+    of whose axes is 0."""
     if dtype.kind not in "iuf":
         raise InputError(f"{where}: input has dtype {dtype}; expected numbers")
     if len(shape) not in (3, 4):
         seq = " (a sequence (frames, features)?)" if len(shape) == 2 else ""
         raise InputError(f"{where}: input has shape {shape}; a scan over 2 axes takes an image "
                          f"(H, W, C) or a batch (N, H, W, C){seq}")
+    n, h, w, c = shape if len(shape) == 4 else (1, *shape)
+    refuse_empty((n, c, h, w), where)
 
 
 class _Image:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError
 from .text import one_line
-from .formats import DEFAULT_MAX_BYTES, FAMILY_NAMES, open_checked, open_input, sniff
+from .formats import DEFAULT_MAX_BYTES, FAMILY_NAMES, open_input, sniff
 
 _NPZ_KEYS = ("x", "input", "data", "arr_0")
 _MAX_LINE = 2**20   # characters: a frame of ~100,000 numbers
@@ -70,6 +70,9 @@ def _read_array(path, max_bytes):
     named = dict(wf.arrays)
     if len(wf.arrays) == 1:
         return wf.arrays[0][1]
+    if family == "npy":   # an object array of arrays: its arr_0, arr_1, … are no names it chose
+        raise InputError(f"{path}: a pickled object array of {len(wf.arrays)} arrays (weights, "
+                         "like the homework's mlp_weights files), not a sample input")
     for key in _NPZ_KEYS:
         if key in named:
             return named[key]
@@ -77,11 +80,15 @@ def _read_array(path, max_bytes):
                      f"name the input one of {', '.join(_NPZ_KEYS)}")
 
 
-def as_network_input(a, path, channels=None, ndim=None):
+def as_network_input(a, path, channels=None, ndim=None, max_bytes=None):
     """(frames, features) or (n, c, l) → x (n, c, l) float64, checked against channels; an
-    image (H, W, C) (ndim 2) or (N, H, W, C) → x (n, c, h, w)."""
+    image (H, W, C) (ndim 2) or (N, H, W, C) → x (n, c, h, w). With max_bytes, x as float64
+    (8 bytes a value, whatever the file stores) must fit it."""
     if a.dtype.kind not in "iuf":
         raise InputError(f"{path}: input has dtype {a.dtype}; expected numbers")
+    if max_bytes is not None and a.size * 8 > max_bytes:
+        raise InputError(f"{path}: input of shape {a.shape} takes {a.size * 8:,} bytes as float64, "
+                         f"over the limit of {max_bytes:,} (raise it with --max-size)")
     if a.ndim == 1 and channels == 1:
         a = a[:, None]
     if a.ndim == 4 or (ndim == 2 and a.ndim == 3):
@@ -95,6 +102,7 @@ def as_network_input(a, path, channels=None, ndim=None):
         x = a
     else:
         raise InputError(f"{path}: input has shape {a.shape}; expected (frames, features) or (n, c, l)")
+    refuse_empty(x.shape, path)
     if channels and x.shape[1] != channels:
         hint = " (is it stored features × frames? transpose it)" if a.ndim == 2 and a.shape[0] == channels else ""
         hint = " (an image is stored channels last: (H, W, C))" if x.ndim == 4 else hint
@@ -106,10 +114,24 @@ def as_network_input(a, path, channels=None, ndim=None):
     return x
 
 
+_AXES = {3: ("samples", "features per frame", "frames"),
+         4: ("images", "channels per pixel", "rows", "columns")}
+
+
+def refuse_empty(shape, path):
+    """InputError for an input of shape (n, c, l) or (n, c, h, w) with an axis of length 0 (no
+    samples, features, frames, rows or columns): a scan of it compares nothing, and no patch
+    width, layout or engine can be sized from a 0 (an image of 0 rows and 2**31 columns had
+    its engine built for every column)."""
+    for size, name in zip(shape, _AXES[len(shape)]):
+        if size == 0:
+            what = f"is a batch of 0 {name}" if name in ("samples", "images") else f"has 0 {name}"
+            raise InputError(f"{path}: input {what}: nothing to scan")
+
+
 def read_input(path, channels=None, max_bytes=DEFAULT_MAX_BYTES, ndim=None):
     """Read a sample input file → x (n, c, l) float64 (an image: (n, c, h, w))."""
-    open_checked(path)
     try:
-        return as_network_input(_read_array(path, max_bytes), path, channels, ndim)
+        return as_network_input(_read_array(path, max_bytes), path, channels, ndim, max_bytes)
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None

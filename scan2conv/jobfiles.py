@@ -7,9 +7,7 @@ from .formats import DEFAULT_MAX_BYTES, read_weights
 
 def read_raw(path, max_bytes=DEFAULT_MAX_BYTES):
     """The array of an input or reference file (npy, npz or text) as stored."""
-    from .formats import open_checked
     from .inputs import _read_array
-    open_checked(path)
     try:
         return _read_array(path, max_bytes)
     except OSError as e:

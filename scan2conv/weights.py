@@ -1,23 +1,17 @@
 """Plain arrays from a weight file → an MLP in (in, out) orientation (DESIGN §1, §3)."""
 import itertools
-import re
 
 import numpy as np
 
 from . import activations
 from .errors import InputError, OptionNeeded
+from .formats.order import stem
 from .formats.weightfile import natural_key
 from .mlp import MLP, Dense
 
 MAX_LAYERS = 256   # far beyond any scanning MLP; the structure search is per layer
 
 ORIENTATIONS = ("in_out", "out_in")
-_ROLE_WORDS = re.compile(r"(weight|kernel|bias|w|b)(?=[^a-z]|$)")
-
-
-def _stem(name):
-    """The layer a name belongs to: 'fc1.weight' and 'fc1.bias' share 'fc1.', 'W1' and 'b1' share '1'."""
-    return _ROLE_WORDS.sub("", name.lower())
 
 
 def _check_array(name, a, where):
@@ -42,7 +36,7 @@ def group_layers(wf):
         if a.ndim == 2:
             continue
         before = [l for l in layers if any(l[0] == n for n, _ in items[:i])]
-        owner = next((l for l in layers if _stem(l[0]) == _stem(name)), before[-1] if before else None)
+        owner = next((l for l in layers if stem(l[0]) == stem(name)), before[-1] if before else None)
         if owner is None or owner[2] is not None:
             raise InputError(f"{wf.path}: bias {name!r} has no weight matrix to belong to")
         owner[2] = a

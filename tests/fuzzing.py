@@ -21,6 +21,7 @@ import re
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mutations import mutate, zip_bytes
+from mutations import INTERESTING, _npy_join, _npy_parts, mutate, zip_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -252,16 +253,17 @@ def missing_libraries():
     return [m for m in list(OPTIONAL) + ["onnx"] if not _importable(m)]
 
 
-def make_cases(seeds, count, seed, folder, mutated=True):
+def make_cases(seeds, count, seed, folder, mutated=True, mutator=mutate):
     """count mutated files (round robin over the seeds) in folder, each with every command that
-    reads it → [case dict]. With mutated=False, the seeds themselves."""
+    reads it → [case dict]. With mutated=False, the seeds themselves; mutator(kind, data,
+    other, rng) → (bytes, description): the byte and format mutations, or mutate_structure."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cases = []
     for i in range(count):
         s = seeds[i % len(seeds)]
         rng = random.Random(f"{seed}/{i}")
-        data, how = (mutate(s.kind, s.data, rng.choice(seeds).data, rng) if mutated else
+        data, how = (mutator(s.kind, s.data, rng.choice(seeds).data, rng) if mutated else
                      (s.data, "none"))
         path = folder / f"m{i:05d}{s.suffix}"
         path.write_bytes(data)
@@ -270,6 +272,72 @@ def make_cases(seeds, count, seed, folder, mutated=True):
             cases.append({"index": i, "seed": s.name, "mutation": how, "file": str(path),
                           "argv": [a.replace("{out}", out) for a in argv], "out": out})
     return cases
+
+
+# ---- structural mutations: sizes and fields that byte flips seldom reach together
+
+def empty_axis(data, rng, other):
+    """An npy whose shape has a zero axis, the others kept or made huge: no bytes to read."""
+    parts = _npy_parts(data)
+    if parts is None:
+        return data, "npy empty-axis (no header)"
+    header = parts[1]
+    shape = [int(d) for d in re.findall(r"\d+", re.search(r"'shape': \(([^)]*)\)", header).group(1))]
+    shape = shape or [1]
+    zero = rng.randrange(len(shape))
+    shape = [0 if i == zero else rng.choice([d, 2**31, 2**62]) for i, d in enumerate(shape)]
+    shown = "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+    return _npy_join(re.sub(r"'shape': \([^)]*\)", f"'shape': {shown}", header), b""), \
+        f"npy empty-axis shape={shown}"
+
+
+_CENTRAL = {"flags": (8, "<H"), "method": (10, "<H"), "compressed": (20, "<L"),
+            "size": (24, "<L"), "extra": (30, "<H"), "offset": (42, "<L")}
+_VALUES = {"flags": [1, 8, 0x41, 0x2000], "method": [1, 6, 9, 12, 14, 98, 99, 0xffff],
+           "extra": [0xffff, 4, 20]}
+
+
+def zip_fields(data, rng, other):
+    """One field of one central-directory entry of a zip set to a value that lies: the member
+    encrypted, compressed by a method no reader has, sizes or offsets past the file."""
+    entries = [m.start() for m in re.finditer(rb"PK\x01\x02", data)]
+    if not entries:
+        return data, "zip fields (no directory)"
+    at, field_name = rng.choice(entries), rng.choice(sorted(_CENTRAL))
+    offset, fmt = _CENTRAL[field_name]
+    value = rng.choice(_VALUES.get(field_name, INTERESTING)) % 2**(8 * struct.calcsize(fmt))
+    b = bytearray(data)
+    if at + offset + struct.calcsize(fmt) > len(b):
+        return data, "zip fields (short entry)"
+    struct.pack_into(fmt, b, at + offset, value)
+    return bytes(b), f"zip central {field_name}={value:#x}"
+
+
+def zero_beside_huge(data, rng, other):
+    """A safetensors tensor whose shape holds a zero beside dimensions of 2**62 (no bytes)."""
+    n = int.from_bytes(data[:8], "little")
+    try:
+        header = json.loads(data[8:8 + n])
+    except ValueError:
+        return data, "safetensors zero-beside-huge (no header)"
+    names = sorted(k for k in header if k != "__metadata__")
+    if not names:
+        return data, "safetensors zero-beside-huge (no tensors)"
+    name = rng.choice(names)
+    header[name]["shape"] = rng.choice([[0, 2**62, 2**62], [2**40, 0], [0] * 40, [2**63 - 1, 0]])
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + data[8 + n:], \
+        f"safetensors {name} shape={header[name]['shape'][:3]}"
+
+
+STRUCTURAL = {"npy": empty_axis, "zip": zip_fields, "safetensors": zero_beside_huge}
+
+
+def mutate_structure(kind, data, other, rng):
+    """A structural mutation for the kinds that have one, else the usual ones."""
+    if kind in STRUCTURAL:
+        return STRUCTURAL[kind](data, rng, other)
+    return mutate(kind, data, other, rng)
 
 
 # ---- checks

@@ -129,8 +129,7 @@ def bad_inputs(folder):
          "receptive field K=8×8"),
         (save("narrow.npy", np.zeros((50, 5, 3))), "input has 5 columns, fewer than the stack's "
          "receptive field K=8×8"),
-        (save("empty.npy", np.zeros((0, 20, 3))), "input has 0 rows, fewer than the stack's "
-         "receptive field K=8×8"),
+        (save("empty.npy", np.zeros((0, 20, 3))), "input has 0 rows: nothing to scan"),
         (save("no_images.npy", np.zeros((0, 20, 20, 3))), "input is a batch of 0 images: "
          "nothing to scan"),
         (save("frames.npy", np.zeros((100, 3))), "input has shape (100, 3); a scan over 2 axes "

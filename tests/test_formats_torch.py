@@ -1,6 +1,5 @@
 """PyTorch files: what torch.load(weights_only=True) returns, what it refuses, and no torch at all."""
 import sys
-import zipfile
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from cli_errors import one_error, run
 from scan2conv.cli import main
 from scan2conv.errors import InputError, UnsafeFileError
 from scan2conv.formats import read_weights
+from zip_members import rewrite_members
 
 
 class Evil:
@@ -75,10 +75,7 @@ def test_a_damaged_archive_is_named_in_torchs_words_without_its_plea_or_stack(tm
     the one line keeps only what is wrong with the file."""
     good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
     torch.save({"0.weight": torch.ones(2, 4), "0.bias": torch.zeros(2)}, good)
-    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
-        for item in src.infolist():
-            name = item.filename.replace("/version", "/renamed")
-            dst.writestr(name, src.read(item.filename))
+    rewrite_members(good, bad, lambda name, data: (name.replace("/version", "/renamed"), data))
     message = one_error(run("inspect", bad, "--channels", "4"), 3)
     assert "not a readable PyTorch file" in message and "version" in message
     assert "Could this error message" not in message and "Exception raised from" not in message

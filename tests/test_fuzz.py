@@ -5,7 +5,8 @@ no output left behind. tools/fuzz.py runs thousands of the same cases.
 """
 import pytest
 
-from fuzzing import build_seeds, describe, make_cases, missing_libraries, problems, run_cases
+from fuzzing import (STRUCTURAL, build_seeds, describe, make_cases, missing_libraries,
+                     mutate_structure, problems, run_cases)
 from scan2conv.formats import READERS, family_of
 
 FILES = 240          # mutated files, round robin over the seeds: about 800 command runs
@@ -74,3 +75,13 @@ def test_crashes_hangs_and_memory_are_caught_and_the_run_goes_on(tmp_path):
     assert "MemoryError" in results[4]["stderr"]
     assert "a traceback on stderr" in problems(cases[4], results[4])
     assert [problems(good, r) for r in results[1::2]] == [[], [], []]
+
+
+def test_structural_mutations_keep_the_command_line_contract(seeds, tmp_path):
+    """One file per seed that has them: npy shapes with an axis of 0 beside huge ones, zip
+    directory fields that lie, safetensors zeros beside dimensions of 2**62."""
+    chosen = [s for s in seeds if s.kind in STRUCTURAL]
+    cases = make_cases(chosen, len(chosen), SEED, tmp_path, mutator=mutate_structure)
+    assert {c["mutation"].split()[0] for c in cases} == {"npy", "zip", "safetensors"}
+    failures = [describe(c, r, p) for c, r in zip(cases, run_cases(cases)) if (p := problems(c, r))]
+    assert not failures, "\n".join(failures)

@@ -1,10 +1,8 @@
 """Faults the fuzz run found, one test per class, each made from a good file by code: the reader
 refuses (or reads) the file where it is read, with one short clean message naming the file."""
-import io
 import json
 import struct
 import warnings
-import zipfile
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from scan2conv.formats.writers import write_stack
 from scan2conv.inputs import read_input
 from scan2conv.inspect import inspect_file
 from scan2conv.stack import Conv1d, Stack
+from zip_members import replace_member, rewrite_members
 
 STACK = Stack([Conv1d(np.ones((6, 4, 4)), np.zeros(6), 2), Conv1d(np.ones((2, 6, 1)), np.zeros(2), 1,
                                                                activation="identity")])
@@ -82,13 +81,7 @@ def test_torch_messages_from_the_file_are_escaped(tmp_path):
     torch = pytest.importorskip("torch")
     good = tmp_path / "mlp.pt"
     torch.save({"0.weight": torch.ones(6, 16), "2.weight": torch.ones(2, 6)}, good)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(buf, "w") as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            zout.writestr(info, b"li\x00\x1b[2Jle" if info.filename.endswith("byteorder") else data)
-    bad = tmp_path / "esc.pt"
-    bad.write_bytes(buf.getvalue())
+    bad = rewrite_members(good, tmp_path / "esc.pt", replace_member("byteorder", b"li\x00\x1b[2Jle"))
     assert "\\x00" in refused(bad)
 
 
@@ -249,10 +242,7 @@ def test_any_failure_inside_torch_load_is_the_files(tmp_path, pickled):
     torch = pytest.importorskip("torch")
     good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
     torch.save({"0.weight": torch.ones(2, 4)}, good)
-    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
-        for item in src.infolist():
-            data = pickled if item.filename.endswith("/data.pkl") else src.read(item.filename)
-            dst.writestr(item.filename, data)
+    rewrite_members(good, bad, replace_member("/data.pkl", pickled))
     line = one_error(run("inspect", bad, "--channels", "4"), 3)
     assert "bad.pt" in line and ("not a readable PyTorch file" in line or "refused the file" in line)
 

@@ -2,7 +2,6 @@
 k_w) filters and per-axis strides; 2-D stack files that are damaged are refused with exit 3 and
 one line."""
 import json
-import zipfile
 
 import h5py
 import numpy as np
@@ -12,6 +11,7 @@ from test_cli import error_of, run
 from scan2conv import defaults
 from scan2conv.errors import InputError
 from scan2conv.keras_conv import read_keras_conv
+from zip_members import rewrite_members
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning",
                                         "ignore:You are saving your model as an HDF5 file")
@@ -46,15 +46,13 @@ def test_a_keras_conv2d_model_reads_as_filters_and_strides(keras_model, name, fa
 
 def _with_config(src, dst, edit):
     """A copy of the .keras archive src with its config.json changed by edit(layers)."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item)
-            if item.filename == "config.json":
-                config = json.loads(data)
-                edit(config["config"]["layers"])
-                data = json.dumps(config).encode()
-            zout.writestr(item, data)
-    return dst
+    def change(name, data):
+        if name == "config.json":
+            config = json.loads(data)
+            edit(config["config"]["layers"])
+            data = json.dumps(config).encode()
+        return name, data
+    return rewrite_members(src, dst, change)
 
 
 def _set(index, key, value):

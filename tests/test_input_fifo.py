@@ -91,13 +91,13 @@ CASES = {
     # a fifo where the path is first opened
     "type check": (None, "m('scan2conv.formats').open_checked(path)", "w.npy"),
     "sniff": (None, "m('scan2conv.formats').sniff(path)", "w.npy"),
-    "zip directory": (None, "m('scan2conv.formats.zipdir').check_zip_directory(path)", "w.npz"),
+    "npz read": (None, "m('scan2conv.formats.npy').read_npz(path, 10**6)", "w.npz"),
     "text frames": (None, "m('scan2conv.scanner').TextSource(path)", "x.asc"),
     "batch list": (None, "m('scan2conv.batch')._read_list_file(path)", "list.txt"),
     "stack digest": (None, "m('scan2conv.formats.stackfile').sha256_of(path)", "w.npz"),
     "keras conv archive": (None, "m('scan2conv.keras_conv')._archive(path, 10**6)", "w.keras"),
     "onnx conv nodes": (None, "m('scan2conv.foreign').layers_from_onnx(path, None)", "w.onnx"),
-    "torch load": (None, "m('scan2conv.formats.torch_io')._load(m('torch'), path)", "w.pt"),
+    "torch load": (None, "m('scan2conv.formats.torch_io').read_torch(path, 10**6)", "w.pt"),
     "hdf5 open": (None, "m('scan2conv.formats.h5open').open_h5(path, path)", "w.h5"),
 }
 # swapped after scan2conv's own checks of an HDF5 file, before HDF5 opens it by path
@@ -153,12 +153,13 @@ def test_hdf5_opens_only_the_file_its_checks_read(outcomes):
 
 
 def test_command_line_refuses_a_file_swapped_for_a_fifo(tmp_path):
-    """The whole tool: the npz reader opens a fifo where the zip directory check read a file."""
+    """The whole tool: the npz reader opens a fifo where the family was read from a file."""
     write_inputs(tmp_path)
     path = str(tmp_path / "w.npz")
-    hook = ("import os, sys, scan2conv.formats.npy as f; real = f.check_zip_directory\n"
-            "def check(p):\n    real(p); os.mkfifo(p + '.fifo'); os.replace(p + '.fifo', p)\n"
-            "f.check_zip_directory = check\n"
+    hook = ("import os, sys, scan2conv.formats as f; real = f.sniff\n"
+            "def check(p):\n    found = real(p); os.mkfifo(p + '.fifo'); os.replace(p + '.fifo', p)\n"
+            "    return found\n"
+            "f.sniff = check\n"
             "from scan2conv.cli import main; sys.argv[0] = 'scan2conv'; main()")
     p = subprocess.run([sys.executable, "-c", hook, "inspect", path], capture_output=True,
                        text=True, timeout=60)

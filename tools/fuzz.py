@@ -36,6 +36,9 @@ def parse_args():
     p.add_argument("--timeout", type=float, default=fuzzing.CASE_TIMEOUT,
                    help=f"seconds for one command (default {fuzzing.CASE_TIMEOUT:g})")
     p.add_argument("--only", default="", help="only the seeds whose file name contains this")
+    p.add_argument("--structural", action="store_true",
+                   help="only the seeds that have structural mutations (npy empty axes, lying "
+                        "zip directory fields, safetensors zeros beside huge dimensions), with those")
     p.add_argument("--save", metavar="DIR", help="copy every failing file into DIR")
     p.add_argument("--confirm", action="store_true",
                    help="run each failure again as its own process and say if it repeats")
@@ -77,8 +80,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         seeds = fuzzing.build_seeds(Path(tmp) / "seeds")
         seeds += hostile_h5v2.fuzz_seeds(Path(tmp) / "seeds", seeds)   # the newer HDF5 layouts
-        seeds = [s for s in seeds if args.only in s.name]
-        cases = fuzzing.make_cases(seeds, args.count, args.seed, Path(tmp) / "cases")
+        seeds = [s for s in seeds if args.only in s.name
+                 and (not args.structural or s.kind in fuzzing.STRUCTURAL)]
+        mutator = fuzzing.mutate_structure if args.structural else fuzzing.mutate
+        cases = fuzzing.make_cases(seeds, args.count, args.seed, Path(tmp) / "cases", mutator=mutator)
         print(f"{len(seeds)} seeds ({', '.join(s.name for s in seeds)}); missing libraries: "
               f"{', '.join(fuzzing.missing_libraries()) or 'none'}", flush=True)
         print(f"{args.count:,} mutated files, {len(cases):,} runs, seed {args.seed}, "

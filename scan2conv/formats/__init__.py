@@ -40,12 +40,12 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
-def _zip_family(path):
-    """npz, a Keras archive or a torch.save zip, told apart by the member names."""
+def _zip_family(fp, path):
+    """npz, a Keras archive or a torch.save zip (open as fp), told apart by the member names."""
     import zipfile
-    check_zip_directory(path)   # before zipfile builds an object per member
+    check_zip_directory(fp, path)   # before zipfile builds an object per member
     try:
-        with open_input(path) as fp, zipfile.ZipFile(fp) as zf:
+        with zipfile.ZipFile(fp) as zf:
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError, RuntimeError):
         return "npz"    # the npz reader reports what is wrong with it
@@ -81,14 +81,17 @@ def _is_safetensors(head, size):
 
 
 def sniff(path):
-    """The family a file's first bytes announce, or None."""
+    """The family a file's first bytes announce, or None; InputError for an empty file. The
+    file is opened once for all of it (a zip's members are listed on the same open file)."""
     with open_input(path) as fp:
         head = fp.read(32)
         size = fp.seek(0, 2)
+        if size == 0:
+            raise InputError(f"{path}: the file is empty")
+        if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            return _zip_family(fp, path)
     if head.startswith(b"\x93NUMPY"):
         return "npy"
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return _zip_family(path)
     if head.startswith(_HDF5_MAGIC):
         return "hdf5"
     if head.startswith(_TORCH_LEGACY_MAGIC) or _framed(head).startswith(_TORCH_LEGACY_MAGIC[2:]):
@@ -108,8 +111,7 @@ def open_checked(path):
 
 
 def family_of(path):
-    """The reader family for path: by content, checked against the extension."""
-    open_checked(path)
+    """The reader family for path: by content (one open), checked against the extension."""
     try:
         found = sniff(path)
     except OSError as e:

@@ -1,4 +1,6 @@
 """npy and npz: plain arrays, and pickled object arrays read through the safe unpickler."""
+import io
+import lzma
 import warnings
 import zipfile
 import zlib
@@ -14,19 +16,38 @@ from .weightfile import WeightFile, as_budget, check_shape, check_size
 from .zipdir import check_zip_directory
 
 _HEADER_ROOM = 2**16   # an npy header's largest size beside the data it describes
+MAX_HEADER = 100_000   # bytes of header text numpy itself reads at most (its max_header_size)
+_LENGTH_BYTES = {1: 2, 2: 4, 3: 4}   # npy version → width of its header length
+
+
+def _header_stream(fp, where):
+    """The magic, length and header of an npy stream as a stream of their own, the header's
+    length checked before it is read: numpy asks the file for the whole declared length at
+    once, and a length of 4 GiB in a 100-byte file costs a 4 GiB buffer."""
+    start = fp.read(8)
+    width = _LENGTH_BYTES.get(start[6]) if start[:6] == b"\x93NUMPY" and len(start) == 8 else None
+    if width is None:   # numpy names what is wrong with the magic
+        return io.BytesIO(start)
+    length = fp.read(width)
+    n = int.from_bytes(length, "little")
+    if n > MAX_HEADER:
+        raise InputError(f"{where}: not a valid npy array: its header declares {n:,} bytes, "
+                         f"over the {MAX_HEADER:,} numpy reads")
+    return io.BytesIO(start + length + fp.read(n))
 
 
 def read_header(fp, where):
     """(shape, fortran_order, dtype) of an npy stream, read before any data."""
+    head = _header_stream(fp, where)
     try:
-        version = np.lib.format.read_magic(fp)
+        version = np.lib.format.read_magic(head)
         reader = {(1, 0): np.lib.format.read_array_header_1_0,
                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
         if reader is None:
             raise ValueError(f"npy format version {version} is not supported")
         with warnings.catch_warnings():   # a header with Python 2 longs (16L) is still a header
             warnings.filterwarnings("ignore", "Reading `.npy`.*Python 2", UserWarning)
-            shape, fortran, dtype = reader(fp, max_header_size=100_000)
+            shape, fortran, dtype = reader(head, max_header_size=MAX_HEADER)
     except (ValueError, EOFError, SyntaxError, OSError, TypeError, TokenError, RecursionError,
             MemoryError) as e:
         raise InputError(f"{where}: not a valid npy array: {one_line(e, 200)}") from None
@@ -116,25 +137,33 @@ def _check_entry(info, duplicate, where, budget, before):
 
 
 def read_npz(path, limit):
-    budget, arrays = as_budget(limit), []
+    budget = as_budget(limit)
     try:
-        check_zip_directory(path)
-        with open_input(path) as archive, zipfile.ZipFile(archive) as zf:
-            seen, before = set(), 0
-            for info in zf.infolist():
-                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                where = f"{path}: entry {name!r}"
-                _check_entry(info, name in seen, where, budget, before)
-                seen.add(name)
-                before += info.file_size
-                with zf.open(info) as fp:
-                    obj = read_stream(fp, where, budget, info.file_size)
-                arrays.extend(arrays_of(obj, where) if obj.dtype == object else [(name, obj)])
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
-            NotImplementedError, ValueError) as e:   # ValueError: e.g. names that are not UTF-8
+        with open_input(path) as archive:   # one open: the directory checked is the one read
+            check_zip_directory(archive, path)
+            with zipfile.ZipFile(archive) as zf:
+                arrays = _read_entries(zf, path, budget)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError,
+            OSError, NotImplementedError, ValueError) as e:   # ValueError: e.g. names that are not UTF-8
+        # each compression method fails its own way: zlib.error, LZMAError, OSError (bzip2)
         raise InputError(f"{path}: corrupt npz archive: {quote(e, 200)}") from None
     except RuntimeError as e:  # zipfile raises it for encrypted members
         raise InputError(f"{path}: unreadable npz entry: {quote(e, 200)}") from None
     if not arrays:
         raise InputError(f"{path}: the npz archive holds no arrays")
     return WeightFile(path, "npz", arrays, ordered=False)
+
+
+def _read_entries(zf, path, budget):
+    """[(name, array)] of every entry of the open archive, in the archive's order."""
+    arrays, seen, before = [], set(), 0
+    for info in zf.infolist():
+        name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        where = f"{path}: entry {name!r}"
+        _check_entry(info, name in seen, where, budget, before)
+        seen.add(name)
+        before += info.file_size
+        with zf.open(info) as fp:
+            obj = read_stream(fp, where, budget, info.file_size)
+        arrays.extend(arrays_of(obj, where) if obj.dtype == object else [(name, obj)])
+    return arrays

@@ -1,8 +1,26 @@
 """Layer order for formats that do not keep it: natural order of layer names, weight before bias.
 
-Used by the HDF5, safetensors and PyTorch readers. Names like fc1.weight / fc1.bias, W1 / b1,
-layer2/kernel / layer2/bias share a stem once the role word is removed; stems sort naturally
-(layer2 before layer10), and inside a stem the matrix comes before the vector.
+The one policy, by what a file can vouch for:
+
+1. An order the writer kept is used as it is: a pickled homework array (its elements), a
+   PyTorch state dict (the order modules were registered in, which torch.save keeps and a
+   name need not show: `fc_out` may be registered after `hidden`), a Keras `layer_names`.
+2. Where the file keeps none — HDF5 lists groups alphabetically, safetensors' save_file sorts
+   by name, npz entries are read by name (arr_0, arr_1, … or W1, b1, …) — layers are in the
+   natural order of their names. HDF5 and safetensors sort by stem (layer_order), because
+   chain_order needs each matrix followed by its vectors; an npz sorts its whole names
+   (weights.group_layers), so that names whose first letter is a role word (b_w, w_out)
+   keep it, and finds each vector's matrix by stem. The two orders differ only for names
+   that mix role words across layers (w_1 beside kernel_2).
+3. When the shapes do not chain in that order: if the format fixes the orientation (PyTorch's
+   (out, in), in a state dict or a torch-style safetensors file) and exactly one other order
+   chains, that order is taken with a note (chain_order). An npz fixes no orientation, and a
+   permutation beside a transpose can chain by accident, so there the error names the order
+   that chains and asks for a rename instead of guessing (weights._order_hint).
+
+Names like fc1.weight / fc1.bias, W1 / b1, layer2/kernel / layer2/bias share a stem once the
+role word is removed; stems sort naturally (layer2 before layer10), and inside a stem the
+matrix comes before the vector.
 """
 import re
 

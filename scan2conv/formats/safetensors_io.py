@@ -20,7 +20,8 @@ from ..text import quote
 from .infile import open_input
 from .jsontext import parse_json
 from .order import chain_order, layer_order
-from .weightfile import NO_ACTIVATIONS, WeightFile, array_bytes, as_budget, check_size
+from .weightfile import (NO_ACTIVATIONS, WeightFile, array_bytes, as_budget, check_shape,
+                         check_size)
 
 MAX_HEADER = 16 * 2**20   # room for far more tensors than a file may hold
 STACK_KEY = "scan2conv"
@@ -91,6 +92,7 @@ def _entry(name, info, data_size, where):
         raise InputError(f"{at}: shape {quote(shape)} is not a list of whole numbers ≥ 0")
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(map(_is_size, offsets)):
         raise InputError(f"{at}: data_offsets {quote(offsets)} is not two whole numbers ≥ 0")
+    check_shape(tuple(shape), np.dtype(DTYPES[code]).itemsize, at)   # a zero beside dims of 2**62
     begin, end = offsets
     nbytes = math.prod(shape) * np.dtype(DTYPES[code]).itemsize
     if not begin <= end <= data_size or end - begin != nbytes:

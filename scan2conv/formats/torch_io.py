@@ -35,23 +35,22 @@ def _import_torch(path):
     return torch
 
 
-def _check_sizes(path, max_bytes):
-    """Refuse before loading: the tensor data a torch.save zip (or legacy file) declares. What
-    the tensors expand to (a view can repeat its storage) is charged as each is copied out.
-    A TorchScript or torch.export archive is refused here: it holds a program, not a state dict."""
-    with open_input(path) as fp:
-        is_zip = zipfile.is_zipfile(fp)
-    if is_zip:
-        check_zip_directory(path)
+def _check_sizes(fp, path, max_bytes):
+    """Refuse before loading the file open as fp: the tensor data a torch.save zip (or legacy
+    file) declares. What the tensors expand to (a view can repeat its storage) is charged as
+    each is copied out. A TorchScript or torch.export archive is refused here: it holds a
+    program, not a state dict."""
+    if zipfile.is_zipfile(fp):
+        check_zip_directory(fp, path)
         try:
-            with open_input(path) as fp, zipfile.ZipFile(fp) as zf:
+            with zipfile.ZipFile(fp) as zf:
                 names = zf.namelist()
                 total = sum(i.file_size for i in zf.infolist() if "/data/" in i.filename)
         except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as e:
             raise InputError(f"{path}: corrupt PyTorch archive: {one_line(e, 200)}") from None
         _refuse_programs(path, names)
     else:
-        total = os.path.getsize(path)
+        total = os.fstat(fp.fileno()).st_size
     if total > max_bytes:
         raise InputError(f"{path}: the tensors need {total:,} bytes, over the limit of "
                          f"{max_bytes:,} (raise it with --max-size)")
@@ -76,12 +75,8 @@ def _refuse_programs(path, names):
                          "weights with torch.save(model.state_dict(), path) and read that")
 
 
-def _load(torch, path):
-    with open_input(path) as fp:   # torch reads the file checked, not whatever the path names later
-        return _load_from(torch, fp, path)
-
-
-def _load_from(torch, fp, path):
+def _load(torch, fp, path):
+    fp.seek(0)   # the checks before left the file anywhere
     try:
         with warnings.catch_warnings():   # torch warns of deprecated storages and beta layouts
             warnings.simplefilter("ignore")
@@ -125,8 +120,8 @@ def state_dict(torch, obj, path):
         for key in NESTED_KEYS:
             if _is_tensor_dict(torch, obj.get(key)):
                 return list(obj[key].items()), f"state dict taken from the checkpoint's {key!r} entry"
-        keys = ", ".join(map(str, list(obj)[:8]))
-        raise InputError(f"{path}: a dict with keys {keys}, not a state dict of tensors; save it "
+        keys = f"a dict with keys {', '.join(map(str, list(obj)[:8]))}" if obj else "an empty dict"
+        raise InputError(f"{path}: {keys}, not a state dict of tensors; save it "
                          "with torch.save(model.state_dict(), path)")
     if isinstance(obj, (list, tuple)) and obj and all(isinstance(t, torch.Tensor) for t in obj):
         return [(f"arr_{i}", t) for i, t in enumerate(obj)], None
@@ -190,8 +185,9 @@ def _stack_meta(obj):
 def read_torch(path, limit):
     budget = as_budget(limit)
     torch = _import_torch(path)
-    _check_sizes(path, budget.max_bytes)
-    obj = _load(torch, path)
+    with open_input(path) as fp:   # one open: torch loads the file its sizes were checked in
+        _check_sizes(fp, path, budget.max_bytes)
+        obj = _load(torch, fp, path)
     items, note = state_dict(torch, obj, path)
     named(items, path)
     refuse_normalization(items, path)

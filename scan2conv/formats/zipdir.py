@@ -3,12 +3,11 @@
 zipfile.ZipFile builds an object per member of the central directory as it opens, so an
 archive of a million tiny members takes hundreds of MiB before a reader can count them. The
 end-of-central-directory record (and its zip64 form) gives the count and the directory's size
-in a few bytes: both are checked first.
+in a few bytes: both are checked first, on the file the reader then opens zipfile on.
 """
 import struct
 
 from ..errors import InputError
-from .infile import open_input
 from .weightfile import MAX_ARRAYS
 
 _EOCD = struct.Struct("<4s4H2LH")           # signature, disks, entries here, entries, size, offset, comment
@@ -59,12 +58,11 @@ def _zip64_records(fp, eocd_at):
     return found
 
 
-def check_zip_directory(path, max_members=MAX_ARRAYS):
-    """Refuse an archive listing more members than a weight file may hold, or a central
-    directory too large for that many, before zipfile reads it. A damaged archive passes: the
-    reader that opens it reports what is wrong."""
-    with open_input(path) as fp:
-        found = _end_records(fp)
+def check_zip_directory(fp, path, max_members=MAX_ARRAYS):
+    """Refuse the archive open as fp (named path) when it lists more members than a weight file
+    may hold, or a central directory too large for that many, before zipfile reads it. A
+    damaged archive passes: the reader that opens it reports what is wrong."""
+    found = _end_records(fp)
     if found is None:
         return
     entries, directory = found

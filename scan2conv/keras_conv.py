@@ -6,13 +6,10 @@ they are turned to (c_out, c_in, k) and (c_out, c_in, k_h, k_w); strides per axi
 Strides and activations come from the config (config.json, or a legacy file's model_config
 attribute), read as JSON only; a bare .weights.h5 records neither.
 """
-import zipfile
-import zlib
 
 from . import axes as ax
 from .errors import InputError
 from .formats import keras, keras_config
-from .formats.infile import open_input
 from .formats.hdf5 import STACK_ATTR, attr, census, open_h5, read_dataset, resolve
 from .formats.jsontext import parse_json
 from .formats.stackfile import MAX_SIZE
@@ -135,24 +132,11 @@ def _stack(where, layout, layers):
     return ForeignStack(where, f"{layout} (Conv{layers[0].w.ndim - 2}D)", layers)
 
 
-def _archive(path, max_bytes):
-    try:
-        with open_input(path) as fp, zipfile.ZipFile(fp) as zf:
-            names = set(zf.namelist())
-            if "model.weights.h5" not in names:
-                raise InputError(f"{path}: the .keras archive holds no model.weights.h5")
-            config = (parse_json(keras._member(zf, "config.json", keras.MAX_CONFIG_BYTES, path), path,
-                                 "config.json") if "config.json" in names else None)
-            return config, keras._member(zf, "model.weights.h5", max_bytes, path)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, ValueError) as e:
-        raise InputError(f"{path}: corrupt .keras archive: {e}") from None
-
-
 def read_keras_conv(path, family, max_bytes):
     """A Keras Conv1D model → ForeignStack; None when the file is not a Keras one (or is a
     stack scan2conv wrote, which the ordinary readers take)."""
     budget = as_budget(max_bytes)
-    config, source = (None, path) if family == "hdf5" else _archive(path, budget.max_bytes)
+    config, source = (None, path) if family == "hdf5" else keras.archive_members(path, budget)
     with open_h5(source, path) as f:
         try:
             return _from_h5(f, path, budget, config)

@@ -863,4 +863,9 @@ MUTATIONS += [
       "    fp.seek(0)   # the checks before left the file anywhere",
       "    pass",
       "tests/test_open_once.py", "torch.load handed the shared file where the zip checks left it"),
+    # ---- one opening of a .keras archive --------------------------------------------------
+    M("scan2conv/formats/keras.py",
+      "            NotImplementedError, RuntimeError, ValueError) as e:\n        raise InputError(f\"{path}: corrupt .keras archive",
+      "            NotImplementedError, ValueError) as e:\n        raise InputError(f\"{path}: corrupt .keras archive",
+      "tests/test_keras_archive.py", "an encrypted .keras member read as an internal error"),
 ]

@@ -21,6 +21,7 @@ from .hdf5 import (STACK_ATTR, attr, attr_list, census, child, is_numeric, objec
 from .infile import open_input
 from .jsontext import parse_json
 from .keras_config import config_layers
+from .zipdir import check_zip_directory
 from .weightfile import NO_ACTIVATIONS, WeightFile, as_budget, natural_key
 
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -233,26 +234,39 @@ def _member(zf, name, limit, where):
     return zf.read(info)
 
 
+def archive_members(path, budget):
+    """(config.json parsed or None, model.weights.h5's bytes) of a .keras zip: its member count
+    checked before zipfile lists them, the weights' inflated bytes charged to budget, and any
+    damage (an encrypted member, a method or size zipfile cannot read) refused as InputError."""
+    try:
+        with open_input(path) as fp:
+            check_zip_directory(fp, path)
+            with zipfile.ZipFile(fp) as zf:
+                return _members(zf, path, budget)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
+            NotImplementedError, RuntimeError, ValueError) as e:
+        raise InputError(f"{path}: corrupt .keras archive: {quote(e, 160)}") from None
+
+
+def _members(zf, path, budget):
+    names = set(zf.namelist())
+    if "model.weights.h5" not in names:
+        found = quote(", ".join(sorted(names)), 200)
+        raise InputError(f"{path}: the .keras archive holds no model.weights.h5 "
+                         f"(found: {found}); save it with model.save()")
+    config = None
+    if "config.json" in names:
+        text = _member(zf, "config.json", min(budget.max_bytes, MAX_CONFIG_BYTES), path)
+        config = parse_json(text, path, "config.json")
+    budget.take(zf.getinfo("model.weights.h5").file_size, f"{path}: model.weights.h5")
+    return config, _member(zf, "model.weights.h5", budget.max_bytes, path)
+
+
 def read_keras_archive(path, limit):
     """A .keras zip: config.json for order and activations, model.weights.h5 read from memory
     (its inflated bytes charged to the file's budget, as are the arrays read from it)."""
     budget = as_budget(limit)
-    try:
-        with open_input(path) as fp, zipfile.ZipFile(fp) as zf:
-            names = set(zf.namelist())
-            if "model.weights.h5" not in names:
-                found = quote(", ".join(sorted(names)), 200)
-                raise InputError(f"{path}: the .keras archive holds no model.weights.h5 "
-                                 f"(found: {found}); save it with model.save()")
-            config = None
-            if "config.json" in names:
-                text = _member(zf, "config.json", min(budget.max_bytes, MAX_CONFIG_BYTES), path)
-                config = parse_json(text, path, "config.json")
-            budget.take(zf.getinfo("model.weights.h5").file_size, f"{path}: model.weights.h5")
-            data = _member(zf, "model.weights.h5", budget.max_bytes, path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,
-            NotImplementedError, RuntimeError, ValueError) as e:
-        raise InputError(f"{path}: corrupt .keras archive: {quote(e, 160)}") from None
+    config, data = archive_members(path, budget)
     with open_h5(data, f"{path}: model.weights.h5") as f:
         try:
             census(f, path, budget)

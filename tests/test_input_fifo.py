@@ -95,7 +95,7 @@ CASES = {
     "text frames": (None, "m('scan2conv.scanner').TextSource(path)", "x.asc"),
     "batch list": (None, "m('scan2conv.batch')._read_list_file(path)", "list.txt"),
     "stack digest": (None, "m('scan2conv.formats.stackfile').sha256_of(path)", "w.npz"),
-    "keras conv archive": (None, "m('scan2conv.keras_conv')._archive(path, 10**6)", "w.keras"),
+    "keras archive members": (None, "m('scan2conv.formats.keras').archive_members(path, 10**6)", "w.keras"),
     "onnx conv nodes": (None, "m('scan2conv.foreign').layers_from_onnx(path, None)", "w.onnx"),
     "torch load": (None, "m('scan2conv.formats.torch_io').read_torch(path, 10**6)", "w.pt"),
     "hdf5 open": (None, "m('scan2conv.formats.h5open').open_h5(path, path)", "w.h5"),

@@ -234,10 +234,12 @@ def _member(zf, name, limit, where):
     return zf.read(info)
 
 
-def archive_members(path, budget):
+def archive_members(path, limit):
     """(config.json parsed or None, model.weights.h5's bytes) of a .keras zip: its member count
-    checked before zipfile lists them, the weights' inflated bytes charged to budget, and any
-    damage (an encrypted member, a method or size zipfile cannot read) refused as InputError."""
+    checked before zipfile lists them, the weights' inflated bytes charged to limit (a byte
+    count or the file's Budget), and any damage (an encrypted member, a method or size zipfile
+    cannot read) refused as InputError."""
+    budget = as_budget(limit)
     try:
         with open_input(path) as fp:
             check_zip_directory(fp, path)

@@ -806,4 +806,13 @@ MUTATIONS += [
       "        w = np.where(nan, w.dtype.type(0), w)   # one new array, of w's precision",
       "        w = np.where(nan, 0, w).astype(w.dtype)",
       "tests/test_weights.py", "a weight holding NaN copied twice on its way into the MLP"),
+    # ---- HDF5's structures found in one read of the file ------------------------------------
+    M("scan2conv/formats/h5scan.py",
+      "        found = mapped.find(pattern, found + 1)",
+      "        found = -1",
+      "tests/test_hdf5_onepass.py", "a second signature in one block of an HDF5 file passed over unchecked"),
+    M("scan2conv/formats/h5scan.py",
+      "            place_of[max(a, b)] = min(a, b)",
+      "            pass",
+      "tests/test_hdf5_onepass.py", "HDF5 signatures whose bytes share places missed by the one search"),
 ]

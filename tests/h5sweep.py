@@ -24,7 +24,7 @@ def run_forked(path, args=("inspect",), timeout=20, max_memory=2 * 2**30):
     """(kind, stderr) of `scan2conv <args> path` in a forked child: kind "ok" (exit 0),
     "refused" (exit 1–4, one line "error: …"), or the fault: "signal SIGSEGV", "hang",
     "exit 99: traceback", "exit N: k lines"."""
-    from cli import main   # imported once, before the children fork
+    from scan2conv.cli import main   # imported once, before the children fork
     with tempfile.TemporaryFile() as err:
         pid = os.fork()
         if pid == 0:   # the child: never returns

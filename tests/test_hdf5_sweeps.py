@@ -77,3 +77,26 @@ def test_a_shape_of_millions_of_tiny_chunks_is_refused(tmp_path):
     result = run_cli(["inspect", "huge.h5"], tmp_path, max_memory=600 * 2**20, timeout=60)
     assert_clean_refusal(result, "huge.h5")
     assert "is stored in 4,194,304 chunks" in result[2]
+
+
+def test_an_attribute_of_a_variable_length_type_of_no_kind_is_refused_not_a_crash(tmp_path):
+    # the string type's kind (0 sequence, 1 string) made 2: HDF5 read it into a SIGSEGV
+    data = bytearray(old_layouts.keras2(tmp_path / "good.h5").read_bytes())
+    at = data.find(b"backend\0") + 8   # version 1: the name padded to 8 bytes, then the type
+    assert data[at] & 0x0F == 9 and data[at + 1] == 1
+    data[at + 1] = 2
+    (tmp_path / "kind.h5").write_bytes(bytes(data))
+    result = run_cli(["inspect", "kind.h5"], tmp_path, timeout=60)
+    assert_clean_refusal(result, "kind.h5")
+    assert "/model_weights: attribute backend: its variable-length type is of kind 2" in result[2]
+
+
+def test_a_dataset_of_a_type_numpy_has_no_equivalent_for_is_refused(tmp_path):
+    # a float type made a time type: h5py's TypeError was an internal error (exit 70)
+    data = bytearray(old_layouts.plain(tmp_path / "good.h5").read_bytes())
+    at = data.find(b"\x03\x00\x18\x00\x01\x00\x00\x00\x11") + 8   # a datatype message: float
+    data[at] = 0x12
+    (tmp_path / "time.h5").write_bytes(bytes(data))
+    result = run_cli(["inspect", "time.h5"], tmp_path, timeout=60)
+    assert_clean_refusal(result, "time.h5")
+    assert "No NumPy equivalent for TypeTimeID" in result[2]

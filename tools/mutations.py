@@ -819,4 +819,8 @@ MUTATIONS += [
       "        if inflated > chunk_bytes:",
       "        if False:",
       "tests/test_hdf5_sweeps.py", "an HDF5 chunk inflating to gigabytes handed to HDF5, which inflates it whole"),
+    M("scan2conv/formats/h5objects.py",
+      "        if kind > 1 or pad > 2 or charset > 1:",
+      "        if False:",
+      "tests/test_hdf5_sweeps.py", "an HDF5 variable-length type of no kind handed to HDF5 (a crash)"),
 ]

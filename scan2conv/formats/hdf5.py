@@ -345,5 +345,6 @@ def read_h5(path, limit, source=None):
             if kind == "keras3":
                 return keras.read_keras3(f, path, budget)
             return read_plain(f, path, budget)
-        except (OSError, RuntimeError, KeyError, ValueError) as e:
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+            # TypeError: h5py's for a datatype numpy has no equivalent of (a damaged class)
             raise InputError(f"{path}: cannot read HDF5 content: {quote(one_line(e), 160)}") from None

@@ -25,7 +25,7 @@ import hostile_h5v2 as h5v2  # noqa: E402
 EA = (b"EAHD", b"EAIB", b"EASB", b"EADB")
 
 
-def extarray_cases(folder, every=1):
+def extarray_cases(folder, every=1, offset=0):
     """The extensible array of 2,048 chunks (and of 5,000: paged data blocks), each field of
     its blocks damaged and resealed: the header, index block and secondary blocks, the first
     two data blocks (the rest are alike) and the last one of 5,000 (paged); every `every`-th
@@ -35,11 +35,11 @@ def extarray_cases(folder, every=1):
     for rows, magic, pick in picks:
         data = h5v2.extensible_array(folder / f"ea{rows}.h5", rows).read_bytes()
         cases = h5sweep.sealed_cases(data, magic, pick=pick)
-        for label, damaged in itertools.islice(cases, 0, None, every):
+        for label, damaged in itertools.islice(cases, offset, None, every):
             yield f"ea{rows} {label}", damaged
 
 
-def old_cases(folder, every=1):
+def old_cases(folder, every=1, offset=0):
     """Every byte of a Keras 2 file and of a plain HDF5 file of the default layout (superblock
     version 0, symbol tables, version 1 B-trees, local heaps) set to 0, 0xff and itself + 1,
     and every address field set past the end; every `every`-th case."""
@@ -47,13 +47,13 @@ def old_cases(folder, every=1):
     for name, write in (("keras2", old_layouts.keras2), ("plain", old_layouts.plain)):
         data = write(folder / f"{name}.h5").read_bytes()
         cases = h5sweep.byte_cases(data, h5sweep.address_fields(data))
-        for label, damaged in itertools.islice(cases, 0, None, every):
+        for label, damaged in itertools.islice(cases, offset, None, every):
             yield f"{name} {label}", damaged
 
 
-def inflate_cases(folder, every=1):
+def inflate_cases(folder, every=1, offset=0):
     import old_layouts
-    return itertools.islice(old_layouts.inflating(folder).items(), 0, None, every)
+    return itertools.islice(old_layouts.inflating(folder).items(), offset, None, every)
 
 
 SWEEPS = {"extarray": extarray_cases, "old": old_cases, "inflate": inflate_cases}
@@ -80,13 +80,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("which", choices=sorted(SWEEPS), nargs="+")
     parser.add_argument("--every", type=int, default=1, help="take every N-th case")
+    parser.add_argument("--offset", type=int, default=0, help="with --every: start at case N")
     parser.add_argument("--timeout", type=int, default=20, help="seconds a case may take")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(tmp)
         for which in args.which:
             start = time.perf_counter()
-            cases = SWEEPS[which](folder, args.every)
+            cases = SWEEPS[which](folder, args.every, args.offset)
             counts = sweep(cases, folder, args.timeout)
             print(f"{which}: in {time.perf_counter() - start:.0f} s: "
                   + ", ".join(f"{k} {v:,}" for k, v in counts.most_common()), flush=True)

@@ -302,3 +302,14 @@ def _sealed_cached(data, at):
     if _LENGTHS[key] is None:
         raise ValueError(at)
     return _LENGTHS[key]
+
+
+def extensible_array(path, rows=2048, compression=None):
+    """W1 of rows × 4 in chunks of one row, its first axis unlimited: an extensible array
+    indexes its chunks, with the index block, secondary blocks (EASB) and data blocks (EADB,
+    paged past 1,024 entries) that only so many chunks make. The MLP is rows → 4 → 2."""
+    def fill(f):
+        w = np.arange(rows * 4.0).reshape(rows, 4) / rows
+        f.create_dataset("W1", data=w, chunks=(1, 4), maxshape=(None, 4), compression=compression)
+        f["b1"], f["W2"], f["b2"] = W["b1"], W["W2"], W["b2"]
+    return _write(path, fill)

@@ -101,7 +101,7 @@ CASES = {
     "hdf5 open": (None, "m('scan2conv.formats.h5open').open_h5(path, path)", "w.h5"),
 }
 # swapped after scan2conv's own checks of an HDF5 file, before HDF5 opens it by path
-AFTER_CHECKS = {"hdf5 after its checks": (("scan2conv.formats.h5open", "check_headers"),
+AFTER_CHECKS = {"hdf5 after its checks": (("scan2conv.formats.h5open", "check_structures"),
                                           "len(" + READ + ".arrays)", "checked.h5")}
 
 

@@ -11,7 +11,6 @@ before HDF5 opens the file. The addresses are relative to the base address of th
 import struct
 
 from ..errors import InputError
-from .h5heap import find_all, with_reader
 from .weightfile import MAX_RANK
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -37,16 +36,6 @@ def superblock(read_at, length, where):
         raise InputError(f"{where}: the HDF5 file uses {head[size_at]}-byte addresses; scan2conv "
                          "reads files of 8-byte addresses (what h5py and Keras write)")
     return at, struct.unpack_from("<Q", head, base_at)[0]
-
-
-def _nodes(read_at, length, base):
-    """{address: (type, level, entries, left, right)} of every TREE node in the file."""
-    found = {}
-    for at in find_all(read_at, length, b"TREE"):
-        head = read_at(at, _NODE.size)
-        if len(head) == _NODE.size and head[4] in (0, 1):
-            found[at - base] = _NODE.unpack(head)[1:]
-    return found
 
 
 def _refuse(where, address, what):
@@ -94,16 +83,22 @@ def _check_children(read_at, nodes, base, where):
                     raise _refuse(where, address, f"at level {level} has a child at level {high}")
 
 
-def _check(read_at, length, where):
-    found = superblock(read_at, length, where)
-    if found is None:
-        return
-    base = found[1]
-    nodes = _nodes(read_at, length, base)
-    _check_siblings(nodes, where)
-    _check_children(read_at, nodes, base, where)
+class BtreeCheck:
+    """The TREE nodes of a file gathered as its signatures are found (add), then their
+    siblings and children checked (check)."""
 
+    def __init__(self, read_at, length, where):
+        self.read_at, self.where, self.nodes = read_at, where, {}
+        found = superblock(read_at, length, where)
+        self.base = None if found is None else found[1]
 
-def check_btrees(source, where):
-    """InputError when a version 1 B-tree in source (a path or bytes) loops."""
-    with_reader(source, _check, where)
+    def add(self, at):
+        """The node at file offset at: {address: (type, level, entries, left, right)}."""
+        head = self.read_at(at, _NODE.size)
+        if self.base is not None and len(head) == _NODE.size and head[4] in (0, 1):
+            self.nodes[at - self.base] = _NODE.unpack(head)[1:]
+
+    def check(self):
+        """InputError when a node's siblings loop or a child is not below it."""
+        _check_siblings(self.nodes, self.where)
+        _check_children(self.read_at, self.nodes, self.base, self.where)

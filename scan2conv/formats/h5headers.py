@@ -12,7 +12,6 @@ same bytes inside raw data are passed over) is held here to what HDF5 itself wri
 import struct
 
 from ..errors import InputError
-from .h5heap import find_all, with_reader
 
 _BTREE = struct.Struct("<4sBBIHHBBQHQI")    # … type, node size, record size, depth, split, merge,
 _BTREE_TYPES = range(1, 12)                 # root address, root records, all records, checksum
@@ -101,7 +100,9 @@ def _heap_fault(head, length):
     return None
 
 
-def _check_at(read_at, at, magic, length, where):
+def check_header_at(read_at, at, magic, length, where):
+    """InputError when the version 2 B-tree (BTHD) or fractal heap (FRHP) header at `at`, its
+    checksum holding, has numbers HDF5 would crash on."""
     if magic == b"BTHD":
         head = read_at(at, _BTREE.size)
         fault = _sealed(head, _BTREE.size) and _btree_fault(head, length)
@@ -116,15 +117,3 @@ def _check_at(read_at, at, magic, length, where):
         what = "version 2 B-tree" if magic == b"BTHD" else "fractal heap"
         raise InputError(f"{where}: the HDF5 {what} at byte {at:,} {fault}; the file is damaged "
                          "(HDF5 would crash on it); refused")
-
-
-def _check(read_at, length, where):
-    for magic in (b"BTHD", b"FRHP"):
-        for at in find_all(read_at, length, magic):
-            _check_at(read_at, at, magic, length, where)
-
-
-def check_headers(source, where):
-    """InputError when a fractal heap or version 2 B-tree header in source (a path or bytes)
-    holds numbers HDF5 would crash on."""
-    with_reader(source, _check, where)

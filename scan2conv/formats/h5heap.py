@@ -12,7 +12,6 @@ import os
 import struct
 
 from ..errors import InputError
-from .infile import open_input
 
 _MAGIC = b"GCOL"
 _MIN_SIZE = 4096    # HDF5 never writes a smaller collection: anything smaller is not one
@@ -43,52 +42,19 @@ def _refuse(where, offset):
                       "global heap object that does not fit its collection); refused")
 
 
-def find_all(read_at, length, magic):
-    """Offset of every occurrence of magic in the file, read a quarter MiB at a time."""
-    at, step = 0, 1 << 18
-    while at < length:
-        chunk = read_at(at, step + len(magic) - 1)
-        found = chunk.find(magic)
-        while 0 <= found < step:
-            yield at + found
-            found = chunk.find(magic, found + 1)
-        at += step
-
-
-def _collections(read_at, length):
-    """(offset, size) of every plausible collection: magic, version 1, a size that fits."""
-    for at in find_all(read_at, length, _MAGIC):
-        head = read_at(at, _HEADER)
-        if len(head) == _HEADER and head[4] == 1:
-            size, = struct.unpack_from("<Q", head, 8)
-            if _MIN_SIZE <= size <= length - at:
-                yield at, size
-
-
-def with_reader(source, check, where):
-    """check(read_at, length, where) on source: a path, an open file or the bytes of a file."""
-    if isinstance(source, (bytes, bytearray)):
-        check(lambda at, n: bytes(source[at:at + n]), len(source), where)
-    elif hasattr(source, "fileno"):
-        check(file_reader(source.fileno()), os.fstat(source.fileno()).st_size, where)
-    else:
-        with open_input(source) as fp:
-            with_reader(fp, check, where)
+def check_collection_at(read_at, length, at, where):
+    """InputError when the global heap collection at `at` (magic, version 1, a size that fits:
+    anything else is not one) does not step forward to its end."""
+    head = read_at(at, _HEADER)
+    if len(head) == _HEADER and head[4] == 1:
+        size, = struct.unpack_from("<Q", head, 8)
+        if _MIN_SIZE <= size <= length - at:
+            bad = _damaged_at(read_at, at, size)
+            if bad is not None:
+                raise _refuse(where, bad)
 
 
 def file_reader(fd):
     """read_at(offset, n) on a file descriptor; b"" past the end, wherever an address in a
     damaged file points (os.pread cannot seek past 2^63)."""
     return lambda at, n: os.pread(fd, n, at) if 0 <= at < 2**62 and n > 0 else b""
-
-
-def check_global_heaps(source, where):
-    """InputError when a global heap collection in source (a path or bytes) is damaged."""
-    with_reader(source, _check, where)
-
-
-def _check(read_at, length, where):
-    for start, size in _collections(read_at, length):
-        bad = _damaged_at(read_at, start, size)
-        if bad is not None:
-            raise _refuse(where, bad)

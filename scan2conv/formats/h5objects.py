@@ -13,13 +13,17 @@ address; only 8-byte addresses are read (see h5btree).
 import os
 import struct
 
+import h5py
+
 from ..errors import InputError, UnsafeFileError
 from ..text import quote
 from .h5btree import superblock
 from .h5heap import file_reader
 
 _UNDEFINED = 2**64 - 1
-_DATASPACE, _EXTERNAL, _LAYOUT, _CONTINUATION = 0x01, 0x07, 0x08, 0x10
+_DATASPACE, _DATATYPE, _EXTERNAL, _LAYOUT, _ATTRIBUTE, _CONTINUATION = 0x01, 0x03, 0x07, 0x08, 0x0C, 0x10
+_VLEN = 9
+_SHARED = 0x02   # a message's flag: its body names a shared message
 _INDEX_SIGNATURE = {3: b"FAHD", 4: b"EAHD", 5: b"BTHD"}   # fixed array, extensible array, v2 B-tree
 _INDEX_PARAMS = {1: 0, 2: 0, 3: 1, 4: 5, 5: 6}            # bytes of parameters before the address
 MAX_CHUNKS = 4_096   # header chunks of one object; h5py's headers take one or two
@@ -89,12 +93,39 @@ def check_object(read_at, length, base, address, name, where):
     label = f"{where}: dataset {quote(name)}"
     found = messages(read_at, length, base, address)
     shape = next((_shape(body) for kind, _, body in found if kind == _DATASPACE), None)
-    for kind, _, body in found:
+    for kind, flags, body in found:
         if kind == _EXTERNAL:
             raise UnsafeFileError(f"{label} stores its data in external files; refused")
         if kind == _LAYOUT:
             _check_layout(read_at, base, body, shape, label)
+        if kind == _DATATYPE and not flags & _SHARED:
+            _check_datatype(body, label)
+        if kind == _ATTRIBUTE and not flags & _SHARED:
+            _check_attribute(body, f"{where}: {quote(name)}")
 
+
+def _check_attribute(body, label):
+    """An attribute's name ends in its one NUL at the length the message gives, and its
+    datatype is one HDF5 reads (see _check_datatype)."""
+    if len(body) < 8 or body[0] not in (1, 2, 3):
+        return   # HDF5 refuses an unknown version itself
+    size, at = struct.unpack_from("<H", body, 2)[0], 8 + (body[0] == 3)
+    name = body[at:at + size]
+    if size == 0 or len(name) < size or name.find(b"\0") != size - 1:
+        raise _damaged(label, f"an attribute's name of {size} bytes is not one string "
+                              f"({quote(name[:40].decode('latin-1'))})")
+    at += -(-size // 8) * 8 if body[0] == 1 else size   # version 1 pads the name to 8 bytes
+    _check_datatype(body[at:], f"{label}: attribute {quote(name[:-1].decode('latin-1'))}")
+
+
+def _check_datatype(body, label):
+    """A variable-length type is a sequence (0) or a string (1), padded one of 3 ways, in one
+    of 2 character sets: HDF5 read a string type of 2 as a sequence of nothing (SIGSEGV)."""
+    if len(body) >= 4 and body[0] & 0x0F == _VLEN:
+        kind, pad, charset = body[1] & 0x0F, body[1] >> 4, body[2] & 0x0F
+        if kind > 1 or pad > 2 or charset > 1:
+            raise _damaged(label, f"its variable-length type is of kind {kind}, padding {pad}, "
+                                  f"character set {charset}")
 
 def _shape(body):
     """The largest sizes a dataspace message allows (what a fixed array is made for), or None."""
@@ -175,6 +206,7 @@ def check_objects(f, targets, where):
     if found is None:
         return
     counted = _counted(read_at, 2 * length + 2**20, where)
+    targets = {h5py.h5o.get_info(f.id).addr: "/", **targets}   # the root's attributes too
     for address, name in targets.items():
         check_object(counted, length, found[1], address, name, where)
 

@@ -1,5 +1,5 @@
 """HDF5 files opened read-only, after the checks of structures HDF5 would loop or crash on
-(h5heap, h5btree, h5headers), with a close that is a refusal of the file when it fails."""
+(h5scan: h5heap, h5btree, h5headers), with a close that is a refusal of the file when it fails."""
 import io
 import os
 import stat
@@ -8,9 +8,9 @@ import h5py
 
 from ..errors import InputError
 from ..text import one_line, quote
-from .h5btree import check_btrees, superblock
-from .h5headers import check_headers
-from .h5heap import check_global_heaps, file_reader
+from .h5btree import superblock
+from .h5heap import file_reader
+from .h5scan import check_structures
 from .infile import open_input
 
 
@@ -36,8 +36,7 @@ def open_h5(source, where):
 def _checked(source, read_at, length, where):
     if superblock(read_at, length, where) is None:
         raise InputError(f"{where}: not an HDF5 file")
-    for check in (check_global_heaps, check_btrees, check_headers):
-        check(source, where)
+    check_structures(source, where)
 
 
 def _still_the_same(path, st, where):

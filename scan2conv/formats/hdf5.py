@@ -14,6 +14,8 @@ Plain files: every numeric dataset at any depth, in natural order of its path (l
 layer10), a matrix before the vector of the same stem. Keras files are recognised here and
 read by keras.py.
 """
+import zlib
+
 import h5py
 import numpy as np
 
@@ -34,6 +36,7 @@ MAX_CHUNKS = 65_536       # chunks the datasets of one file may be cut into
 MAX_CHUNK_BYTES = 64 * 2**20   # one chunk, inflated beside the array it fills (h5py cuts 1 MiB)
 # deflate, shuffle, Fletcher-32, SZIP, N-bit, scale-offset (HDF5's own), LZF (h5py's own)
 KNOWN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
+_DEFLATE, _FLETCHER32 = 1, 3
 
 
 def child(group, name, where):
@@ -222,6 +225,39 @@ def _check_chunks(ds, name, budget):
         raise InputError(f"{name} is stored in {chunks:,} chunks; the datasets of one file may "
                          f"be cut into {MAX_CHUNKS:,} chunks in all")
     budget.hdf5_chunks = total
+    _check_inflation(ds, name, chunk_bytes)
+
+
+def _check_inflation(ds, name, chunk_bytes):
+    """Refuse a deflated chunk that inflates to more than a chunk holds: HDF5 inflates each
+    stream to its end, doubling its buffer as it goes, so a chunk of 3 MB in the file took 3 GB.
+    Each stored chunk is inflated here first, never past chunk_bytes + 1; its stored size is
+    checked against the file's (the raw read allocates it). Fletcher-32 may follow deflate (its
+    4 bytes follow the stream); another filter after deflate is refused."""
+    dcpl = ds.id.get_create_plist()
+    filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
+    if _DEFLATE not in filters:
+        return
+    position = filters.index(_DEFLATE)
+    if any(f != _FLETCHER32 for f in filters[position + 1:]):
+        raise InputError(f"{name} is deflated, then filtered again ({filters}); refused")
+    size = ds.file.id.get_filesize()
+
+    def check(info):
+        if info.size > size:
+            raise InputError(f"{name} has a chunk of {info.size:,} bytes, in a file of {size:,}; "
+                             "the file is damaged")
+        mask, raw = ds.id.read_direct_chunk(info.chunk_offset)
+        if mask & (1 << position):
+            return   # stored as it is
+        try:
+            inflated = len(zlib.decompressobj().decompress(raw, chunk_bytes + 1))
+        except zlib.error:
+            return   # HDF5 fails on it too, in one line
+        if inflated > chunk_bytes:
+            raise InputError(f"{name} has a chunk at {tuple(info.chunk_offset)} that inflates "
+                             f"past the {chunk_bytes:,} bytes of a chunk; the file is damaged")
+    ds.id.chunk_iter(check)
 
 
 def attr(obj, name, where, default=None):
@@ -309,5 +345,6 @@ def read_h5(path, limit, source=None):
             if kind == "keras3":
                 return keras.read_keras3(f, path, budget)
             return read_plain(f, path, budget)
-        except (OSError, RuntimeError, KeyError, ValueError) as e:
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+            # TypeError: h5py's for a datatype numpy has no equivalent of (a damaged class)
             raise InputError(f"{path}: cannot read HDF5 content: {quote(one_line(e), 160)}") from None

@@ -142,6 +142,13 @@ class StandardStream(io.TextIOBase):
             raise OutputLost(self.name, e.strerror or type(e).__name__) from None
 
     def write(self, text):
+        if isinstance(text, (bytes, bytearray)):
+            # click asks whether a stream is binary by writing b"" to it: a text stream refuses,
+            # so click never re-wraps this one as UTF-8 past the fall-backs; the bytes it echoes
+            # itself (shell completion scripts) are UTF-8 text
+            if not text:
+                raise TypeError("write() argument must be str, not bytes")
+            text = bytes(text).decode("utf-8", "replace")
         text_out = encodable(text, self.encoding) if self.fallback else text
         self._do(lambda: self.stream.write(text_out))
         return len(text)

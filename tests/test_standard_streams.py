@@ -71,3 +71,16 @@ def test_closed_descriptors_are_taken_before_any_file_is_opened(tmp_path):
     subprocess.run([sys.executable, "-c", probe, str(tmp_path / "fd")], stdin=subprocess.DEVNULL,
                    preexec_fn=lambda: [os.close(fd) for fd in (1, 2)], timeout=60, check=True)
     assert int((tmp_path / "fd").read_text()) > 2
+
+
+def test_bytes_click_echoes_are_written_as_text_and_the_binary_probe_refused():
+    import io
+    from scan2conv.cli.common import StandardStream
+    under = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    stream = StandardStream(under, "output")
+    with pytest.raises(TypeError):      # click's probe: not a binary stream, so not re-wrapped
+        stream.write(b"")
+    stream.write("complete → ")          # an ASCII stream gets the fall-back
+    stream.write("plain,verify\n".encode())   # shell completion echoes bytes
+    stream.flush()
+    assert under.buffer.getvalue() == b"complete -> plain,verify\n"

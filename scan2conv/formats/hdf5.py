@@ -36,7 +36,7 @@ MAX_CHUNKS = 65_536       # chunks the datasets of one file may be cut into
 MAX_CHUNK_BYTES = 64 * 2**20   # one chunk, inflated beside the array it fills (h5py cuts 1 MiB)
 # deflate, shuffle, Fletcher-32, SZIP, N-bit, scale-offset (HDF5's own), LZF (h5py's own)
 KNOWN_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
-_DEFLATE, _FLETCHER32 = 1, 3
+_DEFLATE, _FLETCHER32, _LZF = 1, 3, 32000
 
 
 def child(group, name, where):
@@ -228,19 +228,52 @@ def _check_chunks(ds, name, budget):
     _check_inflation(ds, name, chunk_bytes)
 
 
+def lzf_length(data, cap):
+    """The bytes an LZF stream decodes to, counted from its tokens without decoding (stopping
+    past cap): a literal run (control < 32) of control + 1 bytes, or a copy of
+    (control >> 5) + 2 bytes, 7 meaning 7 + the next byte."""
+    at, end, out = 0, len(data), 0
+    while at < end and out <= cap:
+        control = data[at]
+        if control < 32:
+            out += control + 1
+            at += control + 2
+        else:
+            length = control >> 5
+            if length == 7:
+                length += data[at + 1] if at + 1 < end else 0
+                at += 1
+            out += length + 2
+            at += 2
+    return out
+
+
+def _inflated(raw, method, cap):
+    """The bytes a stored chunk inflates to by deflate or LZF, never counted far past cap;
+    None for a stream the filter itself refuses."""
+    if method == _LZF:
+        return lzf_length(raw, cap)
+    try:
+        return len(zlib.decompressobj().decompress(raw, cap + 1))
+    except zlib.error:
+        return None
+
+
 def _check_inflation(ds, name, chunk_bytes):
-    """Refuse a deflated chunk that inflates to more than a chunk holds: HDF5 inflates each
-    stream to its end, doubling its buffer as it goes, so a chunk of 3 MB in the file took 3 GB.
-    Each stored chunk is inflated here first, never past chunk_bytes + 1; its stored size is
-    checked against the file's (the raw read allocates it). Fletcher-32 may follow deflate (its
-    4 bytes follow the stream); another filter after deflate is refused."""
+    """Refuse a deflated or LZF chunk that inflates to more than a chunk holds: HDF5 inflates a
+    deflate stream to its end, doubling its buffer as it goes (a chunk of 3 MB in the file took
+    3 GB), and h5py's LZF filter grows its buffer until the stream fits. Each stored chunk is
+    measured here first, never far past chunk_bytes; its stored size is checked against the
+    file's (the raw read allocates it). Fletcher-32 may follow (its 4 bytes follow the stream);
+    another filter after deflate or LZF is refused."""
     dcpl = ds.id.get_create_plist()
     filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
-    if _DEFLATE not in filters:
+    position = next((i for i, f in enumerate(filters) if f in (_DEFLATE, _LZF)), None)
+    if position is None:
         return
-    position = filters.index(_DEFLATE)
+    method = filters[position]
     if any(f != _FLETCHER32 for f in filters[position + 1:]):
-        raise InputError(f"{name} is deflated, then filtered again ({filters}); refused")
+        raise InputError(f"{name} is compressed, then filtered again ({filters}); refused")
     size = ds.file.id.get_filesize()
 
     def check(info):
@@ -250,11 +283,10 @@ def _check_inflation(ds, name, chunk_bytes):
         mask, raw = ds.id.read_direct_chunk(info.chunk_offset)
         if mask & (1 << position):
             return   # stored as it is
-        try:
-            inflated = len(zlib.decompressobj().decompress(raw, chunk_bytes + 1))
-        except zlib.error:
-            return   # HDF5 fails on it too, in one line
-        if inflated > chunk_bytes:
+        if _FLETCHER32 in filters[position + 1:]:
+            raw = raw[:-4]     # the checksum after the stream
+        inflated = _inflated(raw, method, chunk_bytes)
+        if inflated is not None and inflated > chunk_bytes:
             raise InputError(f"{name} has a chunk at {tuple(info.chunk_offset)} that inflates "
                              f"past the {chunk_bytes:,} bytes of a chunk; the file is damaged")
     ds.id.chunk_iter(check)

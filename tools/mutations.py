@@ -890,4 +890,9 @@ MUTATIONS += [
       "    position = next((i for i, f in enumerate(filters) if f in (_DEFLATE, _LZF)), None)",
       "    position = next((i for i, f in enumerate(filters) if f in (_DEFLATE,)), None)",
       "tests/test_hdf5_lzf.py", "an LZF chunk that inflates past its size handed to h5py's growing buffer"),
+    # ---- variable-length types checked wherever they nest -----------------------------------
+    M("scan2conv/formats/h5objects.py",
+      "            at = _type_end(body, at, label, depth + 1)\n        return at\n",
+      "            pass\n        return at\n",
+      "tests/test_h5_nested_types.py", "a string type of kind 2 inside a compound handed to HDF5 (SIGSEGV)"),
 ]

@@ -120,12 +120,70 @@ def _check_attribute(body, label):
 
 def _check_datatype(body, label):
     """A variable-length type is a sequence (0) or a string (1), padded one of 3 ways, in one
-    of 2 character sets: HDF5 read a string type of 2 as a sequence of nothing (SIGSEGV)."""
-    if len(body) >= 4 and body[0] & 0x0F == _VLEN:
-        kind, pad, charset = body[1] & 0x0F, body[1] >> 4, body[2] & 0x0F
-        if kind > 1 or pad > 2 or charset > 1:
-            raise _damaged(label, f"its variable-length type is of kind {kind}, padding {pad}, "
+    of 2 character sets, wherever it lies: at the top or inside a compound, array, enum or
+    sequence type (HDF5 read a string type of 2 as a sequence of nothing: SIGSEGV). Types
+    nest at most MAX_TYPE_DEPTH deep. A type cut short is left to HDF5, which refuses it."""
+    try:
+        _type_end(body, 0, label, 0)
+    except (IndexError, struct.error):
+        pass
+
+
+MAX_TYPE_DEPTH = 32      # no weight file nests types; HDF5 recurses once a level
+_FIXED, _FLOAT, _TIME, _STRING, _BITFIELD, _OPAQUE, _COMPOUND, _REFERENCE, _ENUM, _ARRAY = (
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 10)
+
+
+def _type_end(body, at, label, depth):
+    """Check the datatype encoded at body[at:] (and every type inside it); where it ends."""
+    if depth > MAX_TYPE_DEPTH:
+        raise _damaged(label, f"its datatype nests more than {MAX_TYPE_DEPTH} types deep")
+    kind, version = body[at] & 0x0F, body[at] >> 4
+    bits = int.from_bytes(body[at + 1:at + 4], "little")
+    size = struct.unpack_from("<I", body, at + 4)[0]
+    at += 8
+    if kind in (_FIXED, _BITFIELD):
+        return at + 4
+    if kind == _FLOAT:
+        return at + 12
+    if kind == _TIME:
+        return at + 2
+    if kind in (_STRING, _REFERENCE):
+        return at
+    if kind == _OPAQUE:
+        return at + (bits & 0xFF)             # the tag, padded
+    if kind == _VLEN:
+        sort, pad, charset = bits & 0x0F, (bits >> 4) & 0x0F, (bits >> 8) & 0x0F
+        if sort > 1 or pad > 2 or charset > 1:
+            raise _damaged(label, f"its variable-length type is of kind {sort}, padding {pad}, "
                                   f"character set {charset}")
+        return _type_end(body, at, label, depth + 1)      # its base type
+    if kind == _ARRAY:
+        rank = body[at]
+        at += 1 + 4 * rank if version >= 3 else 4 + 8 * rank     # sizes (and permutations)
+        return _type_end(body, at, label, depth + 1)
+    if kind == _ENUM:
+        base = at
+        at = _type_end(body, at, label, depth + 1)
+        for _ in range(bits & 0xFFFF):
+            at = _name_end(body, at, version < 3)
+        return at + (bits & 0xFFFF) * struct.unpack_from("<I", body, base + 4)[0]
+    if kind == _COMPOUND:
+        offset_bytes = 4 if version < 3 else max(1, -(-size.bit_length() // 8))
+        for _ in range(bits & 0xFFFF):
+            at = _name_end(body, at, version < 3) + offset_bytes
+            if version == 1:
+                at += 28                          # rank, permutation and four sizes
+            at = _type_end(body, at, label, depth + 1)
+        return at
+    return len(body)      # a class HDF5 does not know: it refuses the type itself
+
+
+def _name_end(body, at, padded):
+    """Where a NUL-ended name at body[at:] ends (padded to 8 bytes in older versions)."""
+    end = body.index(b"\0", at) + 1
+    return at + -(-(end - at) // 8) * 8 if padded else end
+
 
 def _shape(body):
     """The largest sizes a dataspace message allows (what a fixed array is made for), or None."""

@@ -34,6 +34,8 @@ def test_unrolled_file_keeps_the_activations(tmp_path, stack_file, ext):
     assert seen["activations"] == ["sigmoid", "tanh", "identity"] and seen["activations_from"] == "file"
     r = run("verify", mlp, "--stack", stack_file, "--input", x, "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["ok"], r.stdout + r.stderr
+    # no note that the format records no activations: this file does
+    assert not [n for n in json.loads(r.stdout)["mlp"]["notes"] if "record activations" in n]
     r = run("verify", mlp, "--stack", stack_file, "--input", x, "--activations", "relu,relu,identity")
     assert r.exit_code == 1   # the option still overrides what the file records
 

@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..text import quote
 from .jsontext import parse_json
 from .stackfile import META_KEY, MAX_AXES, _bad, _sizes, _whole
+from .weightfile import NO_ACTIVATIONS
 
 FORMAT = "scan2conv-mlp"
 VERSION = 1
@@ -121,10 +122,13 @@ def split(wf, family):
 def _with_activations(meta, wf, arrays):
     """(meta, wf holding arrays), the activations meta records given to wf unless it has its own."""
     from dataclasses import replace
-    acts = wf.activations
+    acts, notes = wf.activations, wf.notes
     if meta is not None and acts is None and meta["activations"] is not None:
         acts = meta["activations"]
-    return meta, replace(wf, arrays=arrays, activations=acts)
+        # the format records none, this file's metadata does: the reader's note is moot
+        unrecorded = NO_ACTIVATIONS.split("{kind} ", 1)[1]
+        notes = [n for n in notes if not n.endswith(unrecorded)]
+    return meta, replace(wf, arrays=arrays, activations=acts, notes=notes)
 
 
 def without_meta(wf):

@@ -42,6 +42,8 @@ class ExternalData:
     def _open(self, location, at):
         if location in self.files:
             return self.files[location]
+        if location is None:
+            raise InputError(f"{at} keeps its data in another file but names none; {INSIDE}")
         shown = quote(location, 120)
         if location != self.own:
             raise UnsafeFileError(f"{at} keeps its data in another file, {shown!r}; scan2conv reads "
@@ -72,9 +74,9 @@ class ExternalData:
             offset = int(entries.get("offset", 0))
             length = int(entries.get("length", nbytes))
         except ValueError:
-            raise InputError(f"{at} has external data offset {quote(entries.get('offset'), 40)} "
-                             f"and length {quote(entries.get('length'), 40)}; expected whole "
-                             "numbers") from None
+            raise InputError(f"{at} has external data offset {quote(entries.get('offset', 0), 40)} "
+                             f"and length {quote(entries.get('length', nbytes), 40)}; expected "
+                             "whole numbers") from None
         if length != nbytes or offset < 0 or offset + nbytes > size:
             raise InputError(f"{at} has external data at offset {offset:,}, length {length:,} in "
                              f"{quote(entries.get('location'), 120)!r} ({size:,} bytes); its shape "

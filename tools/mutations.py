@@ -878,11 +878,11 @@ MUTATIONS += [
       "            pass",
       "tests/test_hdf5_onepass.py", "HDF5 signatures whose bytes share places missed by the one search"),
     M("scan2conv/formats/hdf5.py",
-      "        if inflated > chunk_bytes:",
+      "        if inflated is not None and inflated > chunk_bytes:",
       "        if False:",
       "tests/test_hdf5_sweeps.py", "an HDF5 chunk inflating to gigabytes handed to HDF5, which inflates it whole"),
     M("scan2conv/formats/h5objects.py",
-      "        if kind > 1 or pad > 2 or charset > 1:",
+      "        if sort > 1 or pad > 2 or charset > 1:",
       "        if False:",
       "tests/test_hdf5_sweeps.py", "an HDF5 variable-length type of no kind handed to HDF5 (a crash)"),
     # ---- LZF chunks measured before h5py inflates them -------------------------------------

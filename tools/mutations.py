@@ -896,7 +896,7 @@ MUTATIONS += [
       "            pass\n        return at\n",
       "tests/test_h5_nested_types.py", "a string type of kind 2 inside a compound handed to HDF5 (SIGSEGV)"),
     M("scan2conv/formats/mlpmeta.py",
-      "        notes = [n for n in notes if not n.endswith(unrecorded)]",
+      "        notes = [n for n in notes if not n.endswith(UNRECORDED)]",
       "        pass",
       "tests/test_mlpmeta_activations.py", "an MLP file whose metadata records activations noted as recording none"),
     M("scan2conv/formats/h5objects.py",

@@ -12,6 +12,7 @@ address; only 8-byte addresses are read (see h5btree).
 """
 import os
 import struct
+import time
 
 import h5py
 
@@ -139,7 +140,6 @@ def probe_attributes(f, where, seconds=PROBE_SECONDS):
             code = 0
         finally:
             os._exit(code)    # no exit handlers: nothing of the parent's flushed twice
-    import time
     deadline = time.monotonic() + seconds
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)

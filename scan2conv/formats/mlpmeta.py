@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..text import quote
 from .jsontext import parse_json
 from .stackfile import META_KEY, MAX_AXES, _bad, _sizes, _whole
-from .weightfile import NO_ACTIVATIONS
+from .weightfile import UNRECORDED
 
 FORMAT = "scan2conv-mlp"
 VERSION = 1
@@ -126,8 +126,7 @@ def _with_activations(meta, wf, arrays):
     if meta is not None and acts is None and meta["activations"] is not None:
         acts = meta["activations"]
         # the format records none, this file's metadata does: the reader's note is moot
-        unrecorded = NO_ACTIVATIONS.split("{kind} ", 1)[1]
-        notes = [n for n in notes if not n.endswith(unrecorded)]
+        notes = [n for n in notes if not n.endswith(UNRECORDED)]
     return meta, replace(wf, arrays=arrays, activations=acts, notes=notes)
 
 

@@ -129,4 +129,5 @@ def check_size(shape, dtype, where, max_bytes):
                          f"{nbytes:,} bytes, over the limit of {max_bytes:,} (raise it with --max-size)")
 
 
-NO_ACTIVATIONS = "{kind} does not record activations: relu …, identity unless --activations is given"
+UNRECORDED = "does not record activations: relu …, identity unless --activations is given"
+NO_ACTIVATIONS = "{kind} " + UNRECORDED
